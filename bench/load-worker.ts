@@ -1,0 +1,113 @@
+/**
+ * The load generator's child process (started by load.ts, pinned to the load core). Runs
+ * autocannon for each request it receives over IPC, forwards per-second ticks, and returns a
+ * run sample.
+ *
+ * autocannon's histogram rounds latencies to whole milliseconds, too coarse for the
+ * sub-millisecond latency a proxy adds on loopback; so every response time is also kept here
+ * (a float per response) and percentiles are computed exactly from those.
+ */
+import autocannon from "autocannon";
+import type { LoadRequest, ParentMessage, WorkerMessage } from "./load.js";
+import { fromAutocannon, latencyFromSamples } from "./report.js";
+
+function send(message: WorkerMessage): void {
+  process.send?.(message);
+}
+
+/** A growable buffer of response times in ms. */
+class LatencyRecorder {
+  #values = new Float64Array(1 << 16);
+  #count = 0;
+  /** Per-connection interval between requests at a fixed rate, for coordinated-omission correction. */
+  readonly #expectedIntervalMs: number;
+
+  constructor(expectedIntervalMs: number) {
+    this.#expectedIntervalMs = expectedIntervalMs;
+  }
+
+  #push(ms: number): void {
+    if (this.#count === this.#values.length) {
+      const bigger = new Float64Array(this.#values.length * 2);
+      bigger.set(this.#values);
+      this.#values = bigger;
+    }
+    this.#values[this.#count++] = ms;
+  }
+
+  /**
+   * Records one response time. At a fixed rate a slow response also delayed the requests that
+   * should have been sent meanwhile; like HdrHistogram's recordValueWithExpectedInterval, those
+   * are recorded too, so a stall is not hidden by the requests it prevented.
+   */
+  record(ms: number): void {
+    this.#push(ms);
+    const interval = this.#expectedIntervalMs;
+    if (interval > 0) {
+      for (let missed = ms - interval; missed >= interval; missed -= interval) this.#push(missed);
+    }
+  }
+
+  get count(): number {
+    return this.#count;
+  }
+
+  get values(): Float64Array {
+    return this.#values;
+  }
+}
+
+function runOnce(id: number, req: LoadRequest): void {
+  const body = req.bodyBytes > 0 ? Buffer.alloc(req.bodyBytes, 0x62) : undefined;
+  const headers: Record<string, string> = { ...req.headers };
+  if (body !== undefined) headers["content-type"] = "application/octet-stream";
+  const connections =
+    req.overallRate !== undefined ? Math.min(req.connections, req.overallRate) : req.connections;
+  const recorder = new LatencyRecorder(
+    req.overallRate !== undefined ? (connections * 1000) / req.overallRate : 0,
+  );
+  const instance = autocannon(
+    {
+      url: `${req.url}${req.path}`,
+      connections,
+      duration: req.durationSec,
+      method: req.method,
+      headers,
+      ...(body === undefined ? {} : { body }),
+      ...(req.overallRate === undefined ? {} : { overallRate: req.overallRate }),
+      timeout: req.timeoutSec,
+    },
+    (err: unknown, result: autocannon.Result) => {
+      if (err) {
+        send({ type: "failed", id, message: err instanceof Error ? err.message : String(err) });
+        return;
+      }
+      const exactLatency = latencyFromSamples(recorder.values, recorder.count);
+      send({
+        type: "done",
+        id,
+        result: fromAutocannon(result, {
+          exactLatency,
+          ...(body === undefined ? {} : { requestBodyBytes: body.length }),
+        }),
+      });
+    },
+  );
+  instance.on(
+    "response",
+    (_client: unknown, statusCode: number, _bytes: number, responseTime: number) => {
+      // Like autocannon's own histogram, latency covers 2xx answers only.
+      if (statusCode >= 200 && statusCode < 300) recorder.record(responseTime);
+    },
+  );
+  // The typings declare "tick" without its argument; autocannon passes the second's counts.
+  (instance as NodeJS.EventEmitter).on("tick", (counts: { counter: number; bytes: number }) => {
+    send({ type: "tick", id, counter: counts.counter, bytes: counts.bytes });
+  });
+}
+
+process.on("message", (raw) => {
+  const msg = raw as ParentMessage;
+  if (msg.type === "run") runOnce(msg.id, msg.request);
+});
+process.on("disconnect", () => process.exit(0));

@@ -1,0 +1,681 @@
+/**
+ * From raw measurements to what a person reads: per-run samples reduced to medians with
+ * min–max, ratios to direct and to HAProxy measured in the same run, a Markdown table per
+ * scenario and an SVG chart. Pure functions only (no I/O), so report.test.ts can check them
+ * on a canned autocannon result.
+ */
+import type { Result as AutocannonResult } from "autocannon";
+
+/** Latency figures of one run, in milliseconds. */
+export interface LatencySummary {
+  readonly p50: number;
+  readonly p90: number;
+  readonly p99: number;
+  readonly p999: number;
+  readonly max: number;
+  readonly mean: number;
+}
+
+/** One measured run of one target in one scenario. */
+export interface RunSample {
+  /** Completed responses (any status) per second. */
+  readonly requestsPerSec: number;
+  /** Bytes moved per second: 2xx response bytes plus request body bytes. */
+  readonly bytesPerSec: number;
+  readonly latency: LatencySummary;
+  /**
+   * "exact": computed from every response time at sub-millisecond resolution;
+   * "autocannon": autocannon's own histogram, which rounds to whole milliseconds.
+   */
+  readonly latencySource: "exact" | "autocannon";
+  readonly completed: number;
+  readonly non2xx: number;
+  /** Connection errors, resets and timeouts: requests that got no response at all. */
+  readonly errors: number;
+  readonly totalBytes: number;
+  readonly durationSec: number;
+  /** CPU milliseconds the target's process tree used during the run; null for direct. */
+  readonly cpuMs: number | null;
+  /** Peak resident memory of the target's process tree during the run; null for direct. */
+  readonly peakRssBytes: number | null;
+}
+
+/** What a scenario's rows lead with; picks the table's columns. */
+export type ScenarioFocus = "throughput" | "latency" | "bytes" | "failover";
+
+export interface TargetOutcome {
+  readonly targetId: string;
+  readonly label: string;
+  readonly samples: RunSample[];
+  /** Why this target has no samples in this scenario; absent when it ran. */
+  readonly skipped?: string;
+}
+
+export interface ScenarioOutcome {
+  readonly id: string;
+  readonly title: string;
+  readonly focus: ScenarioFocus;
+  /** Load shape as run: connections, duration, rate, body size... */
+  readonly params: Readonly<Record<string, number | string>>;
+  readonly targets: TargetOutcome[];
+}
+
+export interface MachineInfo {
+  readonly cpuModel: string;
+  readonly cores: number;
+  readonly memoryBytes: number;
+  readonly os: string;
+  readonly node: string;
+  /** How processes were pinned, e.g. "proxy: core 0; backend+load: core 1", or why not. */
+  readonly pinning: string;
+}
+
+/** Everything one `npm run bench` measured; written to bench/results/latest.json. */
+export interface BenchReport {
+  readonly startedAt: string;
+  readonly finishedAt: string;
+  readonly command: string;
+  readonly machine: MachineInfo;
+  /** Version of every peer and tool, e.g. { haproxy: "2.6.12", autocannon: "9.0.0" }. */
+  readonly versions: Readonly<Record<string, string>>;
+  readonly backend: string;
+  readonly scenarios: ScenarioOutcome[];
+  /** Targets skipped for the whole run, with the reason. */
+  readonly skipped: ReadonlyArray<{ readonly targetId: string; readonly reason: string }>;
+}
+
+/* ------------------------------------------------------------------ raw results */
+
+/**
+ * Percentiles of response times (ms) by nearest rank on a sorted copy. `count` lets the
+ * caller pass a preallocated buffer that is only partly filled.
+ */
+export function latencyFromSamples(samples: Float64Array, count = samples.length): LatencySummary {
+  if (count === 0) return { p50: 0, p90: 0, p99: 0, p999: 0, max: 0, mean: 0 };
+  const sorted = samples.slice(0, count).sort();
+  let sum = 0;
+  for (let i = 0; i < count; i++) sum += sorted[i] ?? 0;
+  const rank = (p: number): number => sorted[Math.min(count - 1, Math.ceil(p * count) - 1)] ?? 0;
+  return {
+    p50: rank(0.5),
+    p90: rank(0.9),
+    p99: rank(0.99),
+    p999: rank(0.999),
+    max: sorted[count - 1] ?? 0,
+    mean: sum / count,
+  };
+}
+
+export interface FromAutocannonOptions {
+  /** Sub-millisecond latency computed from every response; replaces autocannon's. */
+  readonly exactLatency?: LatencySummary;
+  /** Bytes of request body sent per request (uploads count toward bytes moved). */
+  readonly requestBodyBytes?: number;
+}
+
+/** Reduces autocannon's result object to this harness's run sample (without CPU/RSS). */
+export function fromAutocannon(
+  result: AutocannonResult,
+  options: FromAutocannonOptions = {},
+): Omit<RunSample, "cpuMs" | "peakRssBytes"> {
+  const durationSec = result.duration > 0 ? result.duration : 1;
+  const completed = result.requests.total;
+  const bodyBytes = (options.requestBodyBytes ?? 0) * result["2xx"];
+  const totalBytes = result.throughput.total + bodyBytes;
+  const ac = result.latency;
+  const latency = options.exactLatency ?? {
+    p50: ac.p50,
+    p90: ac.p90,
+    p99: ac.p99,
+    p999: ac.p99_9,
+    max: ac.max,
+    mean: ac.mean,
+  };
+  return {
+    requestsPerSec: completed / durationSec,
+    bytesPerSec: totalBytes / durationSec,
+    latency,
+    latencySource: options.exactLatency ? "exact" : "autocannon",
+    completed,
+    non2xx: result.non2xx,
+    // autocannon's `errors` already includes its `timeouts`.
+    errors: result.errors,
+    totalBytes,
+    durationSec,
+  };
+}
+
+/* ------------------------------------------------------------------ summaries */
+
+export interface Spread {
+  readonly median: number;
+  readonly min: number;
+  readonly max: number;
+}
+
+export function spread(values: readonly number[]): Spread | null {
+  if (values.length === 0) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  const median =
+    sorted.length % 2 === 1
+      ? (sorted[mid] ?? 0)
+      : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
+  return { median, min: sorted[0] ?? 0, max: sorted[sorted.length - 1] ?? 0 };
+}
+
+function shift(s: Spread, by: number): Spread {
+  return { median: s.median - by, min: s.min - by, max: s.max - by };
+}
+
+export interface TargetSummary {
+  readonly targetId: string;
+  readonly label: string;
+  readonly skipped?: string;
+  readonly runs: number;
+  readonly rps: Spread | null;
+  readonly mibps: Spread | null;
+  readonly p50: Spread | null;
+  readonly p90: Spread | null;
+  readonly p99: Spread | null;
+  readonly max: Spread | null;
+  /** p50/p99 minus the direct target's median in the same scenario. */
+  readonly addedP50: Spread | null;
+  readonly addedP99: Spread | null;
+  readonly cpuMsPer1k: Spread | null;
+  readonly cpuMsPerGiB: Spread | null;
+  readonly peakRssMiB: Spread | null;
+  readonly errors: Spread | null;
+  readonly non2xx: Spread | null;
+  /** Median throughput (req/s, or bytes/s for byte-focused scenarios) over direct's. */
+  readonly vsDirect: number | null;
+  readonly vsHaproxy: number | null;
+  readonly addedP99VsHaproxy: number | null;
+  readonly cpuVsHaproxy: number | null;
+}
+
+export const DIRECT_ID = "direct";
+export const HAPROXY_ID = "haproxy";
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+
+function ratio(a: number | undefined, b: number | undefined): number | null {
+  if (a === undefined || b === undefined || b === 0 || !Number.isFinite(a / b)) return null;
+  return a / b;
+}
+
+function nonNull(values: ReadonlyArray<number | null>): number[] {
+  return values.filter((v): v is number => v !== null);
+}
+
+/** Medians, min–max and the same-run ratios for every target of one scenario. */
+export function summarizeScenario(scenario: ScenarioOutcome): TargetSummary[] {
+  const base = scenario.targets.map((t) => {
+    const s = t.samples;
+    return {
+      targetId: t.targetId,
+      label: t.label,
+      ...(t.skipped === undefined ? {} : { skipped: t.skipped }),
+      runs: s.length,
+      rps: spread(s.map((r) => r.requestsPerSec)),
+      mibps: spread(s.map((r) => r.bytesPerSec / MiB)),
+      p50: spread(s.map((r) => r.latency.p50)),
+      p90: spread(s.map((r) => r.latency.p90)),
+      p99: spread(s.map((r) => r.latency.p99)),
+      max: spread(s.map((r) => r.latency.max)),
+      cpuMsPer1k: spread(
+        nonNull(
+          s.map((r) =>
+            r.cpuMs === null || r.completed === 0 ? null : (r.cpuMs / r.completed) * 1000,
+          ),
+        ),
+      ),
+      cpuMsPerGiB: spread(
+        nonNull(
+          s.map((r) =>
+            r.cpuMs === null || r.totalBytes === 0 ? null : r.cpuMs / (r.totalBytes / GiB),
+          ),
+        ),
+      ),
+      peakRssMiB: spread(
+        nonNull(s.map((r) => (r.peakRssBytes === null ? null : r.peakRssBytes / MiB))),
+      ),
+      errors: spread(s.map((r) => r.errors)),
+      non2xx: spread(s.map((r) => r.non2xx)),
+    };
+  });
+  const direct = base.find((t) => t.targetId === DIRECT_ID);
+  const haproxy = base.find((t) => t.targetId === HAPROXY_ID);
+  const throughputOf = (t: (typeof base)[number] | undefined): number | undefined =>
+    scenario.focus === "bytes" ? t?.mibps?.median : t?.rps?.median;
+  const added = (t: (typeof base)[number], key: "p50" | "p99"): Spread | null => {
+    const own = t[key];
+    const ref = direct?.[key];
+    if (own === null || ref === null || ref === undefined || t.targetId === DIRECT_ID) return null;
+    return shift(own, ref.median);
+  };
+  const haproxyAddedP99 = haproxy ? added(haproxy, "p99") : null;
+  return base.map((t) => {
+    const addedP99 = added(t, "p99");
+    const cpu = scenario.focus === "bytes" ? t.cpuMsPerGiB : t.cpuMsPer1k;
+    const haproxyCpu = scenario.focus === "bytes" ? haproxy?.cpuMsPerGiB : haproxy?.cpuMsPer1k;
+    return {
+      ...t,
+      addedP50: added(t, "p50"),
+      addedP99,
+      vsDirect: t.runs === 0 ? null : ratio(throughputOf(t), throughputOf(direct)),
+      vsHaproxy: t.runs === 0 ? null : ratio(throughputOf(t), throughputOf(haproxy)),
+      addedP99VsHaproxy: ratio(addedP99?.median, haproxyAddedP99?.median ?? undefined),
+      cpuVsHaproxy: ratio(cpu?.median, haproxyCpu?.median),
+    };
+  });
+}
+
+/* ------------------------------------------------------------------ Markdown */
+
+export function formatNumber(n: number): string {
+  const abs = Math.abs(n);
+  if (abs >= 100) return Math.round(n).toLocaleString("en-US");
+  if (abs >= 10) return n.toFixed(1);
+  if (abs >= 1) return n.toFixed(2);
+  return n.toFixed(3);
+}
+
+function fmtSpread(s: Spread | null): string {
+  if (s === null) return "—";
+  if (s.min === s.max) return formatNumber(s.median);
+  return `${formatNumber(s.median)} (${formatNumber(s.min)}–${formatNumber(s.max)})`;
+}
+
+function fmtMedian(s: Spread | null): string {
+  return s === null ? "—" : formatNumber(s.median);
+}
+
+function fmtRatio(r: number | null): string {
+  return r === null ? "—" : `${r.toFixed(2)}×`;
+}
+
+interface Column {
+  readonly head: string;
+  readonly cell: (t: TargetSummary) => string;
+}
+
+const COLUMNS: Record<ScenarioFocus, Column[]> = {
+  throughput: [
+    { head: "req/s", cell: (t) => fmtSpread(t.rps) },
+    { head: "× direct", cell: (t) => fmtRatio(t.vsDirect) },
+    { head: "× HAProxy", cell: (t) => fmtRatio(t.vsHaproxy) },
+    { head: "p50 ms", cell: (t) => fmtMedian(t.p50) },
+    { head: "p99 ms", cell: (t) => fmtMedian(t.p99) },
+    { head: "CPU ms / 1k req", cell: (t) => fmtSpread(t.cpuMsPer1k) },
+    { head: "CPU × HAProxy", cell: (t) => fmtRatio(t.cpuVsHaproxy) },
+    { head: "peak RSS MiB", cell: (t) => fmtMedian(t.peakRssMiB) },
+    { head: "errors", cell: (t) => errorsCell(t) },
+  ],
+  latency: [
+    { head: "req/s", cell: (t) => fmtMedian(t.rps) },
+    { head: "p50 ms", cell: (t) => fmtMedian(t.p50) },
+    { head: "p90 ms", cell: (t) => fmtMedian(t.p90) },
+    { head: "p99 ms", cell: (t) => fmtSpread(t.p99) },
+    { head: "max ms", cell: (t) => fmtMedian(t.max) },
+    { head: "added p50 ms", cell: (t) => fmtMedian(t.addedP50) },
+    { head: "added p99 ms", cell: (t) => fmtSpread(t.addedP99) },
+    { head: "added p99 × HAProxy", cell: (t) => fmtRatio(t.addedP99VsHaproxy) },
+    { head: "CPU ms / 1k req", cell: (t) => fmtMedian(t.cpuMsPer1k) },
+    { head: "peak RSS MiB", cell: (t) => fmtMedian(t.peakRssMiB) },
+    { head: "errors", cell: (t) => errorsCell(t) },
+  ],
+  bytes: [
+    { head: "MiB/s", cell: (t) => fmtSpread(t.mibps) },
+    { head: "× direct", cell: (t) => fmtRatio(t.vsDirect) },
+    { head: "× HAProxy", cell: (t) => fmtRatio(t.vsHaproxy) },
+    { head: "transfers/s", cell: (t) => fmtMedian(t.rps) },
+    { head: "CPU ms / GiB", cell: (t) => fmtMedian(t.cpuMsPerGiB) },
+    { head: "peak RSS MiB", cell: (t) => fmtSpread(t.peakRssMiB) },
+    { head: "errors", cell: (t) => errorsCell(t) },
+  ],
+  failover: [
+    { head: "req/s", cell: (t) => fmtSpread(t.rps) },
+    { head: "errors seen by client", cell: (t) => fmtSpread(t.errors) },
+    { head: "non-2xx", cell: (t) => fmtSpread(t.non2xx) },
+    { head: "p99 ms", cell: (t) => fmtSpread(t.p99) },
+    { head: "max ms", cell: (t) => fmtMedian(t.max) },
+    { head: "peak RSS MiB", cell: (t) => fmtMedian(t.peakRssMiB) },
+  ],
+};
+
+function errorsCell(t: TargetSummary): string {
+  const errors = t.errors?.median ?? 0;
+  const non2xx = t.non2xx?.median ?? 0;
+  if (t.runs === 0) return "—";
+  if (errors === 0 && non2xx === 0) return "0";
+  return `${formatNumber(errors)} (+${formatNumber(non2xx)} non-2xx)`;
+}
+
+function describeParams(params: ScenarioOutcome["params"]): string {
+  return Object.entries(params)
+    .map(([k, v]) => `${k} ${typeof v === "number" ? v.toLocaleString("en-US") : v}`)
+    .join(", ");
+}
+
+/** One Markdown section per scenario: a heading, the load shape, and a table of targets. */
+export function markdownScenario(scenario: ScenarioOutcome): string {
+  const rows = summarizeScenario(scenario);
+  const columns = COLUMNS[scenario.focus];
+  const head = `| target | runs | ${columns.map((c) => c.head).join(" | ")} |`;
+  const rule = `|---|---:|${columns.map(() => "---:").join("|")}|`;
+  const body = rows.map((t) => {
+    if (t.skipped !== undefined) {
+      return `| ${t.label} | 0 | skipped: ${t.skipped}${" |".repeat(columns.length)}`;
+    }
+    return `| ${t.label} | ${t.runs} | ${columns.map((c) => c.cell(t)).join(" | ")} |`;
+  });
+  return [
+    `### ${scenario.title}`,
+    "",
+    `${describeParams(scenario.params)}.`,
+    "",
+    head,
+    rule,
+    ...body,
+  ]
+    .join("\n")
+    .concat("\n");
+}
+
+/** The whole report as Markdown: machine, every scenario's table, and what was skipped. */
+export function markdownReport(report: BenchReport): string {
+  const m = report.machine;
+  const parts = [
+    `## remora benchmark — ${report.startedAt}`,
+    "",
+    `Machine: ${m.cpuModel}, ${m.cores} cores, ${(m.memoryBytes / GiB).toFixed(1)} GiB, ${m.os}, Node ${m.node}. ` +
+      `Pinning: ${m.pinning}. Backend: ${report.backend}.`,
+    `Medians of the runs, min–max in parentheses. Command: \`${report.command}\`.`,
+    "",
+    ...report.scenarios.map(markdownScenario),
+  ];
+  if (report.skipped.length > 0) {
+    parts.push("Skipped targets:", "");
+    for (const s of report.skipped) parts.push(`- ${s.targetId}: ${s.reason}`);
+    parts.push("");
+  }
+  const versions = Object.entries(report.versions).map(([k, v]) => `${k} ${v}`);
+  parts.push(`Versions: ${versions.join(", ")}.`, "");
+  return parts.join("\n");
+}
+
+/* ------------------------------------------------------------------ SVG */
+
+/** Stable colours per target id; remora in the project's accent colour. */
+const PALETTE: Record<string, string> = {
+  direct: "#9aa5b1",
+  remora: "#d9480f",
+  "remora-mtls": "#f08c00",
+  "node-http-proxy": "#5c7cfa",
+  "fastify-http-proxy": "#15aabf",
+  haproxy: "#2b8a3e",
+  nginx: "#7048e8",
+};
+const FALLBACK_COLOURS = ["#e64980", "#495057", "#82c91e", "#1098ad"];
+
+function colourOf(targetId: string, index: number): string {
+  return PALETTE[targetId] ?? FALLBACK_COLOURS[index % FALLBACK_COLOURS.length] ?? "#000";
+}
+
+function escapeXml(s: string): string {
+  return s
+    .replaceAll("&", "&amp;")
+    .replaceAll("<", "&lt;")
+    .replaceAll(">", "&gt;")
+    .replaceAll('"', "&quot;");
+}
+
+/** A "nice" axis maximum (1, 2, 2.5 or 5 × 10^n) at or above `value`. */
+export function niceCeiling(value: number): number {
+  if (!(value > 0)) return 1;
+  const exp = 10 ** Math.floor(Math.log10(value));
+  for (const step of [1, 2, 2.5, 5, 10]) {
+    if (step * exp >= value) return step * exp;
+  }
+  return 10 * exp;
+}
+
+function compact(n: number): string {
+  if (Math.abs(n) >= 1000) return `${formatNumber(n / 1000)}k`;
+  return formatNumber(n);
+}
+
+interface ChartTarget {
+  readonly id: string;
+  readonly label: string;
+  readonly colour: string;
+}
+
+/**
+ * A two-panel chart: (top) grouped bars of req/s per throughput scenario, one bar per target,
+ * whiskers at min–max; (bottom) horizontal bars of the p99 latency each proxy adds over
+ * direct at a fixed rate. Hand-written SVG so it renders anywhere, including GitHub.
+ */
+export function svgChart(report: BenchReport): string {
+  const W = 1000;
+  const H = 700;
+  const out: string[] = [];
+  const text = (x: number, y: number, s: string, attrs = ""): void => {
+    out.push(`<text x="${x.toFixed(1)}" y="${y.toFixed(1)}" ${attrs}>${escapeXml(s)}</text>`);
+  };
+
+  // Every target that produced a sample anywhere, in table order, with a fixed colour.
+  const targets: ChartTarget[] = [];
+  for (const sc of report.scenarios) {
+    for (const t of sc.targets) {
+      if (t.samples.length > 0 && !targets.some((c) => c.id === t.targetId)) {
+        targets.push({
+          id: t.targetId,
+          label: t.label,
+          colour: colourOf(t.targetId, targets.length),
+        });
+      }
+    }
+  }
+
+  out.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="system-ui, -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif" font-size="13">`,
+    `<rect width="${W}" height="${H}" fill="#ffffff"/>`,
+  );
+  text(
+    24,
+    32,
+    "remora vs. peers — one proxy core",
+    'font-size="20" font-weight="600" fill="#212529"',
+  );
+  const m = report.machine;
+  text(
+    24,
+    52,
+    `${m.cpuModel}, ${m.cores} cores · ${m.pinning} · ${report.startedAt.slice(0, 16).replace("T", " ")} UTC · medians, whiskers min–max`,
+    'fill="#495057" font-size="12"',
+  );
+
+  // Legend, wrapped onto as many rows as it needs.
+  let lx = 24;
+  let ly = 76;
+  for (const t of targets) {
+    const w = 26 + t.label.length * 7.2;
+    if (lx + w > W - 24) {
+      lx = 24;
+      ly += 20;
+    }
+    out.push(`<rect x="${lx}" y="${ly - 10}" width="14" height="14" rx="2" fill="${t.colour}"/>`);
+    text(lx + 20, ly + 1, t.label, 'fill="#212529"');
+    lx += w + 14;
+  }
+
+  // Top panel: grouped bars of req/s.
+  const throughputScenarios = report.scenarios.filter((s) => s.focus === "throughput");
+  const top = { x: 90, y: ly + 40, w: W - 90 - 24, h: 300 };
+  text(
+    top.x - 66,
+    top.y - 14,
+    "Throughput (requests/s, higher is better)",
+    'font-weight="600" fill="#212529"',
+  );
+  drawGroupedBars(out, text, top, throughputScenarios, targets);
+
+  // Bottom panel: added p99 over direct, horizontal bars.
+  const latency = report.scenarios.find((s) => s.focus === "latency");
+  const bottomY = top.y + top.h + 70;
+  const bottom = { x: 190, y: bottomY, w: W - 190 - 60, h: H - bottomY - 30 };
+  const rateNote = latency ? ` at ${String(latency.params.rate ?? "fixed")} req/s` : "";
+  text(
+    24,
+    bottom.y - 14,
+    `Added p99 latency over direct${rateNote} (ms, lower is better)`,
+    'font-weight="600" fill="#212529"',
+  );
+  drawAddedLatency(out, text, bottom, latency, targets);
+
+  out.push("</svg>");
+  return `${out.join("\n")}\n`;
+}
+
+type TextFn = (x: number, y: number, s: string, attrs?: string) => void;
+interface Box {
+  readonly x: number;
+  readonly y: number;
+  readonly w: number;
+  readonly h: number;
+}
+
+function drawGroupedBars(
+  out: string[],
+  text: TextFn,
+  box: Box,
+  scenarios: ScenarioOutcome[],
+  targets: ChartTarget[],
+): void {
+  const groups = scenarios.map((sc) => ({
+    title: sc.title,
+    rows: summarizeScenario(sc).filter((r) => r.rps !== null),
+  }));
+  const peak = Math.max(0, ...groups.flatMap((g) => g.rows.map((r) => r.rps?.max ?? 0)));
+  if (groups.length === 0 || peak === 0) {
+    text(
+      box.x + box.w / 2,
+      box.y + box.h / 2,
+      "no throughput scenario in this run",
+      'text-anchor="middle" fill="#868e96"',
+    );
+    return;
+  }
+  const axisMax = niceCeiling(peak);
+  const y = (v: number): number => box.y + box.h - (v / axisMax) * box.h;
+  for (let i = 0; i <= 5; i++) {
+    const v = (axisMax / 5) * i;
+    out.push(
+      `<line x1="${box.x}" x2="${box.x + box.w}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}" stroke="${i === 0 ? "#495057" : "#e9ecef"}"/>`,
+    );
+    text(box.x - 8, y(v) + 4, compact(v), 'text-anchor="end" fill="#495057" font-size="12"');
+  }
+  const groupW = box.w / groups.length;
+  groups.forEach((g, gi) => {
+    const present = targets.filter((t) => g.rows.some((r) => r.targetId === t.id));
+    const inner = groupW * 0.84;
+    const barW = Math.min(56, inner / Math.max(1, present.length));
+    const start = box.x + gi * groupW + (groupW - barW * present.length) / 2;
+    present.forEach((t, ti) => {
+      const row = g.rows.find((r) => r.targetId === t.id);
+      const s = row?.rps;
+      if (!s) return;
+      const x = start + ti * barW;
+      const bw = barW - 6;
+      out.push(
+        `<rect x="${(x + 3).toFixed(1)}" y="${y(s.median).toFixed(1)}" width="${bw.toFixed(1)}" height="${(box.y + box.h - y(s.median)).toFixed(1)}" fill="${t.colour}"><title>${escapeXml(`${t.label}: ${formatNumber(s.median)} req/s`)}</title></rect>`,
+      );
+      const cx = x + 3 + bw / 2;
+      if (s.max > s.min) {
+        out.push(
+          `<path d="M${cx.toFixed(1)} ${y(s.max).toFixed(1)}V${y(s.min).toFixed(1)}M${(cx - 4).toFixed(1)} ${y(s.max).toFixed(1)}h8M${(cx - 4).toFixed(1)} ${y(s.min).toFixed(1)}h8" stroke="#212529" stroke-width="1.2" fill="none"/>`,
+        );
+      }
+      text(
+        cx,
+        y(s.max) - 6,
+        compact(s.median),
+        'text-anchor="middle" fill="#212529" font-size="11"',
+      );
+    });
+    text(
+      box.x + gi * groupW + groupW / 2,
+      box.y + box.h + 20,
+      g.title,
+      'text-anchor="middle" fill="#212529"',
+    );
+  });
+}
+
+function drawAddedLatency(
+  out: string[],
+  text: TextFn,
+  box: Box,
+  latency: ScenarioOutcome | undefined,
+  targets: ChartTarget[],
+): void {
+  const rows = latency
+    ? summarizeScenario(latency).filter((r) => r.addedP99 !== null && r.targetId !== DIRECT_ID)
+    : [];
+  if (rows.length === 0) {
+    text(
+      box.x + box.w / 2,
+      box.y + 30,
+      "no fixed-rate latency scenario in this run",
+      'text-anchor="middle" fill="#868e96"',
+    );
+    return;
+  }
+  const lo = Math.min(0, ...rows.map((r) => r.addedP99?.min ?? 0));
+  const hi = Math.max(...rows.map((r) => r.addedP99?.max ?? 0));
+  const axisMax = niceCeiling(hi);
+  const axisMin = lo < 0 ? -niceCeiling(-lo) : 0;
+  const x = (v: number): number => box.x + ((v - axisMin) / (axisMax - axisMin)) * box.w;
+  const rowH = Math.min(30, box.h / rows.length);
+  for (let i = 0; i <= 4; i++) {
+    const v = axisMin + ((axisMax - axisMin) / 4) * i;
+    out.push(
+      `<line x1="${x(v).toFixed(1)}" x2="${x(v).toFixed(1)}" y1="${box.y}" y2="${(box.y + rowH * rows.length).toFixed(1)}" stroke="#e9ecef"/>`,
+    );
+    text(
+      x(v),
+      box.y + rowH * rows.length + 16,
+      formatNumber(v),
+      'text-anchor="middle" fill="#495057" font-size="12"',
+    );
+  }
+  out.push(
+    `<line x1="${x(0).toFixed(1)}" x2="${x(0).toFixed(1)}" y1="${box.y}" y2="${(box.y + rowH * rows.length).toFixed(1)}" stroke="#495057"/>`,
+  );
+  rows.forEach((r, i) => {
+    const s = r.addedP99;
+    if (!s) return;
+    const colour = targets.find((t) => t.id === r.targetId)?.colour ?? "#000";
+    const cy = box.y + i * rowH;
+    const x0 = x(Math.min(0, s.median));
+    const x1 = x(Math.max(0, s.median));
+    text(box.x - 10, cy + rowH / 2 + 4, r.label, 'text-anchor="end" fill="#212529"');
+    out.push(
+      `<rect x="${x0.toFixed(1)}" y="${(cy + 4).toFixed(1)}" width="${Math.max(1, x1 - x0).toFixed(1)}" height="${(rowH - 8).toFixed(1)}" fill="${colour}"><title>${escapeXml(`${r.label}: +${formatNumber(s.median)} ms p99`)}</title></rect>`,
+    );
+    if (s.max > s.min) {
+      const my = cy + rowH / 2;
+      out.push(
+        `<path d="M${x(s.min).toFixed(1)} ${my.toFixed(1)}H${x(s.max).toFixed(1)}M${x(s.min).toFixed(1)} ${(my - 4).toFixed(1)}v8M${x(s.max).toFixed(1)} ${(my - 4).toFixed(1)}v8" stroke="#212529" stroke-width="1.2" fill="none"/>`,
+      );
+    }
+    text(
+      x(Math.max(s.max, s.median, 0)) + 8,
+      cy + rowH / 2 + 4,
+      `${s.median >= 0 ? "+" : ""}${formatNumber(s.median)} ms`,
+      'fill="#212529" font-size="12"',
+    );
+  });
+}

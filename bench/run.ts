@@ -1,0 +1,553 @@
+/**
+ * `npm run bench`: every scenario against every target, on the same machine in the same run.
+ *
+ * For each scenario: start its backend(s) on the load core, start every target on the proxy
+ * core, warm each up, then measure them interleaved (run 1 of every target, run 2 of every
+ * target, ...) so drift on a shared machine lands on all targets alike. Progress goes to
+ * stderr, the Markdown table to stdout, and the figures to bench/results/.
+ */
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, release as osRelease, type as osType, tmpdir, totalmem } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { type Backend, type BackendKind, nginxAvailable, startBackend } from "./backend.js";
+import { detectPinning, killAllLaunched, type Pinning, pinProcess } from "./launch.js";
+import { LoadGenerator, type LoadRequest } from "./load.js";
+import { PeakRssProbe, procAvailable, treeCpuMs } from "./proc.js";
+import { Progress } from "./progress.js";
+import {
+  type BenchReport,
+  type MachineInfo,
+  markdownReport,
+  type RunSample,
+  type ScenarioOutcome,
+  svgChart,
+  type TargetOutcome,
+} from "./report.js";
+import {
+  SCENARIO_ALIASES,
+  SCENARIOS,
+  type ScenarioShape,
+  type ScenarioSpec,
+  selectScenarios,
+} from "./scenarios.js";
+import {
+  packageVersion,
+  type RunningTarget,
+  SERVICE_NAME,
+  TARGETS,
+  type TargetSpec,
+} from "./targets.js";
+
+const HELP = `Usage: npm run bench -- [options]
+
+Measures remora against the backend directly, node-http-proxy, @fastify/http-proxy, HAProxy
+and nginx, each proxy pinned to the same single core. Progress on stderr, a Markdown table on
+stdout, figures in bench/results/latest.json and a chart in bench/results/latest.svg.
+
+Options:
+  --quick               short versions of the quick scenarios (${SCENARIO_ALIASES.quick?.join(", ")}),
+                        3 runs each; under 3 minutes
+  --scenario NAME       run only these scenarios (repeatable or comma-separated):
+                        ${SCENARIOS.map((s) => s.id).join(", ")}, or: stream, all
+  --target ID           run only these targets (repeatable or comma-separated):
+                        ${TARGETS.map((t) => t.id).join(", ")}
+  --duration SECONDS    seconds per measured run (default: per scenario, 10; 3 with --quick)
+  --connections N       connections for every selected scenario (default: per scenario)
+  --runs N              measured runs per target and scenario; medians are reported (default 3)
+  --warmup SECONDS      unmeasured load before the runs (default 3; 1 with --quick)
+  --no-save             print the table but do not write bench/results/
+  -h, --help            this text
+`;
+
+interface Options {
+  readonly scenarios: ScenarioSpec[];
+  readonly targetIds: ReadonlySet<string> | null;
+  readonly quick: boolean;
+  readonly durationSec: number | null;
+  readonly connections: number | null;
+  readonly runs: number;
+  readonly warmupSec: number;
+  readonly save: boolean;
+}
+
+function positive(name: string, raw: string | undefined): number | null {
+  if (raw === undefined) return null;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n <= 0)
+    throw new Error(`--${name} must be a positive number, got "${raw}"`);
+  return n;
+}
+
+function parseOptions(argv: string[]): Options | null {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      quick: { type: "boolean", default: false },
+      scenario: { type: "string", multiple: true },
+      target: { type: "string", multiple: true },
+      duration: { type: "string" },
+      connections: { type: "string" },
+      runs: { type: "string" },
+      warmup: { type: "string" },
+      "no-save": { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  if (values.help) return null;
+  const quick = values.quick === true;
+  const scenarios = selectScenarios(values.scenario ?? [quick ? "quick" : "all"]);
+  let targetIds: Set<string> | null = null;
+  if (values.target !== undefined) {
+    targetIds = new Set(values.target.flatMap((t) => t.split(",")).map((t) => t.trim()));
+    for (const id of targetIds) {
+      if (!TARGETS.some((t) => t.id === id)) {
+        throw new Error(`unknown target "${id}" (known: ${TARGETS.map((t) => t.id).join(", ")})`);
+      }
+    }
+  }
+  const connections = positive("connections", values.connections);
+  const runs = positive("runs", values.runs);
+  return {
+    scenarios,
+    targetIds,
+    quick,
+    durationSec: positive("duration", values.duration),
+    connections: connections === null ? null : Math.round(connections),
+    runs: runs === null ? 3 : Math.round(runs),
+    warmupSec: positive("warmup", values.warmup) ?? (quick ? 1 : 3),
+    save: values["no-save"] !== true,
+  };
+}
+
+function shapeOf(spec: ScenarioSpec, options: Options): ScenarioShape {
+  const base = options.quick ? (spec.quick ?? { ...spec.defaults, durationSec: 3 }) : spec.defaults;
+  return {
+    connections: options.connections ?? base.connections,
+    durationSec: options.durationSec ?? base.durationSec,
+  };
+}
+
+function machineInfo(pinning: Pinning): MachineInfo {
+  const all = cpus();
+  return {
+    cpuModel: all[0]?.model.trim() ?? "unknown",
+    cores: all.length,
+    memoryBytes: totalmem(),
+    os: `${osType()} ${osRelease()}`,
+    node: process.versions.node,
+    pinning: pinning.description,
+  };
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Everything the scenario loop needs, fixed for the whole run. */
+interface RunContext {
+  readonly options: Options;
+  readonly pinning: Pinning;
+  readonly load: LoadGenerator;
+  readonly progress: Progress;
+  readonly dir: string;
+  readonly nginxBackend: boolean;
+}
+
+function loadRequest(
+  spec: ScenarioSpec,
+  shape: ScenarioShape,
+  target: RunningTarget,
+  durationSec: number,
+): LoadRequest {
+  return {
+    url: target.url,
+    connections: shape.connections,
+    durationSec,
+    method: spec.method,
+    path: spec.path,
+    headers: { host: SERVICE_NAME },
+    bodyBytes: spec.bodyBytes,
+    ...(spec.overallRate === undefined ? {} : { overallRate: spec.overallRate }),
+    timeoutSec: spec.timeoutSec,
+  };
+}
+
+/** One measured run: load, plus the target's CPU and peak memory over exactly that window. */
+async function measure(
+  ctx: RunContext,
+  spec: ScenarioSpec,
+  shape: ScenarioShape,
+  target: RunningTarget,
+  backend: Backend,
+): Promise<RunSample> {
+  const pid = target.pid;
+  const probe = pid === null ? null : new PeakRssProbe(pid);
+  const cpuBefore = pid === null ? null : treeCpuMs(pid);
+  const disruption = spec.disruption;
+  const timer =
+    disruption === undefined
+      ? undefined
+      : setTimeout(
+          () => void backend.kill(disruption.killBackend),
+          shape.durationSec * 1000 * disruption.atFraction,
+        );
+  try {
+    const result = await ctx.load.run(loadRequest(spec, shape, target, shape.durationSec), (n) =>
+      ctx.progress.tick(n),
+    );
+    const cpuAfter = pid === null ? null : treeCpuMs(pid);
+    return {
+      ...result,
+      cpuMs: cpuBefore === null || cpuAfter === null ? null : cpuAfter - cpuBefore,
+      peakRssBytes: probe?.stop() ?? null,
+    };
+  } finally {
+    clearTimeout(timer);
+    probe?.stop();
+  }
+}
+
+async function warmUp(
+  ctx: RunContext,
+  spec: ScenarioSpec,
+  shape: ScenarioShape,
+  target: RunningTarget,
+  sec: number,
+): Promise<void> {
+  if (sec <= 0) return;
+  await ctx.load.run(loadRequest(spec, shape, target, sec), (n) => ctx.progress.tick(n));
+}
+
+function backendKind(spec: ScenarioSpec, ctx: RunContext): BackendKind {
+  if (spec.backend !== "any") return spec.backend;
+  return ctx.nginxBackend ? "nginx" : "node";
+}
+
+function summaryOf(sample: RunSample, spec: ScenarioSpec): string {
+  const rate =
+    spec.focus === "bytes"
+      ? `${(sample.bytesPerSec / 2 ** 20).toFixed(0)} MiB/s`
+      : `${Math.round(sample.requestsPerSec).toLocaleString("en-US")} req/s`;
+  const errors = sample.errors + sample.non2xx;
+  return `${rate}, p99 ${sample.latency.p99.toFixed(2)} ms${errors > 0 ? `, ${errors} errors` : ""}`;
+}
+
+/** Scenarios whose targets survive their runs: one process per target serves all runs. */
+async function runShared(
+  ctx: RunContext,
+  spec: ScenarioSpec,
+  shape: ScenarioShape,
+  targets: TargetSpec[],
+): Promise<Map<string, RunSample[] | string>> {
+  const outcome = new Map<string, RunSample[] | string>();
+  const backend = await startBackend({
+    count: spec.backendCount,
+    kind: backendKind(spec, ctx),
+    core: ctx.pinning.loadCore,
+    dir: ctx.dir,
+  });
+  const running = new Map<string, RunningTarget>();
+  try {
+    for (const t of targets) {
+      try {
+        running.set(
+          t.id,
+          await t.start({
+            backends: backend.instances.map((b) => b.address),
+            core: ctx.pinning.proxyCore,
+            dir: ctx.dir,
+          }),
+        );
+        outcome.set(t.id, []);
+      } catch (err) {
+        const reason = `did not start: ${err instanceof Error ? err.message : String(err)}`;
+        outcome.set(t.id, reason);
+        ctx.progress.note(`  ${t.label}: ${reason}`);
+      }
+    }
+    for (const t of targets) {
+      const target = running.get(t.id);
+      if (target === undefined) continue;
+      ctx.progress.begin(`${spec.id} · ${t.label} · warm-up`, ctx.options.warmupSec);
+      await warmUp(ctx, spec, shape, target, ctx.options.warmupSec);
+      ctx.progress.end();
+    }
+    for (let run = 1; run <= ctx.options.runs; run++) {
+      for (const t of targets) {
+        const target = running.get(t.id);
+        const samples = outcome.get(t.id);
+        if (target === undefined || !Array.isArray(samples)) continue;
+        ctx.progress.begin(
+          `${spec.id} · ${t.label} · run ${run}/${ctx.options.runs}`,
+          shape.durationSec,
+        );
+        try {
+          const sample = await measure(ctx, spec, shape, target, backend);
+          samples.push(sample);
+          ctx.progress.end(summaryOf(sample, spec));
+        } catch (err) {
+          ctx.progress.end();
+          ctx.progress.note(
+            `  ${t.label} run ${run} failed: ${err instanceof Error ? err.message : String(err)}`,
+          );
+        }
+        await sleep(200);
+      }
+    }
+  } finally {
+    await Promise.all([...running.values()].map((t) => t.stop()));
+    await backend.stop();
+  }
+  return outcome;
+}
+
+/** Scenarios that break their setup (failover): fresh backends and target for every run. */
+async function runFresh(
+  ctx: RunContext,
+  spec: ScenarioSpec,
+  shape: ScenarioShape,
+  targets: TargetSpec[],
+): Promise<Map<string, RunSample[] | string>> {
+  const outcome = new Map<string, RunSample[] | string>(targets.map((t) => [t.id, []]));
+  const warmup = Math.min(ctx.options.warmupSec, 1);
+  for (let run = 1; run <= ctx.options.runs; run++) {
+    for (const t of targets) {
+      const samples = outcome.get(t.id);
+      if (!Array.isArray(samples)) continue;
+      const backend = await startBackend({
+        count: spec.backendCount,
+        kind: backendKind(spec, ctx),
+        core: ctx.pinning.loadCore,
+        dir: ctx.dir,
+      });
+      let target: RunningTarget | undefined;
+      try {
+        target = await t.start({
+          backends: backend.instances.map((b) => b.address),
+          core: ctx.pinning.proxyCore,
+          dir: ctx.dir,
+        });
+      } catch (err) {
+        const reason = `did not start: ${err instanceof Error ? err.message : String(err)}`;
+        outcome.set(t.id, reason);
+        ctx.progress.note(`  ${t.label}: ${reason}`);
+        await backend.stop();
+        continue;
+      }
+      try {
+        ctx.progress.begin(`${spec.id} · ${t.label} · warm-up`, warmup);
+        await warmUp(ctx, spec, shape, target, warmup);
+        ctx.progress.end();
+        ctx.progress.begin(
+          `${spec.id} · ${t.label} · run ${run}/${ctx.options.runs}`,
+          shape.durationSec,
+        );
+        const sample = await measure(ctx, spec, shape, target, backend);
+        samples.push(sample);
+        ctx.progress.end(summaryOf(sample, spec));
+      } catch (err) {
+        ctx.progress.end();
+        ctx.progress.note(
+          `  ${t.label} run ${run} failed: ${err instanceof Error ? err.message : String(err)}`,
+        );
+      } finally {
+        await target.stop();
+        await backend.stop();
+      }
+    }
+  }
+  return outcome;
+}
+
+function paramsOf(
+  spec: ScenarioSpec,
+  shape: ScenarioShape,
+  runs: number,
+  warmupSec: number,
+): Record<string, number | string> {
+  const params: Record<string, number | string> = {
+    request: `${spec.method} ${spec.path}${spec.bodyBytes > 0 ? ` with ${spec.bodyBytes.toLocaleString("en-US")} B body` : ""}`,
+    connections: shape.connections,
+    "seconds per run": shape.durationSec,
+    runs,
+    "warm-up s": spec.freshPerRun ? Math.min(warmupSec, 1) : warmupSec,
+  };
+  if (spec.overallRate !== undefined) params.rate = spec.overallRate;
+  if (spec.backendCount > 1) params.backends = spec.backendCount;
+  if (spec.disruption !== undefined) params.disruption = spec.disruption.description;
+  return params;
+}
+
+function datedName(iso: string): string {
+  // 2025-01-31T12:34:56.789Z -> 2025-01-31T12-34
+  return iso.slice(0, 16).replace(":", "-");
+}
+
+async function main(): Promise<number> {
+  let options: Options | null;
+  try {
+    options = parseOptions(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`bench: ${err instanceof Error ? err.message : String(err)}\n\n${HELP}`);
+    return 2;
+  }
+  if (options === null) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  const startedAt = new Date().toISOString();
+  const pinning = detectPinning();
+  // The orchestrator itself stays off the proxy core.
+  pinProcess(process.pid, pinning.loadCore);
+  if (!procAvailable())
+    process.stderr.write("bench: /proc not readable; CPU and memory figures will be empty\n");
+
+  // Which targets can run here at all.
+  const versions: Record<string, string> = { node: process.versions.node };
+  const skipped: { targetId: string; reason: string }[] = [];
+  const available: TargetSpec[] = [];
+  for (const t of TARGETS) {
+    if (options.targetIds !== null && !options.targetIds.has(t.id)) continue;
+    const a = t.available();
+    if (a.ok) {
+      available.push(t);
+      Object.assign(versions, a.versions);
+    } else {
+      skipped.push({ targetId: t.id, reason: a.reason });
+      process.stderr.write(`bench: skipping ${t.label}: ${a.reason}\n`);
+    }
+  }
+  const nginxBackend = nginxAvailable();
+  const backendDescription = nginxBackend
+    ? `nginx ${versions.nginx ?? ""} (1 worker; the upload scenario uses the Node.js backend)`.replace(
+        "  ",
+        " ",
+      )
+    : "Node.js (node:cluster, one worker per core it may use), nginx not installed";
+  versions.autocannon = packageVersion("autocannon") ?? "?";
+
+  const plan = options.scenarios.map((spec) => {
+    const shape = shapeOf(spec, options);
+    const targets = available.filter((t) => !spec.needsMultiEndpoint || t.multiEndpoint);
+    const warm = spec.freshPerRun
+      ? Math.min(options.warmupSec, 1) * options.runs
+      : options.warmupSec;
+    return {
+      spec,
+      shape,
+      targets,
+      seconds: targets.length * (warm + options.runs * shape.durationSec),
+    };
+  });
+  const progress = new Progress(plan.reduce((sum, p) => sum + p.seconds, 0));
+
+  const dir = mkdtempSync(join(tmpdir(), "remora-bench-"));
+  tempDir = dir;
+  // nginx workers run as "nobody" when started by root and must reach the files in here.
+  chmodSync(dir, 0o755);
+  const load = LoadGenerator.start(pinning.loadCore);
+  const ctx: RunContext = { options, pinning, load, progress, dir, nginxBackend };
+  const scenarios: ScenarioOutcome[] = [];
+  try {
+    for (const { spec, shape, targets } of plan) {
+      const results = spec.freshPerRun
+        ? await runFresh(ctx, spec, shape, targets)
+        : await runShared(ctx, spec, shape, targets);
+      const rows: TargetOutcome[] = [];
+      for (const t of TARGETS) {
+        if (options.targetIds !== null && !options.targetIds.has(t.id)) continue;
+        const globalSkip = skipped.find((s) => s.targetId === t.id);
+        const result = results.get(t.id);
+        if (globalSkip !== undefined) {
+          rows.push({ targetId: t.id, label: t.label, samples: [], skipped: globalSkip.reason });
+        } else if (spec.needsMultiEndpoint && !t.multiEndpoint) {
+          const reason =
+            t.id === "direct"
+              ? "nothing to fail over without a proxy"
+              : "takes a single upstream; no balancing to fail over";
+          rows.push({ targetId: t.id, label: t.label, samples: [], skipped: reason });
+        } else if (typeof result === "string") {
+          rows.push({ targetId: t.id, label: t.label, samples: [], skipped: result });
+        } else {
+          const samples = result ?? [];
+          rows.push({
+            targetId: t.id,
+            label: t.label,
+            samples,
+            ...(samples.length === 0 ? { skipped: "every run failed" } : {}),
+          });
+        }
+      }
+      scenarios.push({
+        id: spec.id,
+        title: spec.title,
+        focus: spec.focus,
+        params: paramsOf(spec, shape, options.runs, options.warmupSec),
+        targets: rows,
+      });
+    }
+  } finally {
+    progress.finish();
+    await load.stop();
+    cleanUp();
+  }
+
+  const report: BenchReport = {
+    startedAt,
+    finishedAt: new Date().toISOString(),
+    command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`,
+    machine: machineInfo(pinning),
+    versions,
+    backend: backendDescription,
+    scenarios,
+    skipped,
+  };
+  process.stdout.write(markdownReport(report));
+
+  if (options.save) {
+    const results = fileURLToPath(new URL("../../bench/results/", import.meta.url));
+    mkdirSync(results, { recursive: true });
+    const json = `${JSON.stringify(report, null, 2)}\n`;
+    const svg = svgChart(report);
+    const stamp = datedName(startedAt);
+    writeFileSync(join(results, "latest.json"), json);
+    writeFileSync(join(results, `${stamp}.json`), json);
+    writeFileSync(join(results, "latest.svg"), svg);
+    writeFileSync(join(results, `${stamp}.svg`), svg);
+    process.stderr.write(
+      `bench: wrote bench/results/latest.json, latest.svg and ${stamp}.{json,svg}\n`,
+    );
+  }
+  return 0;
+}
+
+/** The run's temp dir (generated configs, the download file), removed however the run ends. */
+let tempDir: string | undefined;
+
+function cleanUp(): void {
+  killAllLaunched();
+  if (tempDir !== undefined) rmSync(tempDir, { recursive: true, force: true });
+  tempDir = undefined;
+}
+
+process.on("exit", cleanUp);
+for (const sig of ["SIGINT", "SIGTERM"] as const) {
+  process.on(sig, () => {
+    cleanUp();
+    process.stderr.write(`\nbench: interrupted (${sig})\n`);
+    process.exit(130);
+  });
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    cleanUp();
+    process.stderr.write(
+      `bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
+    process.exitCode = 1;
+  },
+);

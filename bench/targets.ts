@@ -1,0 +1,329 @@
+/**
+ * What the benchmark measures: one entry per target in TARGETS, each saying whether it can
+ * run here (and its version), how to start it in front of the backend on the proxy core, and
+ * whether it balances several endpoints. Adding a target (say, remora with mTLS) is adding an
+ * entry; nothing else in the harness names targets.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { commandText, freePort, type Launched, launch, waitForHttp } from "./launch.js";
+
+/** The Host every request carries; remora routes it to the backend service. */
+export const SERVICE_NAME = "bench";
+
+const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const DIST_BENCH = fileURLToPath(new URL("./", import.meta.url));
+const REMORA_CLI = join(REPO_ROOT, "dist", "proxy", "cli.js");
+
+export interface TargetContext {
+  /** Backend addresses, `127.0.0.1:PORT`; more than one in the failover scenario. */
+  readonly backends: readonly string[];
+  /** Core to pin the target to, or null. */
+  readonly core: number | null;
+  /** A private temp dir for generated configs. */
+  readonly dir: string;
+}
+
+export interface RunningTarget {
+  /** Base URL the load generator sends to. */
+  readonly url: string;
+  /** Root of the process tree to charge CPU and memory to; null for direct. */
+  readonly pid: number | null;
+  stop(): Promise<void>;
+}
+
+/** Whether a target can run here: with the versions of what it runs, or why not. */
+export type Availability =
+  | { readonly ok: true; readonly versions: Readonly<Record<string, string>> }
+  | { readonly ok: false; readonly reason: string };
+
+export interface TargetSpec {
+  readonly id: string;
+  readonly label: string;
+  /** Balances across several endpoints and survives one dying (the failover scenario). */
+  readonly multiEndpoint: boolean;
+  available(): Availability;
+  /** Starts the target and resolves once a request through it succeeds; throws with a reason. */
+  start(ctx: TargetContext): Promise<RunningTarget>;
+}
+
+/** The installed version of an npm package, or null when it is not installed. */
+export function packageVersion(name: string): string | null {
+  try {
+    const text = readFileSync(join(REPO_ROOT, "node_modules", name, "package.json"), "utf8");
+    return (JSON.parse(text) as { version?: string }).version ?? null;
+  } catch {
+    return null;
+  }
+}
+
+const PROBE_HEADERS = { host: SERVICE_NAME };
+
+/** Waits until GET / through the target returns 200; stops the process if it never does. */
+async function readyThrough(
+  proc: Launched,
+  url: string,
+  timeoutMs = 10_000,
+): Promise<RunningTarget> {
+  try {
+    await waitForHttp(proc, `${url}/`, { timeoutMs, headers: PROBE_HEADERS });
+  } catch (err) {
+    await proc.stop();
+    throw err;
+  }
+  return { url, pid: proc.pid, stop: () => proc.stop() };
+}
+
+/* ------------------------------------------------------------------ direct */
+
+const direct: TargetSpec = {
+  id: "direct",
+  label: "direct (no proxy)",
+  multiEndpoint: false,
+  available: () => ({ ok: true, versions: {} }),
+  async start(ctx) {
+    return { url: `http://${ctx.backends[0]}`, pid: null, stop: async () => {} };
+  },
+};
+
+/* ------------------------------------------------------------------ remora */
+
+function remoraVersion(): string {
+  const pkg = JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8")) as {
+    version?: string;
+  };
+  const rev = commandText("git", ["-C", REPO_ROOT, "rev-parse", "--short", "HEAD"])?.trim();
+  const dirty = commandText("git", [
+    "-C",
+    REPO_ROOT,
+    "status",
+    "--porcelain",
+    "--untracked-files=no",
+  ])?.trim();
+  return `${pkg.version ?? "?"}${rev ? ` (${rev}${dirty ? "+dirty" : ""})` : ""}`;
+}
+
+const remora: TargetSpec = {
+  id: "remora",
+  label: "remora",
+  multiEndpoint: true,
+  available() {
+    if (!existsSync(REMORA_CLI)) {
+      return {
+        ok: false,
+        reason: "dist/proxy/cli.js is missing (run `npm run build` once the proxy exists)",
+      };
+    }
+    return { ok: true, versions: { remora: remoraVersion() } };
+  },
+  async start(ctx) {
+    const port = await freePort();
+    const admin = await freePort();
+    const proc = launch(
+      "remora",
+      process.execPath,
+      [
+        REMORA_CLI,
+        "run",
+        "--listen",
+        String(port),
+        "--admin-port",
+        String(admin),
+        "--service",
+        `${SERVICE_NAME}=${ctx.backends.join(",")}`,
+      ],
+      { core: ctx.core },
+    );
+    try {
+      await waitForHttp(proc, `http://127.0.0.1:${admin}/ready`, { timeoutMs: 15_000 });
+    } catch (err) {
+      await proc.stop();
+      throw err;
+    }
+    return readyThrough(proc, `http://127.0.0.1:${port}`);
+  },
+};
+
+/** The real mesh path (client → remora outbound → mTLS → remora inbound → app); not built yet. */
+const remoraMtls: TargetSpec = {
+  id: "remora-mtls",
+  label: "remora, 2 hops mTLS",
+  multiEndpoint: true,
+  available: () => ({ ok: false, reason: "mTLS not built yet" }),
+  start: () => Promise.reject(new Error("mTLS not built yet")),
+};
+
+/* ------------------------------------------------------------------ Node.js peers */
+
+function nodePeer(
+  id: string,
+  label: string,
+  script: string,
+  packages: readonly string[],
+): TargetSpec {
+  const file = join(DIST_BENCH, script);
+  return {
+    id,
+    label,
+    // Both take a single upstream URL; balancing is left to the user's own code.
+    multiEndpoint: false,
+    available() {
+      const versions = packages.map((p) => [p, packageVersion(p)] as const);
+      const missing = versions.filter(([, v]) => v === null).map(([p]) => p);
+      if (missing.length > 0)
+        return { ok: false, reason: `${missing.join(", ")} not installed (npm install)` };
+      if (!existsSync(file)) return { ok: false, reason: `${script} not built (npm run build)` };
+      return { ok: true, versions: Object.fromEntries(versions) as Record<string, string> };
+    },
+    async start(ctx) {
+      const port = await freePort();
+      const proc = launch(
+        label,
+        process.execPath,
+        [file, "--port", String(port), "--upstream", `http://${ctx.backends[0]}`],
+        { core: ctx.core },
+      );
+      return readyThrough(proc, `http://127.0.0.1:${port}`);
+    },
+  };
+}
+
+const nodeHttpProxy = nodePeer("node-http-proxy", "node-http-proxy", "peer-http-proxy.js", [
+  "http-proxy",
+]);
+const fastifyHttpProxy = nodePeer("fastify-http-proxy", "@fastify/http-proxy", "peer-fastify.js", [
+  "@fastify/http-proxy",
+  "fastify",
+]);
+
+/* ------------------------------------------------------------------ HAProxy */
+
+/** HAProxy as a sidecar would run it: one thread, keep-alive both sides, retries on connect failure. */
+export function haproxyConfig(port: number, backends: readonly string[]): string {
+  const servers = backends
+    .map(
+      (b, i) => `  server s${i} ${b}${backends.length > 1 ? " check inter 1s fall 2 rise 2" : ""}`,
+    )
+    .join("\n");
+  return `# Generated by remora's bench/targets.ts.
+global
+  nbthread 1
+  maxconn 8000
+defaults
+  mode http
+  option http-keep-alive
+  option redispatch
+  retries 2
+  retry-on conn-failure empty-response
+  timeout connect 2s
+  timeout client 60s
+  timeout server 60s
+  timeout http-keep-alive 60s
+frontend fe
+  bind 127.0.0.1:${port}
+  default_backend be
+backend be
+  balance roundrobin
+${servers}
+`;
+}
+
+const haproxy: TargetSpec = {
+  id: "haproxy",
+  label: "HAProxy",
+  multiEndpoint: true,
+  available() {
+    const out = commandText("haproxy", ["-v"]);
+    if (out === null) return { ok: false, reason: "haproxy not on PATH (apt-get install haproxy)" };
+    return { ok: true, versions: { haproxy: /version (\S+)/.exec(out)?.[1] ?? out.split("\n")[0] ?? "?" } };
+  },
+  async start(ctx) {
+    const port = await freePort();
+    const conf = join(ctx.dir, `haproxy-${port}.cfg`);
+    writeFileSync(conf, haproxyConfig(port, ctx.backends));
+    // -db: stay in the foreground, one process (no master-worker).
+    const proc = launch("haproxy", "haproxy", ["-db", "-f", conf], { core: ctx.core });
+    return readyThrough(proc, `http://127.0.0.1:${port}`);
+  },
+};
+
+/* ------------------------------------------------------------------ nginx */
+
+/**
+ * nginx as a reverse proxy with pooled keep-alive upstream connections. Request and response
+ * streaming through memory only (no temp files), as one would configure it for a sidecar.
+ */
+export function nginxProxyConfig(dir: string, port: number, backends: readonly string[]): string {
+  const servers = backends.map((b) => `    server ${b} max_fails=1 fail_timeout=10s;`).join("\n");
+  return `# Generated by remora's bench/targets.ts.
+daemon off;
+master_process on;
+worker_processes 1;
+worker_rlimit_nofile 16384;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 8192; multi_accept on; }
+http {
+  access_log off;
+  keepalive_requests 10000000;
+  keepalive_timeout 120s;
+  client_body_temp_path ${dir}/client_body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  upstream be {
+${servers}
+    keepalive 64;
+    keepalive_requests 10000000;
+  }
+  server {
+    listen 127.0.0.1:${port} backlog=4096;
+    location / {
+      proxy_pass http://be;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_next_upstream error timeout;
+      client_max_body_size 0;
+      proxy_request_buffering off;
+      proxy_max_temp_file_size 0;
+    }
+  }
+}
+`;
+}
+
+const nginx: TargetSpec = {
+  id: "nginx",
+  label: "nginx",
+  multiEndpoint: true,
+  available() {
+    const out = commandText("nginx", ["-v"]);
+    if (out === null)
+      return { ok: false, reason: "nginx not on PATH (apt-get install nginx-light)" };
+    return { ok: true, versions: { nginx: /nginx\/(\S+)/.exec(out)?.[1] ?? out.trim() } };
+  },
+  async start(ctx) {
+    const port = await freePort();
+    const own = join(ctx.dir, `nginx-proxy-${port}`);
+    mkdirSync(own, { recursive: true });
+    const conf = join(own, "nginx.conf");
+    writeFileSync(conf, nginxProxyConfig(own, port, ctx.backends));
+    const proc = launch("nginx", "nginx", ["-p", own, "-c", conf, "-e", join(own, "error.log")], {
+      core: ctx.core,
+    });
+    return readyThrough(proc, `http://127.0.0.1:${port}`);
+  },
+};
+
+/** Every target, in the order tables list them. */
+export const TARGETS: readonly TargetSpec[] = [
+  direct,
+  remora,
+  remoraMtls,
+  nodeHttpProxy,
+  fastifyHttpProxy,
+  haproxy,
+  nginx,
+];

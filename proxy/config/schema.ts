@@ -1,0 +1,325 @@
+/**
+ * The config file's schema: the one place its shape, limits and defaults are written down. Types
+ * are derived from it. Names follow Istio's DestinationRule (trafficPolicy, loadBalancer,
+ * connectionPool) and VirtualService (timeout) vocabulary so Istio users can read a config
+ * without a manual.
+ */
+import * as z from "zod";
+import { isKnownPolicy, knownPolicies } from "../../lb/registry.js";
+import { formatAddress, isBindHost, parseAddress } from "./address.js";
+import { durationSchema } from "./duration.js";
+
+const MAX_UINT32 = 2 ** 32 - 1;
+
+/** An integer field whose every failure (type or range) reads the same. */
+function integer(min: number, max: number, what: string) {
+  const error = (issue: { input?: unknown }) =>
+    issue.input === undefined ? "required" : `expected ${what}: an integer from ${min} to ${max}`;
+  return z.int({ error }).min(min, { error }).max(max, { error });
+}
+
+/** A positive duration; 0 would mean "never" where never is not a safe answer. */
+function positiveDuration(why: string) {
+  return durationSchema.refine((ms) => ms > 0, { error: `must be greater than 0s: ${why}` });
+}
+
+const port = integer(0, 65535, "a port (0 picks a free one)");
+
+/** Kubernetes object name rules for services and namespaces (RFC 1123 label). */
+const DNS_LABEL = /^[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?$/;
+const dnsLabel = z.string().regex(DNS_LABEL, {
+  error: (issue) =>
+    issue.input === undefined
+      ? "required"
+      : `expected a DNS-1123 label (lower-case letters, digits and "-", starting and ending with a letter or digit, at most 63 characters), got ${JSON.stringify(issue.input)}`,
+});
+
+/** An address to listen on; IPv6 may be written with or without brackets, stored without. */
+const bindAddress = z
+  .string()
+  .refine(isBindHost, {
+    error: (issue) =>
+      `expected an IP address or host name to listen on, got ${JSON.stringify(issue.input)}`,
+  })
+  .transform((text) => (text.startsWith("[") ? text.slice(1, -1) : text));
+
+/** A destination `HOST:PORT`, kept as written; parse it with parseAddress. */
+const hostPort = z.string().superRefine((text, ctx) => {
+  try {
+    parseAddress(text);
+  } catch (error) {
+    ctx.addIssue({ code: "custom", message: (error as Error).message });
+  }
+});
+
+function isServiceKey(text: string): boolean {
+  const [name, namespace, extra] = text.split(".");
+  return extra === undefined && DNS_LABEL.test(name ?? "") && DNS_LABEL.test(namespace ?? "");
+}
+
+/**
+ * `NAME` or `NAME.NAMESPACE` → the registry key `NAME.NAMESPACE` (namespace "default" when
+ * omitted), so consumers look the service up without re-parsing.
+ */
+const serviceRef = z
+  .string()
+  .refine((text) => isServiceKey(text.includes(".") ? text : `${text}.default`), {
+    error: (issue) =>
+      `expected NAME or NAME.NAMESPACE (DNS-1123 labels), got ${JSON.stringify(issue.input)}`,
+  })
+  .transform((text) => (text.includes(".") ? text : `${text}.default`));
+
+const listenerTimeouts = z
+  .strictObject({
+    /** Time to receive a complete request head; bounds slowloris. 0s disables (Envoy's meaning). */
+    requestHeaders: durationSchema.prefault("10s"),
+    /** A downstream connection with no request in flight is closed after this; Envoy HCM's 1h. 0s disables. */
+    idle: durationSchema.prefault("1h"),
+  })
+  .prefault({});
+
+/** Fields every listener kind has. */
+const listenerCommon = {
+  /** Unique; names the listener in logs, metrics and the admin API. */
+  name: z.string().min(1, { error: "required: a non-empty name" }),
+  /** 0 = an ephemeral port (tests, demos). */
+  port,
+  timeouts: listenerTimeouts,
+  /** Largest request head in KiB; a larger one gets 431. */
+  maxRequestHeadersKb: integer(1, 8192, "a size in KiB").default(64),
+};
+
+/** Requests from the local app, routed by Host/authority to a mesh service. */
+const outboundListener = z.strictObject({
+  kind: z.literal("outbound"),
+  ...listenerCommon,
+  /** Loopback by default: only the local app should reach it. */
+  address: bindAddress.default("127.0.0.1"),
+});
+
+/** Requests from the mesh, forwarded to the local application. */
+const inboundListener = z.strictObject({
+  kind: z.literal("inbound"),
+  ...listenerCommon,
+  /** All interfaces by default: peers in other pods connect here. */
+  address: bindAddress.default("0.0.0.0"),
+  /** HOST:PORT of the local application. */
+  app: hostPort,
+});
+
+/** Raw TCP proxied to one service (databases, brokers). */
+const tcpListener = z.strictObject({
+  kind: z.literal("tcp"),
+  ...listenerCommon,
+  address: bindAddress.default("127.0.0.1"),
+  /** The service to connect to; output is always the key `NAME.NAMESPACE`. */
+  service: serviceRef,
+});
+
+const LISTENER_KINDS = ["outbound", "inbound", "tcp"] as const;
+
+const listenerSchema = z.discriminatedUnion(
+  "kind",
+  [outboundListener, inboundListener, tcpListener],
+  {
+    error: (issue) => {
+      if (issue.code !== "invalid_union") return undefined;
+      const kind = (issue.input as { kind?: unknown } | undefined)?.kind;
+      const expected = `expected ${LISTENER_KINDS.map((k) => `"${k}"`).join(", ")}`;
+      return kind === undefined
+        ? `required: ${expected}`
+        : `${expected}, got ${JSON.stringify(kind)}`;
+    },
+  },
+);
+
+const endpointSchema = z.strictObject({
+  /** HOST:PORT: IPv4, [IPv6] or a host name. */
+  address: hostPort,
+  /** Relative share for weighted policies; Istio's range. */
+  weight: integer(1, 128, "a weight").default(1),
+  /** Free-form labels (version, zone) for subsets later. */
+  labels: z.record(z.string(), z.string()).default(() => ({})),
+});
+
+const trafficPolicySchema = z
+  .strictObject({
+    loadBalancer: z
+      .strictObject({
+        /** A name known to lb/registry.ts (Istio spellings like ROUND_ROBIN are aliases). */
+        policy: z
+          .string()
+          .refine(isKnownPolicy, {
+            error: (issue) =>
+              `unknown load-balancer policy ${JSON.stringify(issue.input)}: expected one of ${knownPolicies().join(", ")}`,
+          })
+          .default("round-robin"),
+      })
+      .prefault({}),
+    connectionPool: z
+      .strictObject({
+        tcp: z
+          .strictObject({
+            /** Istio's default 10s. */
+            connectTimeout: positiveDuration("a connect must be able to fail").prefault("10s"),
+            /**
+             * Cap on upstream connections per service. Istio defaults to 2^32-1 (no cap); remora
+             * picks 1024 so a misbehaving upstream cannot exhaust the sidecar's file descriptors.
+             */
+            maxConnections: integer(1, MAX_UINT32, "a connection count").default(1024),
+          })
+          .prefault({}),
+        http: z
+          .strictObject({
+            /**
+             * An idle upstream keep-alive connection is closed after this. 4s is deliberately
+             * shorter than Node's 5s server keepAliveTimeout, so remora closes first instead of
+             * reusing a socket the upstream is closing (the 503 "UC" race).
+             */
+            idleTimeout: positiveDuration("idle keep-alive connections must expire").prefault("4s"),
+            /** Requests per upstream connection before it is retired; 0 = unlimited. */
+            maxRequestsPerConnection: integer(0, MAX_UINT32, "a request count").default(0),
+          })
+          .prefault({}),
+      })
+      .prefault({}),
+  })
+  .prefault({});
+
+const serviceSchema = z.strictObject({
+  name: dnsLabel,
+  namespace: dnsLabel.default("default"),
+  /** Static endpoints; a service may also get (or only get) endpoints from discovery. */
+  endpoints: z.array(endpointSchema).default(() => []),
+  trafficPolicy: trafficPolicySchema,
+  /** VirtualService per-request timeout; 0s (Istio's default) disables it, otherwise 504 when exceeded. */
+  timeout: durationSchema.prefault("0s"),
+});
+
+const servicesList = z.array(serviceSchema).default(() => []);
+
+type ServiceOutput = z.output<typeof serviceSchema>;
+
+/** Duplicate services and duplicate endpoints within a service, for config and discovery files. */
+function checkServices(services: readonly ServiceOutput[], ctx: z.RefinementCtx): void {
+  const seen = new Map<string, number>();
+  services.forEach((service, index) => {
+    const key = `${service.name}.${service.namespace}`;
+    const first = seen.get(key);
+    if (first === undefined) seen.set(key, index);
+    else {
+      ctx.addIssue({
+        code: "custom",
+        path: ["services", index, "name"],
+        message: `duplicate service ${key} (first defined at services[${first}])`,
+      });
+    }
+    const addresses = new Map<string, number>();
+    service.endpoints.forEach((endpoint, at) => {
+      const id = endpointId(endpoint.address);
+      if (id === undefined) return; // already reported by the field's own check
+      const earlier = addresses.get(id);
+      if (earlier === undefined) addresses.set(id, at);
+      else {
+        ctx.addIssue({
+          code: "custom",
+          path: ["services", index, "endpoints", at, "address"],
+          message: `duplicate endpoint ${id} (also endpoints[${earlier}])`,
+        });
+      }
+    });
+  });
+}
+
+/** Normalised `host:port`, or undefined when the address is invalid. */
+function endpointId(address: string): string | undefined {
+  try {
+    const { host, port } = parseAddress(address);
+    return formatAddress(host, port);
+  } catch {
+    return undefined;
+  }
+}
+
+/*
+ * The cross-field checks below run even when fields already have issues (zod 4 keeps refining
+ * past non-fatal issues), so they must tolerate values that failed their own checks.
+ */
+export const configSchema = z
+  .strictObject({
+    admin: z
+      .strictObject({
+        /** Istio's admin port; 0 picks a free one. */
+        port: port.default(15000),
+        /** Loopback only: the admin API can drain and stop the proxy. */
+        address: bindAddress.default("127.0.0.1"),
+      })
+      .prefault({}),
+    /** Optional extra endpoint source: a watched YAML file with a top-level `services:` list. */
+    discovery: z
+      .strictObject({ file: z.string().min(1, { error: "required: a file path" }) })
+      .optional(),
+    listeners: z.array(listenerSchema).min(1, { error: "at least one listener is required" }),
+    services: servicesList,
+  })
+  .superRefine((config, ctx) => {
+    const names = new Map<string, number>();
+    const ports = new Map<number, string>();
+    if (config.admin.port !== 0) ports.set(config.admin.port, "admin.port");
+    config.listeners.forEach((listener, index) => {
+      const first = names.get(listener.name);
+      if (first === undefined) names.set(listener.name, index);
+      else {
+        ctx.addIssue({
+          code: "custom",
+          path: ["listeners", index, "name"],
+          message: `duplicate listener name "${listener.name}" (also listeners[${first}])`,
+        });
+      }
+      // Port 0 asks the OS for a free port, so any number of those never collide.
+      if (listener.port !== 0) {
+        const owner = ports.get(listener.port);
+        if (owner === undefined) ports.set(listener.port, `listeners[${index}].port`);
+        else {
+          ctx.addIssue({
+            code: "custom",
+            path: ["listeners", index, "port"],
+            message: `port ${listener.port} is already used by ${owner}`,
+          });
+        }
+      }
+    });
+    checkServices(config.services, ctx);
+    // With a discovery file the service may appear there later, so only a fully static config
+    // can be checked here.
+    if (config.discovery === undefined) {
+      const known = new Set(config.services.map((s) => `${s.name}.${s.namespace}`));
+      config.listeners.forEach((listener, index) => {
+        // A service that failed its own format check is still raw text; reported already.
+        if (listener.kind !== "tcp" || !isServiceKey(listener.service)) return;
+        if (!known.has(listener.service)) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["listeners", index, "service"],
+            message: `unknown service ${listener.service}: not in services (and no discovery.file is configured)`,
+          });
+        }
+      });
+    }
+  });
+
+/** A discovery file: the same service entries as the config's `services`. */
+export const servicesFileSchema = z
+  .strictObject({ services: servicesList })
+  .superRefine((file, ctx) => checkServices(file.services, ctx));
+
+/** The parsed config, defaults applied; durations are milliseconds. */
+export type RemoraConfig = z.output<typeof configSchema>;
+/** What a config file may contain before defaults (used to build configs in code). */
+export type RemoraConfigInput = z.input<typeof configSchema>;
+export type ListenerConfig = RemoraConfig["listeners"][number];
+export type ListenerKind = ListenerConfig["kind"];
+export type ServiceConfig = z.output<typeof serviceSchema>;
+export type EndpointConfig = z.output<typeof endpointSchema>;
+export type TrafficPolicyConfig = z.output<typeof trafficPolicySchema>;
+export type ServicesFile = z.output<typeof servicesFileSchema>;

@@ -1,0 +1,55 @@
+/**
+ * Every error remora answers a client with, in one table: a stable code, the HTTP status, the
+ * Envoy response flag that access logs and metrics carry, and the short plain-text body.
+ * Codes are never reused (fastify's rule); `errors.test.ts` checks this table against the README.
+ */
+export const ERRORS = {
+  REMORA_ERR_NO_ROUTE: { status: 404, flag: "NR", body: "no route to a service for this host" },
+  REMORA_ERR_NO_HEALTHY_ENDPOINT: { status: 503, flag: "UH", body: "no healthy endpoint" },
+  REMORA_ERR_OVERFLOW: { status: 503, flag: "UO", body: "upstream connection limit reached" },
+  REMORA_ERR_UPSTREAM_CONNECT: { status: 502, flag: "UF", body: "upstream connect failed" },
+  REMORA_ERR_UPSTREAM_RESET: { status: 502, flag: "UC", body: "upstream connection closed" },
+  REMORA_ERR_UPSTREAM_PROTOCOL: { status: 502, flag: "UPE", body: "invalid upstream response" },
+  REMORA_ERR_UPSTREAM_TIMEOUT: { status: 504, flag: "UT", body: "upstream request timeout" },
+  REMORA_ERR_HEADER_TIMEOUT: { status: 408, flag: "DPE", body: "request header timeout" },
+  REMORA_ERR_BAD_REQUEST: { status: 400, flag: "DPE", body: "bad request" },
+  REMORA_ERR_URI_TOO_LONG: { status: 414, flag: "DPE", body: "request target too long" },
+  REMORA_ERR_HEADERS_TOO_LARGE: {
+    status: 431,
+    flag: "DPE",
+    body: "request header section too large",
+  },
+  REMORA_ERR_NOT_IMPLEMENTED: { status: 501, flag: "DPE", body: "not implemented" },
+  REMORA_ERR_VERSION: { status: 505, flag: "DPE", body: "HTTP version not supported" },
+  REMORA_ERR_EXPECTATION: { status: 417, flag: "DPE", body: "expectation not supported" },
+  REMORA_ERR_METHOD: { status: 405, flag: "DPE", body: "method not supported by this listener" },
+  REMORA_ERR_DRAINING: { status: 503, flag: "LR", body: "proxy is draining" },
+} as const satisfies Record<string, { status: number; flag: string; body: string }>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** The parse-error status a codec reports, mapped to the code a client sees. */
+export function codeForParseStatus(status: number): ErrorCode {
+  switch (status) {
+    case 414:
+      return "REMORA_ERR_URI_TOO_LONG";
+    case 431:
+      return "REMORA_ERR_HEADERS_TOO_LARGE";
+    case 501:
+      return "REMORA_ERR_NOT_IMPLEMENTED";
+    case 505:
+      return "REMORA_ERR_VERSION";
+    default:
+      return "REMORA_ERR_BAD_REQUEST";
+  }
+}
+
+/** An error of remora's own with a fixed name and a stable code (undici's pattern). */
+export class RemoraError extends Error {
+  override readonly name = "RemoraError";
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+}

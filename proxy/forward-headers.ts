@@ -1,0 +1,193 @@
+import { randomUUID } from "node:crypto";
+import type { RequestHead, ResponseHead } from "./http/head.js";
+
+/** How a field is treated when a head is re-serialised for the next hop. */
+const KEEP = 0;
+/** Hop-by-hop (RFC 9110 §7.6.1) or re-framed by us: never forwarded as received. */
+const DROP = 1;
+const X_FORWARDED_FOR = 2;
+const HOST = 3;
+const X_REQUEST_ID = 4;
+const EXPECT = 5;
+
+/**
+ * Classify a field name without lower-casing every name: only names whose length matches a
+ * field we care about are compared.
+ */
+function classifyRequestField(name: string): number {
+  switch (name.length) {
+    case 2:
+      return name.toLowerCase() === "te" ? DROP : KEEP;
+    case 4:
+      return name.toLowerCase() === "host" ? HOST : KEEP;
+    case 6:
+      return name.toLowerCase() === "expect" ? EXPECT : KEEP;
+    case 7: {
+      const lower = name.toLowerCase();
+      return lower === "upgrade" || lower === "trailer" ? DROP : KEEP;
+    }
+    case 10: {
+      const lower = name.toLowerCase();
+      return lower === "connection" || lower === "keep-alive" ? DROP : KEEP;
+    }
+    case 12:
+      return name.toLowerCase() === "x-request-id" ? X_REQUEST_ID : KEEP;
+    case 14:
+      return name.toLowerCase() === "content-length" ? DROP : KEEP;
+    case 15:
+      return name.toLowerCase() === "x-forwarded-for" ? X_FORWARDED_FOR : KEEP;
+    case 16:
+      return name.toLowerCase() === "proxy-connection" ? DROP : KEEP;
+    case 17: {
+      const lower = name.toLowerCase();
+      return lower === "transfer-encoding" || lower === "x-forwarded-proto" ? DROP : KEEP;
+    }
+    default:
+      return KEEP;
+  }
+}
+
+function classifyResponseField(name: string): number {
+  switch (name.length) {
+    case 2:
+      return name.toLowerCase() === "te" ? DROP : KEEP;
+    case 7: {
+      const lower = name.toLowerCase();
+      return lower === "upgrade" || lower === "trailer" ? DROP : KEEP;
+    }
+    case 10: {
+      const lower = name.toLowerCase();
+      return lower === "connection" || lower === "keep-alive" ? DROP : KEEP;
+    }
+    case 14:
+      return name.toLowerCase() === "content-length" ? DROP : KEEP;
+    case 16:
+      return name.toLowerCase() === "proxy-connection" ? DROP : KEEP;
+    case 17:
+      return name.toLowerCase() === "transfer-encoding" ? DROP : KEEP;
+    default:
+      return KEEP;
+  }
+}
+
+/** Fields named by Connection are hop-by-hop too (RFC 9110 §7.6.1). */
+function namedByConnection(tokens: string[], name: string): boolean {
+  const lower = name.toLowerCase();
+  for (let i = 0; i < tokens.length; i++) if (tokens[i] === lower) return true;
+  return false;
+}
+
+export interface RequestHeadOptions {
+  /** Path to send: origin-form (absolute-form targets are rewritten). */
+  readonly path: string;
+  /** Replaces Host when the client used absolute-form (RFC 9112 §3.2.2); else undefined. */
+  readonly host: string | undefined;
+  readonly clientAddress: string;
+  readonly proto: string;
+  /** Expect: 100-continue was answered here, so it is not forwarded. */
+  readonly expectHandled: boolean;
+  /** Forward the upgrade (Upgrade + Connection: upgrade). */
+  readonly upgrade: string | undefined;
+}
+
+export interface SerializedRequestHead {
+  text: string;
+  requestId: string;
+}
+
+/**
+ * The request head for the upstream: always HTTP/1.1, hop-by-hop fields removed, framing
+ * re-declared from what the codec parsed, X-Forwarded-For appended, X-Forwarded-Proto set,
+ * X-Request-Id added when absent; traceparent/tracestate and every other field pass unchanged.
+ */
+export function serializeRequestHead(
+  head: RequestHead,
+  opts: RequestHeadOptions,
+  out: SerializedRequestHead,
+): void {
+  const headers = head.headers;
+  const tokens = head.connectionTokens;
+  let text = `${head.method} ${opts.path} HTTP/1.1\r\n`;
+  let forwardedFor = "";
+  let requestId = "";
+  if (opts.host !== undefined) text += `host: ${opts.host}\r\n`;
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!;
+    const value = headers[i + 1]!;
+    switch (classifyRequestField(name)) {
+      case DROP:
+        continue;
+      case X_FORWARDED_FOR:
+        forwardedFor = forwardedFor === "" ? value : `${forwardedFor}, ${value}`;
+        continue;
+      case HOST:
+        if (opts.host !== undefined) continue;
+        break;
+      case X_REQUEST_ID:
+        requestId = value;
+        break;
+      case EXPECT:
+        if (opts.expectHandled) continue;
+        break;
+    }
+    if (tokens.length > 0 && namedByConnection(tokens, name)) continue;
+    text += `${name}: ${value}\r\n`;
+  }
+  if (head.chunked) text += "transfer-encoding: chunked\r\n";
+  else if (head.contentLength >= 0) text += `content-length: ${head.contentLength}\r\n`;
+  if (opts.upgrade !== undefined) text += `connection: upgrade\r\nupgrade: ${opts.upgrade}\r\n`;
+  text +=
+    forwardedFor === ""
+      ? `x-forwarded-for: ${opts.clientAddress}\r\n`
+      : `x-forwarded-for: ${forwardedFor}, ${opts.clientAddress}\r\n`;
+  text += `x-forwarded-proto: ${opts.proto}\r\n`;
+  if (requestId === "") {
+    requestId = randomUUID();
+    text += `x-request-id: ${requestId}\r\n`;
+  }
+  out.text = `${text}\r\n`;
+  out.requestId = requestId;
+}
+
+/** Response body framing towards the client, decided once per response. */
+export const FRAMING_NONE = 0;
+export const FRAMING_LENGTH = 1;
+export const FRAMING_CHUNKED = 2;
+/** No length known and the client cannot take chunked: the body ends when we close. */
+export const FRAMING_CLOSE = 3;
+
+/**
+ * The response head for the client: hop-by-hop fields removed and framing re-declared.
+ * `connection` is the Connection value to send ("close", "keep-alive", "upgrade" or "").
+ */
+export function serializeResponseHead(
+  head: ResponseHead,
+  framing: number,
+  connection: string,
+): string {
+  const headers = head.headers;
+  const tokens = head.connectionTokens;
+  const upgrade = head.status === 101;
+  let text = `HTTP/1.1 ${head.status} ${head.reason}\r\n`;
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!;
+    if (classifyResponseField(name) === DROP) {
+      if (!(upgrade && name.length === 7 && name.toLowerCase() === "upgrade")) continue;
+    } else if (tokens.length > 0 && namedByConnection(tokens, name)) continue;
+    text += `${name}: ${headers[i + 1]}\r\n`;
+  }
+  if (framing === FRAMING_CHUNKED) text += "transfer-encoding: chunked\r\n";
+  else if (head.contentLength >= 0 && (framing === FRAMING_LENGTH || framing === FRAMING_NONE)) {
+    // HEAD and 304 responses keep the length of the body they describe (RFC 9110 §8.6).
+    if (head.status !== 204 && head.status >= 200) {
+      text += `content-length: ${head.contentLength}\r\n`;
+    }
+  }
+  if (connection !== "") text += `connection: ${connection}\r\n`;
+  return `${text}\r\n`;
+}
+
+/** An interim (1xx) response relayed to an HTTP/1.1 client. */
+export function serializeInterimHead(head: ResponseHead): string {
+  return serializeResponseHead(head, FRAMING_NONE, "");
+}

@@ -1,0 +1,865 @@
+import type { Socket } from "node:net";
+import type { Endpoint } from "../discovery/endpoint.js";
+import type { Cluster } from "./cluster.js";
+import { codeForParseStatus, ERRORS, type ErrorCode, type RemoraError } from "./errors.js";
+import { type ExchangeRecord, type ExchangeReporter, emptyRecord } from "./exchange.js";
+import {
+  FRAMING_CHUNKED,
+  FRAMING_CLOSE,
+  FRAMING_LENGTH,
+  FRAMING_NONE,
+  type SerializedRequestHead,
+  serializeInterimHead,
+  serializeRequestHead,
+  serializeResponseHead,
+} from "./forward-headers.js";
+import { ChunkedDecoder, type ChunkSink } from "./http/chunked.js";
+import { HttpParseError } from "./http/errors.js";
+import type { HeadLimits, RequestHead, ResponseHead } from "./http/head.js";
+import { parseRequestHead } from "./http/request-parser.js";
+import { parseResponseHead } from "./http/response-parser.js";
+import { localReply } from "./local-reply.js";
+import { newRouteResult, type RouteResult, routeRequest } from "./pipeline.js";
+import type { UpstreamConnection, UpstreamOwner } from "./upstream/connection.js";
+import type { ConnectWaiter, UpstreamPool } from "./upstream/pool.js";
+
+/** What an HTTP listener gives each of its sessions; shared, read-only on the hot path. */
+export interface SessionContext {
+  readonly listener: string;
+  /** Chooses the cluster for a request (outbound: by authority; inbound: the app). */
+  route(authority: string): Cluster | undefined;
+  readonly limits: HeadLimits;
+  readonly requestHeadersTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+  /** "http" now; "https" once the mTLS issue terminates TLS here. */
+  readonly proto: string;
+  readonly reporter: ExchangeReporter;
+  /** Set while the listener drains: every exchange ends with Connection: close. */
+  readonly draining: boolean;
+  onSessionClosed(session: HttpSession): void;
+}
+
+// Session states.
+const READ_HEAD = 0;
+/** Head parsed and routed; waiting for an upstream connection. */
+const CONNECTING = 1;
+/** Upstream attached: request body and/or response in flight. */
+const ACTIVE = 2;
+/** After a 101: opaque bytes both ways. */
+const TUNNEL = 3;
+const CLOSED = 4;
+
+// Request body framing.
+const BODY_NONE = 0;
+const BODY_LENGTH = 1;
+const BODY_CHUNKED = 2;
+
+// Response reading modes (how the upstream delimits the body) beyond the framing constants.
+const RES_HEAD = -1;
+/** Close-delimited upstream body re-framed as chunked for an HTTP/1.1 client. */
+const RES_RECHUNK = 10;
+/** Chunked upstream body decoded for an HTTP/1.0 client (which then sees a close-delimited body). */
+const RES_DECHUNK = 11;
+
+// Why the client socket is paused (bit set).
+const PAUSE_BACKPRESSURE = 1;
+const PAUSE_PIPELINE = 2;
+
+/** Bytes of request body held while no upstream is attached before reading pauses. */
+const QUEUE_HIGH_WATER = 64 * 1024;
+/** Largest fully-buffered request body kept for a retry on a fresh connection. */
+const REPLAY_LIMIT = 64 * 1024;
+
+const CONTINUE_100 = Buffer.from("HTTP/1.1 100 Continue\r\n\r\n", "latin1");
+const LAST_CHUNK = Buffer.from("0\r\n\r\n", "latin1");
+const CRLF = Buffer.from("\r\n", "latin1");
+
+/**
+ * One downstream HTTP/1.1 connection: parses requests strictly, forwards each to an upstream
+ * connection from the chosen endpoint's pool, and relays the response, streaming both bodies
+ * with backpressure. Requests on a connection are handled one at a time; pipelined requests
+ * wait in the read buffer and are answered in order.
+ *
+ * Socket listeners are installed once per connection; per-request work allocates the parsed
+ * head, the serialised upstream head and little else.
+ */
+export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
+  readonly #socket: Socket;
+  readonly #ctx: SessionContext;
+  readonly #clientAddress: string;
+  #state = READ_HEAD;
+  /** Unparsed client bytes (a partial head, or pipelined requests). */
+  #pending: Buffer | null = null;
+  #paused = 0;
+  #driving = false;
+  #headerTimer: NodeJS.Timeout | null = null;
+
+  // --- the current exchange ---
+  #head: RequestHead | null = null;
+  #cluster: Cluster | null = null;
+  #endpoint: Endpoint | null = null;
+  #pool: UpstreamPool | null = null;
+  #conn: UpstreamConnection | null = null;
+  #route: RouteResult = newRouteResult();
+  #upstreamHead: SerializedRequestHead = { text: "", requestId: "" };
+  #bodyMode = BODY_NONE;
+  #bodyRemaining = 0;
+  #requestDecoder: ChunkedDecoder | null = null;
+  #requestDone = true;
+  /** Body bytes received while no upstream is attached. */
+  #queue: Buffer[] = [];
+  #queued = 0;
+  /** The whole body as first written upstream, when small enough to send again. */
+  #replay: Buffer[] | null = null;
+  #bodySent = 0;
+  #retried = false;
+  #sent100 = false;
+  #closeAfter = false;
+  #timer: NodeJS.Timeout | null = null;
+
+  #resMode = RES_HEAD;
+  #resPending: Buffer | null = null;
+  #resRemaining = 0;
+  #responseDecoder: ChunkedDecoder | null = null;
+  #resHeadSent = false;
+  #upstreamReusable = true;
+  #upstreamPaused = false;
+  #record: ExchangeRecord;
+  #started = 0;
+
+  constructor(socket: Socket, ctx: SessionContext) {
+    this.#socket = socket;
+    this.#ctx = ctx;
+    this.#clientAddress = socket.remoteAddress ?? "unknown";
+    this.#record = emptyRecord(ctx.listener);
+    if (ctx.idleTimeoutMs > 0) socket.setTimeout(ctx.idleTimeoutMs);
+    socket.on("data", this.#onData);
+    socket.on("drain", this.#onDrain);
+    socket.on("end", this.#onEnd);
+    socket.on("error", this.#onError);
+    socket.on("close", this.#onClose);
+    socket.on("timeout", this.#onIdle);
+  }
+
+  /** Finish the exchange in flight (if any) with Connection: close; close now if idle. */
+  drain(): void {
+    if (this.#state === READ_HEAD && this.#pending === null) this.#close();
+    else this.#closeAfter = true;
+  }
+
+  destroy(): void {
+    this.#socket.destroy();
+  }
+
+  // ---------------------------------------------------------------- client socket events
+
+  #onData = (chunk: Buffer): void => {
+    switch (this.#state) {
+      case READ_HEAD:
+        this.#append(chunk);
+        this.#drive();
+        return;
+      case CONNECTING:
+      case ACTIVE: {
+        let used = 0;
+        if (!this.#requestDone) {
+          used = this.#consumeBody(chunk, 0, chunk.length);
+          if (this.#isClosed()) return;
+        }
+        if (used < chunk.length) {
+          // Pipelined bytes: hold them (bounded) until this exchange is done.
+          this.#append(used === 0 ? chunk : chunk.subarray(used));
+          if (this.#pending!.length > this.#ctx.limits.maxHeadBytes) this.#pause(PAUSE_PIPELINE);
+        }
+        return;
+      }
+      case TUNNEL:
+        if (this.#conn !== null && !this.#conn.socket.write(chunk)) this.#pause(PAUSE_BACKPRESSURE);
+        return;
+    }
+  };
+
+  #onDrain = (): void => {
+    if (this.#upstreamPaused) {
+      this.#upstreamPaused = false;
+      this.#conn?.socket.resume();
+    }
+  };
+
+  #onEnd = (): void => {
+    // The client half-closed. A complete request still gets its response; then we close.
+    if (this.#state === TUNNEL) {
+      this.#conn?.socket.end();
+      return;
+    }
+    if (this.#state === READ_HEAD) {
+      this.#close();
+      return;
+    }
+    if (!this.#requestDone) {
+      this.#abort("DC");
+      return;
+    }
+    this.#closeAfter = true;
+  };
+
+  #onError = (): void => {
+    // 'close' follows; the exchange is reset there.
+  };
+
+  #onClose = (): void => {
+    if (this.#state === TUNNEL) {
+      // A tunnel ends when either side closes; that is its normal end, not a reset.
+      this.#conn?.destroy();
+      this.#conn = null;
+      this.#state = CLOSED;
+      this.#finishStats(true);
+      this.#report();
+    } else if (this.#state !== CLOSED && this.#state !== READ_HEAD) this.#abort("DC");
+    this.#state = CLOSED;
+    if (this.#headerTimer !== null) clearTimeout(this.#headerTimer);
+    this.#ctx.onSessionClosed(this);
+  };
+
+  #onIdle = (): void => {
+    // Downstream idle timeout: only a connection with no request in flight is closed.
+    if (this.#state === READ_HEAD && this.#pending === null) this.#close();
+  };
+
+  #onHeaderTimeout = (): void => {
+    if (this.#state === READ_HEAD && this.#pending !== null)
+      this.#reject("REMORA_ERR_HEADER_TIMEOUT");
+  };
+
+  // ---------------------------------------------------------------- request heads
+
+  #append(chunk: Buffer): void {
+    if (this.#pending === null) {
+      this.#pending = chunk;
+      if (this.#state === READ_HEAD) this.#armHeaderTimer();
+    } else this.#pending = Buffer.concat([this.#pending, chunk]);
+  }
+
+  #armHeaderTimer(): void {
+    const ms = this.#ctx.requestHeadersTimeoutMs;
+    if (ms <= 0) return;
+    if (this.#headerTimer === null) {
+      this.#headerTimer = setTimeout(this.#onHeaderTimeout, ms);
+      this.#headerTimer.unref();
+    } else this.#headerTimer.refresh();
+  }
+
+  /** Parse and start every complete request head in the buffer, one exchange at a time. */
+  #drive(): void {
+    if (this.#driving) return;
+    this.#driving = true;
+    while (this.#state === READ_HEAD && this.#pending !== null) {
+      const buf = this.#pending;
+      let head: RequestHead | null;
+      try {
+        head = parseRequestHead(buf, 0, buf.length, this.#ctx.limits);
+      } catch (error) {
+        if (!(error instanceof HttpParseError)) throw error;
+        this.#reject(codeForParseStatus(error.status));
+        break;
+      }
+      if (head === null) break;
+      this.#pending = head.headLength < buf.length ? buf.subarray(head.headLength) : null;
+      this.#startExchange(head);
+    }
+    this.#driving = false;
+  }
+
+  /** A request that cannot be parsed: answer, forward nothing, and close (RFC 9112 §2.2). */
+  #reject(code: ErrorCode): void {
+    this.#pending = null;
+    this.#started = performance.now();
+    this.#record.startMs = Date.now();
+    this.#record.status = ERRORS[code].status;
+    this.#record.flags = ERRORS[code].flag;
+    this.#socket.end(localReply(code, false));
+    this.#state = CLOSED;
+    this.#report();
+  }
+
+  // ---------------------------------------------------------------- the exchange
+
+  #startExchange(head: RequestHead): void {
+    this.#head = head;
+    this.#state = CONNECTING;
+    this.#started = performance.now();
+    const record = this.#record;
+    record.startMs = Date.now();
+    record.method = head.method;
+    record.flags = "-";
+    record.status = 0;
+    record.requestBytes = head.headLength;
+    record.responseBytes = 0;
+    record.cluster = "";
+    record.endpoint = "";
+    this.#closeAfter = head.close || this.#ctx.draining;
+    if (head.chunked) {
+      this.#bodyMode = BODY_CHUNKED;
+      this.#requestDone = false;
+      if (this.#requestDecoder === null) this.#requestDecoder = new ChunkedDecoder();
+      else this.#requestDecoder.reset();
+    } else if (head.contentLength > 0) {
+      this.#bodyMode = BODY_LENGTH;
+      this.#bodyRemaining = head.contentLength;
+      this.#requestDone = false;
+    } else {
+      this.#bodyMode = BODY_NONE;
+      this.#requestDone = true;
+    }
+
+    const route = this.#route;
+    routeRequest(head, this.#ctx, route);
+    record.authority = route.authority;
+    record.path = route.path;
+    if (route.error !== undefined) {
+      this.#localReply(route.error);
+      return;
+    }
+    const cluster = route.cluster!;
+    const endpoint = route.endpoint!;
+    route.cluster = undefined;
+    route.endpoint = undefined;
+    this.#cluster = cluster;
+    this.#endpoint = endpoint;
+    this.#pool = cluster.pool(endpoint);
+    record.cluster = cluster.key;
+    record.endpoint = endpoint.id;
+    cluster.stats.requests++;
+    cluster.stats.active++;
+    cluster.onStart(endpoint);
+    const timeoutMs = cluster.settings.timeoutMs;
+    if (timeoutMs > 0) this.#timer = setTimeout(this.#onRequestTimeout, timeoutMs);
+
+    const expectHandled = head.expectContinue;
+    const upgrade = head.upgrade !== undefined && !isH2c(head.upgrade) ? head.upgrade : undefined;
+    serializeRequestHead(
+      head,
+      {
+        path: route.path,
+        host: route.rewriteHost ? route.authority : undefined,
+        clientAddress: this.#clientAddress,
+        proto: this.#ctx.proto,
+        expectHandled,
+        upgrade,
+      },
+      this.#upstreamHead,
+    );
+    record.requestId = this.#upstreamHead.requestId;
+
+    // Body bytes that arrived with the head go to the queue until an upstream is attached.
+    const pending = this.#pending;
+    if (pending !== null && !this.#requestDone) {
+      this.#pending = null;
+      const used = this.#consumeBody(pending, 0, pending.length);
+      if (this.#isClosed()) return;
+      if (used < pending.length) this.#pending = pending.subarray(used);
+    }
+
+    if (expectHandled && head.minor === 1 && !this.#requestDone) {
+      // Answer 100 ourselves, as Envoy does, and keep Expect away from the upstream.
+      this.#sent100 = true;
+      this.#socket.write(CONTINUE_100);
+    }
+    this.#acquire(false);
+  }
+
+  #acquire(fresh: boolean): void {
+    const pool = this.#pool!;
+    const result = fresh ? pool.connectFresh(this) : pool.acquire(this);
+    if (result === "overflow") this.#failUpstream("REMORA_ERR_OVERFLOW");
+    else if (result !== "connecting") this.#attach(result);
+  }
+
+  onUpstreamConnected(conn: UpstreamConnection): boolean {
+    if (this.#state !== CONNECTING || this.#conn !== null) return false;
+    this.#attach(conn);
+    return true;
+  }
+
+  onUpstreamConnectFailed(error: RemoraError): void {
+    if (this.#state !== CONNECTING) return;
+    this.#failUpstream(
+      error.code === "REMORA_ERR_OVERFLOW" ? "REMORA_ERR_OVERFLOW" : "REMORA_ERR_UPSTREAM_CONNECT",
+    );
+  }
+
+  /** Send the head and any queued body on a connection that is now ours. */
+  #attach(conn: UpstreamConnection): void {
+    this.#conn = conn;
+    conn.owner = this;
+    conn.requests++;
+    this.#state = ACTIVE;
+    this.#resMode = RES_HEAD;
+    this.#resHeadSent = false;
+    this.#upstreamReusable = true;
+    const socket = conn.socket;
+    const queue = this.#queue;
+    let ok: boolean;
+    if (queue.length === 0) ok = socket.write(this.#upstreamHead.text, "latin1");
+    else {
+      socket.cork();
+      ok = socket.write(this.#upstreamHead.text, "latin1");
+      for (let i = 0; i < queue.length; i++) ok = socket.write(queue[i]!);
+      socket.uncork();
+      this.#bodySent += this.#queued;
+      // Keep a whole small body so a stale pooled connection can be retried (see #onUpstreamGone).
+      this.#replay = this.#requestDone && this.#queued <= REPLAY_LIMIT ? queue : null;
+      this.#queue = [];
+      this.#queued = 0;
+    }
+    if (!ok) this.#pause(PAUSE_BACKPRESSURE);
+    else this.#resume(PAUSE_BACKPRESSURE);
+  }
+
+  /** Feed request body bytes; returns the index just past the bytes that belong to it. */
+  #consumeBody(buf: Buffer, start: number, end: number): number {
+    let stop: number;
+    if (this.#bodyMode === BODY_LENGTH) {
+      stop = Math.min(end, start + this.#bodyRemaining);
+      this.#bodyRemaining -= stop - start;
+      if (this.#bodyRemaining === 0) this.#requestDone = true;
+    } else {
+      const decoder = this.#requestDecoder!;
+      try {
+        stop = decoder.feed(buf, start, end, null);
+      } catch (error) {
+        if (!(error instanceof HttpParseError)) throw error;
+        // Bad chunk framing: nothing more may reach the upstream (no smuggled second request).
+        this.#abortRequest(codeForParseStatus(error.status));
+        return end;
+      }
+      if (decoder.done) this.#requestDone = true;
+    }
+    if (stop > start)
+      this.#sendBody(start === 0 && stop === buf.length ? buf : buf.subarray(start, stop));
+    return stop;
+  }
+
+  #sendBody(bytes: Buffer): void {
+    this.#record.requestBytes += bytes.length;
+    if (this.#state === ACTIVE && this.#conn !== null) {
+      this.#bodySent += bytes.length;
+      this.#replay = null;
+      if (!this.#conn.socket.write(bytes)) this.#pause(PAUSE_BACKPRESSURE);
+    } else if (this.#state === CONNECTING) {
+      this.#queue.push(bytes);
+      this.#queued += bytes.length;
+      if (this.#queued > QUEUE_HIGH_WATER) this.#pause(PAUSE_BACKPRESSURE);
+    }
+    // Otherwise the exchange already has a local reply and the body is discarded.
+  }
+
+  // ---------------------------------------------------------------- upstream events
+
+  onUpstreamData(conn: UpstreamConnection, chunk: Buffer): void {
+    if (conn !== this.#conn) return;
+    if (this.#state === TUNNEL) {
+      this.#writeClient(chunk);
+      return;
+    }
+    if (this.#resMode !== RES_HEAD) {
+      this.#consumeResponse(chunk, 0, chunk.length);
+      return;
+    }
+    let buf = chunk;
+    if (this.#resPending !== null) {
+      buf = Buffer.concat([this.#resPending, chunk]);
+      this.#resPending = null;
+    }
+    let pos = 0;
+    for (;;) {
+      let head: ResponseHead | null;
+      try {
+        head = parseResponseHead(buf, pos, buf.length, this.#ctx.limits);
+      } catch (error) {
+        if (!(error instanceof HttpParseError)) throw error;
+        this.#failUpstream("REMORA_ERR_UPSTREAM_PROTOCOL");
+        return;
+      }
+      if (head === null) {
+        if (pos < buf.length) this.#resPending = buf.subarray(pos);
+        return;
+      }
+      pos += head.headLength;
+      if (head.status >= 200) {
+        this.#startResponse(head);
+        break;
+      }
+      if (head.status === 101) {
+        this.#startTunnel(head, buf, pos);
+        return;
+      }
+      // Interim responses: our own 100 already went out; others go to HTTP/1.1 clients only.
+      if (!(head.status === 100 && this.#sent100) && this.#head!.minor === 1) {
+        this.#writeClient(Buffer.from(serializeInterimHead(head), "latin1"));
+      }
+      if (pos >= buf.length) return;
+    }
+    if (pos < buf.length) this.#consumeResponse(buf, pos, buf.length);
+  }
+
+  onUpstreamDrain(conn: UpstreamConnection): void {
+    if (conn === this.#conn) this.#resume(PAUSE_BACKPRESSURE);
+  }
+
+  onUpstreamClose(conn: UpstreamConnection, _error: Error | undefined): void {
+    if (conn !== this.#conn) return;
+    this.#conn = null;
+    this.#upstreamReusable = false;
+    switch (this.#state) {
+      case TUNNEL:
+        this.#socket.end();
+        this.#state = CLOSED;
+        this.#report();
+        return;
+      case ACTIVE:
+        break;
+      default:
+        return;
+    }
+    if (this.#resMode === RES_HEAD) {
+      if (this.#canRetryOnFreshConnection(conn)) {
+        this.#retried = true;
+        this.#state = CONNECTING;
+        this.#resPending = null;
+        this.#resume(PAUSE_BACKPRESSURE);
+        if (this.#replay !== null) {
+          this.#queue = this.#replay;
+          for (const b of this.#replay) this.#queued += b.length;
+          this.#bodySent = 0;
+        }
+        this.#acquire(true);
+        return;
+      }
+      this.#failUpstream("REMORA_ERR_UPSTREAM_RESET");
+      return;
+    }
+    if (this.#resMode === FRAMING_CLOSE) {
+      this.#completeResponse();
+      return;
+    }
+    if (this.#resMode === RES_RECHUNK) {
+      this.#writeClient(LAST_CHUNK);
+      this.#completeResponse();
+      return;
+    }
+    // The body was cut short: the client must see a reset, not a truncated "complete" body.
+    this.#record.flags = "UC";
+    this.#abort("UC");
+  }
+
+  /**
+   * A request that died on a reused connection before any response byte is sent once more on a
+   * fresh connection when that cannot duplicate a side effect: nothing of its body had been sent,
+   * or it is idempotent and its whole body is kept for replay.
+   */
+  #canRetryOnFreshConnection(conn: UpstreamConnection): boolean {
+    if (this.#retried || conn.requests <= 1 || this.#resPending !== null) return false;
+    if (this.#bodySent === 0 && this.#replay === null) return true;
+    return this.#replay !== null && isIdempotent(this.#head!.method);
+  }
+
+  #onRequestTimeout = (): void => {
+    this.#timer = null;
+    if (this.#state !== ACTIVE && this.#state !== CONNECTING) return;
+    this.#failUpstream("REMORA_ERR_UPSTREAM_TIMEOUT");
+  };
+
+  // ---------------------------------------------------------------- responses
+
+  #startResponse(head: ResponseHead): void {
+    const request = this.#head!;
+    const noBody = request.method === "HEAD" || head.status === 204 || head.status === 304;
+    let mode: number;
+    let framing: number;
+    if (noBody) {
+      mode = framing = FRAMING_NONE;
+    } else if (head.chunked) {
+      if (request.minor === 1) mode = framing = FRAMING_CHUNKED;
+      else {
+        mode = RES_DECHUNK;
+        framing = FRAMING_CLOSE;
+      }
+    } else if (head.contentLength >= 0) {
+      mode = framing = FRAMING_LENGTH;
+      this.#resRemaining = head.contentLength;
+    } else if (request.minor === 1) {
+      mode = RES_RECHUNK;
+      framing = FRAMING_CHUNKED;
+    } else {
+      mode = framing = FRAMING_CLOSE;
+    }
+    if (mode === FRAMING_CHUNKED || mode === RES_DECHUNK) {
+      if (this.#responseDecoder === null) this.#responseDecoder = new ChunkedDecoder();
+      else this.#responseDecoder.reset();
+    }
+    if (head.close || mode === FRAMING_CLOSE || mode === RES_RECHUNK)
+      this.#upstreamReusable = false;
+    // A response before the request body is complete: the rest of that body has nowhere to go,
+    // so both connections close after this response.
+    if (!this.#requestDone || framing === FRAMING_CLOSE || this.#ctx.draining)
+      this.#closeAfter = true;
+    this.#resMode = mode;
+    this.#record.status = head.status;
+    const connection = this.#closeAfter ? "close" : request.minor === 0 ? "keep-alive" : "";
+    this.#resHeadSent = true;
+    this.#writeClient(Buffer.from(serializeResponseHead(head, framing, connection), "latin1"));
+    if (mode === FRAMING_NONE || (mode === FRAMING_LENGTH && this.#resRemaining === 0)) {
+      this.#completeResponse();
+    }
+  }
+
+  #consumeResponse(buf: Buffer, start: number, end: number): void {
+    switch (this.#resMode) {
+      case FRAMING_LENGTH: {
+        const stop = Math.min(end, start + this.#resRemaining);
+        this.#resRemaining -= stop - start;
+        this.#writeClient(start === 0 && stop === buf.length ? buf : buf.subarray(start, stop));
+        if (stop < end) this.#upstreamReusable = false;
+        if (this.#resRemaining === 0) this.#completeResponse();
+        return;
+      }
+      case FRAMING_CHUNKED:
+      case RES_DECHUNK: {
+        const decoder = this.#responseDecoder!;
+        const pass = this.#resMode === FRAMING_CHUNKED;
+        let stop: number;
+        try {
+          stop = decoder.feed(buf, start, end, pass ? null : this);
+        } catch (error) {
+          if (!(error instanceof HttpParseError)) throw error;
+          this.#record.flags = "UPE";
+          this.#abort("UPE");
+          return;
+        }
+        if (pass && stop > start) {
+          this.#writeClient(start === 0 && stop === buf.length ? buf : buf.subarray(start, stop));
+        }
+        if (stop < end) this.#upstreamReusable = false;
+        if (decoder.done) this.#completeResponse();
+        return;
+      }
+      case RES_RECHUNK: {
+        const size = end - start;
+        if (size === 0) return;
+        this.#socket.cork();
+        this.#writeClient(Buffer.from(`${size.toString(16)}\r\n`, "latin1"));
+        this.#writeClient(start === 0 && end === buf.length ? buf : buf.subarray(start, end));
+        this.#writeClient(CRLF);
+        this.#socket.uncork();
+        return;
+      }
+      case FRAMING_CLOSE:
+        this.#writeClient(start === 0 && end === buf.length ? buf : buf.subarray(start, end));
+        return;
+      default:
+        // Bytes after a bodiless response: the upstream broke framing; never reuse it.
+        this.#upstreamReusable = false;
+    }
+  }
+
+  /** Decoded chunk payload for an HTTP/1.0 client. */
+  onChunkData(buf: Buffer, start: number, end: number): void {
+    this.#writeClient(buf.subarray(start, end));
+  }
+
+  #writeClient(bytes: Buffer): void {
+    this.#record.responseBytes += bytes.length;
+    if (!this.#socket.write(bytes) && this.#conn !== null && !this.#upstreamPaused) {
+      this.#upstreamPaused = true;
+      this.#conn.socket.pause();
+    }
+  }
+
+  #completeResponse(): void {
+    const conn = this.#conn;
+    if (conn !== null) {
+      this.#conn = null;
+      if (this.#upstreamPaused) {
+        this.#upstreamPaused = false;
+        conn.socket.resume();
+      }
+      this.#pool!.release(conn, this.#upstreamReusable && this.#requestDone);
+    }
+    this.#endExchange(true);
+  }
+
+  #startTunnel(head: ResponseHead, buf: Buffer, pos: number): void {
+    if (this.#head!.upgrade === undefined || isH2c(this.#head!.upgrade)) {
+      this.#failUpstream("REMORA_ERR_UPSTREAM_PROTOCOL");
+      return;
+    }
+    this.#state = TUNNEL;
+    this.#record.status = 101;
+    this.#upstreamReusable = false;
+    this.#clearTimer();
+    this.#writeClient(Buffer.from(serializeResponseHead(head, FRAMING_NONE, "upgrade"), "latin1"));
+    if (pos < buf.length) this.#writeClient(buf.subarray(pos));
+    const pending = this.#pending;
+    this.#pending = null;
+    this.#resume(PAUSE_PIPELINE);
+    if (pending !== null && this.#conn !== null) this.#conn.socket.write(pending);
+  }
+
+  // ---------------------------------------------------------------- endings
+
+  /** Reply from the proxy itself (no route, no endpoint...) and finish the exchange. */
+  #localReply(code: ErrorCode): void {
+    const { status, flag } = ERRORS[code];
+    this.#record.status = status;
+    this.#record.flags = this.#record.flags === "-" ? flag : `${this.#record.flags},${flag}`;
+    if (!this.#requestDone) this.#closeAfter = true;
+    this.#resHeadSent = true;
+    const reply = localReply(code, !this.#closeAfter);
+    this.#record.responseBytes += reply.length;
+    this.#socket.write(reply);
+    this.#endExchange(false);
+  }
+
+  /** The upstream side failed: a local reply if the client has seen nothing yet, else a reset. */
+  #failUpstream(code: ErrorCode): void {
+    const conn = this.#conn;
+    this.#conn = null;
+    conn?.destroy();
+    if (this.#resHeadSent) {
+      this.#record.flags = ERRORS[code].flag;
+      this.#abort(ERRORS[code].flag);
+      return;
+    }
+    this.#localReply(code);
+  }
+
+  /** Malformed request body: answer 400 if nothing was answered yet, and close both sides. */
+  #abortRequest(code: ErrorCode): void {
+    this.#requestDone = false;
+    this.#closeAfter = true;
+    const conn = this.#conn;
+    this.#conn = null;
+    conn?.destroy();
+    if (this.#state === READ_HEAD) {
+      this.#reject(code);
+      return;
+    }
+    if (this.#resHeadSent) this.#abort("DPE");
+    else this.#localReply(code);
+  }
+
+  /** Reset both connections without a response (the client sees the connection close). */
+  #abort(flag: string): void {
+    if (this.#record.flags === "-") this.#record.flags = flag;
+    const conn = this.#conn;
+    this.#conn = null;
+    conn?.destroy();
+    const wasActive =
+      this.#state === ACTIVE || this.#state === CONNECTING || this.#state === TUNNEL;
+    this.#state = CLOSED;
+    this.#socket.destroy();
+    if (wasActive) this.#finishStats(false);
+    this.#clearTimer();
+    this.#report();
+  }
+
+  #endExchange(upstreamAnswered: boolean): void {
+    this.#clearTimer();
+    this.#finishStats(upstreamAnswered);
+    this.#report();
+    this.#head = null;
+    this.#cluster = null;
+    this.#endpoint = null;
+    this.#pool = null;
+    this.#queue = [];
+    this.#queued = 0;
+    this.#replay = null;
+    this.#bodySent = 0;
+    this.#retried = false;
+    this.#sent100 = false;
+    this.#resPending = null;
+    this.#resMode = RES_HEAD;
+    this.#resHeadSent = false;
+    if (this.#closeAfter) {
+      this.#close();
+      return;
+    }
+    this.#state = READ_HEAD;
+    this.#resume(PAUSE_BACKPRESSURE | PAUSE_PIPELINE);
+    if (this.#pending !== null) {
+      this.#armHeaderTimer();
+      // Answer the next pipelined request; deferred when called from inside #drive.
+      if (!this.#driving) this.#drive();
+    }
+  }
+
+  #finishStats(ok: boolean): void {
+    const cluster = this.#cluster;
+    if (cluster === null) return;
+    cluster.stats.active--;
+    const status = this.#record.status;
+    const index = status >= 100 && status < 600 ? Math.floor(status / 100) : 0;
+    cluster.stats.byClass[index]!++;
+    if (this.#endpoint !== null) cluster.onEnd(this.#endpoint, ok && status < 500);
+    this.#cluster = null;
+  }
+
+  #report(): void {
+    const record = this.#record;
+    record.durationMs = performance.now() - this.#started;
+    this.#ctx.reporter.report(record);
+  }
+
+  #clearTimer(): void {
+    if (this.#timer !== null) {
+      clearTimeout(this.#timer);
+      this.#timer = null;
+    }
+  }
+
+  /** A method, not an inline test, so TypeScript does not keep a narrowing across calls. */
+  #isClosed(): boolean {
+    return this.#state === CLOSED;
+  }
+
+  #close(): void {
+    this.#state = CLOSED;
+    this.#pending = null;
+    this.#socket.end();
+  }
+
+  #pause(reason: number): void {
+    if (this.#paused === 0) this.#socket.pause();
+    this.#paused |= reason;
+  }
+
+  #resume(reasons: number): void {
+    if (this.#paused === 0) return;
+    this.#paused &= ~reasons;
+    if (this.#paused === 0) this.#socket.resume();
+  }
+}
+
+/** RFC 9110 §9.2.2. */
+function isIdempotent(method: string): boolean {
+  switch (method) {
+    case "GET":
+    case "HEAD":
+    case "OPTIONS":
+    case "TRACE":
+    case "PUT":
+    case "DELETE":
+      return true;
+    default:
+      return false;
+  }
+}
+
+/**
+ * Upgrade to h2c is never forwarded: proxying it lets a client tunnel past the proxy's
+ * routing and policy (the "h2c smuggling" pattern); Envoy strips it too.
+ */
+function isH2c(upgrade: string): boolean {
+  return upgrade.length >= 3 && upgrade.slice(0, 3).toLowerCase() === "h2c";
+}

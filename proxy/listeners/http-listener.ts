@@ -1,0 +1,83 @@
+import { type AddressInfo, createServer, type Server, type Socket } from "node:net";
+import type { Cluster } from "../cluster.js";
+import type { ExchangeReporter } from "../exchange.js";
+import type { HeadLimits } from "../http/head.js";
+import { HttpSession, type SessionContext } from "../http-session.js";
+
+export interface HttpListenerOptions {
+  readonly name: string;
+  readonly address: string;
+  readonly port: number;
+  readonly limits: HeadLimits;
+  readonly requestHeadersTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+  readonly reporter: ExchangeReporter;
+  /** outbound: authority → service; inbound: always the local app's cluster. */
+  readonly route: (authority: string) => Cluster | undefined;
+}
+
+/** A TCP listener speaking HTTP/1.1 (outbound and inbound kinds). */
+export class HttpListener implements SessionContext {
+  readonly listener: string;
+  readonly limits: HeadLimits;
+  readonly requestHeadersTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+  readonly proto = "http";
+  readonly reporter: ExchangeReporter;
+  readonly route: (authority: string) => Cluster | undefined;
+  draining = false;
+  #options: HttpListenerOptions;
+  #server: Server;
+  #sessions = new Set<HttpSession>();
+
+  constructor(options: HttpListenerOptions) {
+    this.#options = options;
+    this.listener = options.name;
+    this.limits = options.limits;
+    this.requestHeadersTimeoutMs = options.requestHeadersTimeoutMs;
+    this.idleTimeoutMs = options.idleTimeoutMs;
+    this.reporter = options.reporter;
+    this.route = options.route;
+    // allowHalfOpen: a client that half-closes after its request still gets the response.
+    this.#server = createServer({ allowHalfOpen: true, noDelay: true }, this.#onConnection);
+  }
+
+  get connections(): number {
+    return this.#sessions.size;
+  }
+
+  listen(): Promise<AddressInfo> {
+    return listen(this.#server, this.#options.address, this.#options.port);
+  }
+
+  onSessionClosed(session: HttpSession): void {
+    this.#sessions.delete(session);
+  }
+
+  /** Stop accepting; idle connections close now, busy ones after their current exchange. */
+  drain(): void {
+    this.draining = true;
+    this.#server.close();
+    for (const session of this.#sessions) session.drain();
+  }
+
+  close(): void {
+    this.#server.close();
+    for (const session of this.#sessions) session.destroy();
+  }
+
+  #onConnection = (socket: Socket): void => {
+    this.#sessions.add(new HttpSession(socket, this));
+  };
+}
+
+/** Bind a server, resolving with the bound address (the real port when asked for 0). */
+export function listen(server: Server, address: string, port: number): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen({ host: address, port, backlog: 4096 }, () => {
+      server.off("error", reject);
+      resolve(server.address() as AddressInfo);
+    });
+  });
+}

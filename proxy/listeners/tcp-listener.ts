@@ -1,0 +1,119 @@
+import { type AddressInfo, connect, createServer, type Server, type Socket } from "node:net";
+import { EMPTY_PICK_CONTEXT } from "../../lb/balancer.js";
+import type { Cluster } from "../cluster.js";
+import type { ExchangeReporter } from "../exchange.js";
+import { emptyRecord } from "../exchange.js";
+import { listen } from "./http-listener.js";
+
+export interface TcpListenerOptions {
+  readonly name: string;
+  readonly address: string;
+  readonly port: number;
+  /** Cluster key ("name.namespace") of the service the bytes go to. */
+  readonly service: string;
+  readonly cluster: (key: string) => Cluster | undefined;
+  readonly reporter: ExchangeReporter;
+  /** Close a connection with no bytes either way for this long; 0 disables. */
+  readonly idleTimeoutMs: number;
+}
+
+/** Opaque TCP: one endpoint chosen per connection, bytes piped both ways with backpressure. */
+export class TcpListener {
+  #options: TcpListenerOptions;
+  #server: Server;
+  #sockets = new Set<Socket>();
+
+  constructor(options: TcpListenerOptions) {
+    this.#options = options;
+    this.#server = createServer({ allowHalfOpen: true, noDelay: true }, this.#onConnection);
+  }
+
+  get connections(): number {
+    return this.#sockets.size;
+  }
+
+  listen(): Promise<AddressInfo> {
+    return listen(this.#server, this.#options.address, this.#options.port);
+  }
+
+  /** Stop accepting; open connections carry on until either side closes. */
+  drain(): void {
+    this.#server.close();
+  }
+
+  close(): void {
+    this.#server.close();
+    for (const socket of this.#sockets) socket.destroy();
+  }
+
+  #onConnection = (client: Socket): void => {
+    const options = this.#options;
+    const record = emptyRecord(options.name);
+    record.startMs = Date.now();
+    const started = performance.now();
+    this.#sockets.add(client);
+    const cluster = options.cluster(options.service);
+    const endpoint = cluster?.pick(EMPTY_PICK_CONTEXT);
+    record.cluster = options.service;
+    const finish = (flags: string): void => {
+      if (record.durationMs !== 0) return;
+      record.flags = flags;
+      record.durationMs = performance.now() - started || Number.MIN_VALUE;
+      record.requestBytes = client.bytesRead;
+      record.responseBytes = client.bytesWritten;
+      options.reporter.report(record);
+    };
+    client.on("close", () => this.#sockets.delete(client));
+    if (cluster === undefined || endpoint === undefined) {
+      client.on("error", () => {});
+      client.destroy();
+      finish(cluster === undefined ? "NR" : "UH");
+      return;
+    }
+    record.endpoint = endpoint.id;
+    cluster.stats.requests++;
+    cluster.stats.active++;
+    cluster.onStart(endpoint);
+    const connectTimeoutMs = cluster.settings.pool.connectTimeoutMs;
+    const upstream = connect({ host: endpoint.host, port: endpoint.port, allowHalfOpen: true });
+    upstream.setNoDelay(true);
+    upstream.setTimeout(connectTimeoutMs);
+    let connected = false;
+    let ended = false;
+    const end = (ok: boolean, flags: string): void => {
+      if (ended) return;
+      ended = true;
+      cluster.stats.active--;
+      cluster.onEnd(endpoint, ok);
+      finish(flags);
+    };
+    upstream.once("connect", () => {
+      connected = true;
+      upstream.setTimeout(options.idleTimeoutMs);
+      // pipe() carries backpressure both ways and, with allowHalfOpen, half-closes too.
+      client.pipe(upstream);
+      upstream.pipe(client);
+    });
+    upstream.on("timeout", () => {
+      upstream.destroy();
+      client.destroy();
+      end(false, connected ? "-" : "UF");
+    });
+    upstream.on("error", () => {
+      client.destroy();
+      end(false, connected ? "UC" : "UF");
+    });
+    client.on("error", () => {
+      upstream.destroy();
+      end(connected, "DC");
+    });
+    upstream.on("close", () => {
+      if (!client.destroyed && client.writableLength === 0) client.end();
+      end(connected, connected ? "-" : "UF");
+    });
+    client.on("close", () => {
+      upstream.destroy();
+      end(connected, "-");
+    });
+  };
+}

@@ -1,0 +1,109 @@
+import type { Endpoint } from "../discovery/endpoint.js";
+import { EMPTY_PICK_CONTEXT } from "../lb/balancer.js";
+import type { Cluster } from "./cluster.js";
+import type { ErrorCode } from "./errors.js";
+import type { RequestHead } from "./http/head.js";
+import type { SessionContext } from "./http-session.js";
+
+/**
+ * What happens to a request, in order. The first steps run here, synchronously, once the
+ * head is parsed; the rest run in the session as the exchange proceeds.
+ *
+ *   1. target   — authority and path from the request target (RFC 9112 §3.2)
+ *   2. route    — authority → cluster (outbound: by service name; inbound: the local app)
+ *   3. authorize — (the mTLS issue adds authorization policy here, with the peer identity)
+ *   4. balance  — the cluster's balancer picks an endpoint (lb/)
+ *   5. timeout  — the per-request timer starts (HttpSession#startExchange)
+ *   6. forward  — an upstream connection from the endpoint's pool; a request that dies on a
+ *                 reused connection before any response byte goes once more on a fresh one
+ *                 (HttpSession#onUpstreamClose); retries with budgets come with the
+ *                 resilience issue, via PickContext.exclude
+ */
+export interface RouteResult {
+  authority: string;
+  /** Path for the upstream request line (origin-form, or "*"). */
+  path: string;
+  /** The client used absolute-form: Host must be regenerated from the target. */
+  rewriteHost: boolean;
+  cluster: Cluster | undefined;
+  endpoint: Endpoint | undefined;
+  error: ErrorCode | undefined;
+}
+
+export function newRouteResult(): RouteResult {
+  return {
+    authority: "",
+    path: "",
+    rewriteHost: false,
+    cluster: undefined,
+    endpoint: undefined,
+    error: undefined,
+  };
+}
+
+/** Steps 1–4 for one request; `out` is reused per connection. */
+export function routeRequest(head: RequestHead, ctx: SessionContext, out: RouteResult): void {
+  out.error = undefined;
+  out.rewriteHost = false;
+  if (!splitTarget(head, out)) return;
+  const cluster = ctx.route(out.authority);
+  if (cluster === undefined) {
+    out.error = "REMORA_ERR_NO_ROUTE";
+    return;
+  }
+  const endpoint = cluster.pick(EMPTY_PICK_CONTEXT);
+  if (endpoint === undefined) {
+    out.error = "REMORA_ERR_NO_HEALTHY_ENDPOINT";
+    return;
+  }
+  out.cluster = cluster;
+  out.endpoint = endpoint;
+}
+
+/** Sets authority and path; false (with `error`) for targets this proxy does not forward. */
+function splitTarget(head: RequestHead, out: RouteResult): boolean {
+  const target = head.target;
+  out.authority = head.host ?? "";
+  out.path = target;
+  const first = target.charCodeAt(0);
+  if (first === 47 /* / */) return true;
+  if (head.method === "CONNECT") {
+    out.error = "REMORA_ERR_METHOD";
+    return false;
+  }
+  if (target === "*" && head.method === "OPTIONS") return true;
+  const scheme = schemeLength(target);
+  if (scheme === 0) {
+    out.error = "REMORA_ERR_BAD_REQUEST";
+    return false;
+  }
+  let end = scheme;
+  while (end < target.length) {
+    const c = target.charCodeAt(end);
+    if (c === 47 || c === 63 /* ? */ || c === 35 /* # */) break;
+    end++;
+  }
+  const authority = target.slice(scheme, end);
+  // Userinfo in a target is deprecated (RFC 9110 §4.2.4) and a classic confusion vector.
+  if (authority === "" || authority.includes("@")) {
+    out.error = "REMORA_ERR_BAD_REQUEST";
+    return false;
+  }
+  out.authority = authority;
+  out.rewriteHost = true;
+  out.path =
+    end === target.length
+      ? "/"
+      : target.charCodeAt(end) === 47
+        ? target.slice(end)
+        : `/${target.slice(end)}`;
+  return true;
+}
+
+/** Length of "http://" or "https://" (any case) at the start of an absolute-form target, or 0. */
+function schemeLength(target: string): number {
+  const lower = target.slice(0, 8).toLowerCase();
+  if (lower.startsWith("http://")) return 7;
+  if (lower.startsWith("https://")) return 8;
+  return 0;
+}

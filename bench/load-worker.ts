@@ -1,7 +1,7 @@
 /**
  * The load generator's child process (started by load.ts, pinned to the load core). Runs
- * autocannon for each request it receives over IPC, forwards per-second ticks, and returns a
- * run sample.
+ * autocannon (or, for large transfers, stream-client.ts) for each request it receives over
+ * IPC, forwards per-second ticks, and returns a run sample.
  *
  * autocannon's histogram rounds latencies to whole milliseconds, too coarse for the
  * sub-millisecond latency a proxy adds on loopback; so every response time is also kept here
@@ -10,6 +10,7 @@
 import autocannon from "autocannon";
 import type { LoadRequest, ParentMessage, WorkerMessage } from "./load.js";
 import { fromAutocannon, latencyFromSamples } from "./report.js";
+import { runStreamLoad } from "./stream-client.js";
 
 function send(message: WorkerMessage): void {
   process.send?.(message);
@@ -57,7 +58,7 @@ class LatencyRecorder {
   }
 }
 
-function runOnce(id: number, req: LoadRequest): void {
+function runAutocannon(id: number, req: LoadRequest): void {
   const body = req.bodyBytes > 0 ? Buffer.alloc(req.bodyBytes, 0x62) : undefined;
   const headers: Record<string, string> = { ...req.headers };
   if (body !== undefined) headers["content-type"] = "application/octet-stream";
@@ -106,8 +107,17 @@ function runOnce(id: number, req: LoadRequest): void {
   });
 }
 
+function runStream(id: number, req: LoadRequest): void {
+  runStreamLoad(req, (counter, bytes) => send({ type: "tick", id, counter, bytes })).then(
+    (result) => send({ type: "done", id, result }),
+    (err: unknown) => send({ type: "failed", id, message: err instanceof Error ? err.message : String(err) }),
+  );
+}
+
 process.on("message", (raw) => {
   const msg = raw as ParentMessage;
-  if (msg.type === "run") runOnce(msg.id, msg.request);
+  if (msg.type !== "run") return;
+  if (msg.request.client === "stream") runStream(msg.id, msg.request);
+  else runAutocannon(msg.id, msg.request);
 });
 process.on("disconnect", () => process.exit(0));

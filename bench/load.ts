@@ -10,6 +10,11 @@ import type { RunSample } from "./report.js";
 
 /** One load run, as sent to the worker. */
 export interface LoadRequest {
+  /**
+   * "autocannon" for request-rate scenarios; "stream" for the large transfers, where
+   * autocannon's JavaScript body parsing would be the bottleneck (see stream-client.ts).
+   */
+  readonly client: "autocannon" | "stream";
   readonly url: string;
   readonly connections: number;
   readonly durationSec: number;

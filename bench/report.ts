@@ -265,7 +265,9 @@ export function summarizeScenario(scenario: ScenarioOutcome): TargetSummary[] {
       addedP99,
       vsDirect: t.runs === 0 ? null : ratio(throughputOf(t), throughputOf(direct)),
       vsHaproxy: t.runs === 0 ? null : ratio(throughputOf(t), throughputOf(haproxy)),
-      addedP99VsHaproxy: ratio(addedP99?.median, haproxyAddedP99?.median ?? undefined),
+      // A ratio to an added latency at or below zero (HAProxy within noise of direct) means nothing.
+      addedP99VsHaproxy:
+        haproxyAddedP99 !== null && haproxyAddedP99.median > 0 ? ratio(addedP99?.median, haproxyAddedP99.median) : null,
       cpuVsHaproxy: ratio(cpu?.median, haproxyCpu?.median),
     };
   });
@@ -281,10 +283,15 @@ export function formatNumber(n: number): string {
   return n.toFixed(3);
 }
 
-function fmtSpread(s: Spread | null): string {
+function fmtSpread(s: Spread | null, format: (n: number) => string = formatNumber): string {
   if (s === null) return "—";
-  if (s.min === s.max) return formatNumber(s.median);
-  return `${formatNumber(s.median)} (${formatNumber(s.min)}–${formatNumber(s.max)})`;
+  if (s.min === s.max) return format(s.median);
+  return `${format(s.median)} (${format(s.min)}–${format(s.max)})`;
+}
+
+/** Counts (errors, responses) as whole numbers; a median of two runs may be x.5. */
+function formatCount(n: number): string {
+  return Number.isInteger(n) ? n.toLocaleString("en-US") : n.toLocaleString("en-US", { maximumFractionDigits: 1 });
 }
 
 function fmtMedian(s: Spread | null): string {
@@ -336,8 +343,8 @@ const COLUMNS: Record<ScenarioFocus, Column[]> = {
   ],
   failover: [
     { head: "req/s", cell: (t) => fmtSpread(t.rps) },
-    { head: "errors seen by client", cell: (t) => fmtSpread(t.errors) },
-    { head: "non-2xx", cell: (t) => fmtSpread(t.non2xx) },
+    { head: "errors seen by client", cell: (t) => fmtSpread(t.errors, formatCount) },
+    { head: "non-2xx", cell: (t) => fmtSpread(t.non2xx, formatCount) },
     { head: "p99 ms", cell: (t) => fmtSpread(t.p99) },
     { head: "max ms", cell: (t) => fmtMedian(t.max) },
     { head: "peak RSS MiB", cell: (t) => fmtMedian(t.peakRssMiB) },
@@ -349,7 +356,7 @@ function errorsCell(t: TargetSummary): string {
   const non2xx = t.non2xx?.median ?? 0;
   if (t.runs === 0) return "—";
   if (errors === 0 && non2xx === 0) return "0";
-  return `${formatNumber(errors)} (+${formatNumber(non2xx)} non-2xx)`;
+  return `${formatCount(errors)} (+${formatCount(non2xx)} non-2xx)`;
 }
 
 function describeParams(params: ScenarioOutcome["params"]): string {

@@ -160,6 +160,7 @@ function loadRequest(
   durationSec: number,
 ): LoadRequest {
   return {
+    client: spec.client,
     url: target.url,
     connections: shape.connections,
     durationSec,

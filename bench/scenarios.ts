@@ -18,6 +18,8 @@ export interface ScenarioSpec {
   readonly method: "GET" | "POST";
   readonly path: string;
   readonly bodyBytes: number;
+  /** Which load client drives it; see LoadRequest.client. */
+  readonly client: "autocannon" | "stream";
   /** Fixed total request rate; absent means as fast as the connections go. */
   readonly overallRate?: number;
   readonly timeoutSec: number;
@@ -50,6 +52,7 @@ export const SCENARIOS: readonly ScenarioSpec[] = [
     method: "GET",
     path: "/",
     bodyBytes: 0,
+    client: "autocannon",
     timeoutSec: 10,
     defaults: { connections: 32, durationSec: 10 },
     quick: { connections: 32, durationSec: 3 },
@@ -65,6 +68,7 @@ export const SCENARIOS: readonly ScenarioSpec[] = [
     method: "POST",
     path: "/post",
     bodyBytes: 1024,
+    client: "autocannon",
     timeoutSec: 10,
     defaults: { connections: 32, durationSec: 10 },
     backendCount: 1,
@@ -79,6 +83,7 @@ export const SCENARIOS: readonly ScenarioSpec[] = [
     method: "GET",
     path: "/",
     bodyBytes: 0,
+    client: "autocannon",
     overallRate: 1000,
     timeoutSec: 10,
     defaults: { connections: 10, durationSec: 10 },
@@ -95,6 +100,7 @@ export const SCENARIOS: readonly ScenarioSpec[] = [
     method: "GET",
     path: "/download",
     bodyBytes: 0,
+    client: "stream",
     timeoutSec: 60,
     defaults: { connections: 2, durationSec: 10 },
     backendCount: 1,
@@ -109,6 +115,7 @@ export const SCENARIOS: readonly ScenarioSpec[] = [
     method: "POST",
     path: "/upload",
     bodyBytes: STREAM_BYTES,
+    client: "stream",
     timeoutSec: 60,
     defaults: { connections: 2, durationSec: 10 },
     backendCount: 1,
@@ -124,6 +131,7 @@ export const SCENARIOS: readonly ScenarioSpec[] = [
     method: "GET",
     path: "/",
     bodyBytes: 0,
+    client: "autocannon",
     timeoutSec: 10,
     defaults: { connections: 1000, durationSec: 10 },
     backendCount: 1,
@@ -138,6 +146,7 @@ export const SCENARIOS: readonly ScenarioSpec[] = [
     method: "GET",
     path: "/",
     bodyBytes: 0,
+    client: "autocannon",
     timeoutSec: 10,
     defaults: { connections: 32, durationSec: 10 },
     backendCount: 3,

@@ -21,9 +21,7 @@ export const ERRORS = {
   },
   REMORA_ERR_NOT_IMPLEMENTED: { status: 501, flag: "DPE", body: "not implemented" },
   REMORA_ERR_VERSION: { status: 505, flag: "DPE", body: "HTTP version not supported" },
-  REMORA_ERR_EXPECTATION: { status: 417, flag: "DPE", body: "expectation not supported" },
   REMORA_ERR_METHOD: { status: 405, flag: "DPE", body: "method not supported by this listener" },
-  REMORA_ERR_DRAINING: { status: 503, flag: "LR", body: "proxy is draining" },
 } as const satisfies Record<string, { status: number; flag: string; body: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -6,7 +6,6 @@ const REASONS: Record<number, string> = {
   405: "Method Not Allowed",
   408: "Request Timeout",
   414: "URI Too Long",
-  417: "Expectation Failed",
   431: "Request Header Fields Too Large",
   501: "Not Implemented",
   502: "Bad Gateway",

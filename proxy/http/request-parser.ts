@@ -3,6 +3,7 @@
  * Anything ambiguous is rejected, never repaired, because a proxy that guesses differently from
  * the server behind it is how requests get smuggled.
  */
+import type { HttpParseError } from "./errors.js";
 import { FieldFacts, findHeadEnd, parseFieldSection } from "./fields.js";
 import type { HeadLimits, RequestHead } from "./head.js";
 import { type ParseReason, parseError } from "./reasons.js";
@@ -40,8 +41,9 @@ export function parseRequestHead(
   // method SP request-target SP HTTP-version CRLF (RFC 9112 §3), exactly one SP each.
   const methodStart = p;
   while (p < end && TCHAR[buf[p]!] === 1) p++;
-  if (p === end) return incomplete(start, end, limits);
-  if (buf[p] !== SP || p === methodStart) throw requestLineError(buf, p, end, "INVALID_METHOD");
+  // A CR as the last byte: wait for the next one, so the reason never depends on the split.
+  if (p === end || (p + 1 === end && buf[p] === CR)) return incomplete(start, end, limits);
+  if (buf[p] !== SP || p === methodStart) throw requestLineError(buf, p, "INVALID_METHOD");
   const methodEnd = p++;
 
   const targetStart = p;
@@ -51,8 +53,8 @@ export function parseRequestHead(
   const targetScanEnd = Math.min(end, targetLimit + 1);
   while (p < targetScanEnd && VCHAR[buf[p]!] === 1) p++;
   if (p > targetLimit) throw parseError(414, "URI_TOO_LONG");
-  if (p === end) return incomplete(start, end, limits);
-  if (buf[p] !== SP || p === targetStart) throw requestLineError(buf, p, end, "INVALID_TARGET");
+  if (p === end || (p + 1 === end && buf[p] === CR)) return incomplete(start, end, limits);
+  if (buf[p] !== SP || p === targetStart) throw requestLineError(buf, p, "INVALID_TARGET");
   const targetEnd = p++;
 
   // HTTP-version = "HTTP/" DIGIT "." DIGIT (RFC 9112 §2.3), case-sensitive, then CRLF.
@@ -134,17 +136,12 @@ function incomplete(start: number, end: number, limits: HeadLimits): null {
 }
 
 /** The error for an unexpected byte where the request-line needed SP or a method/target byte. */
-function requestLineError(
-  buf: Buffer,
-  p: number,
-  end: number,
-  fallback: ParseReason,
-): ReturnType<typeof parseError> {
+function requestLineError(buf: Buffer, p: number, fallback: ParseReason): HttpParseError {
   const c = buf[p]!;
   if (c === LF) return parseError(400, "BARE_LF");
-  if (c === CR) {
-    return parseError(400, p + 1 < end && buf[p + 1] !== LF ? "BARE_CR" : "INVALID_REQUEST_LINE");
-  }
+  // CRLF here means the line ended early (e.g. HTTP/0.9's `GET /`); the caller made sure the
+  // byte after a CR is buffered.
+  if (c === CR) return parseError(400, buf[p + 1] === LF ? "INVALID_REQUEST_LINE" : "BARE_CR");
   // SP here means an empty method or target: two SPs, or a leading SP.
   return parseError(400, c === SP ? "INVALID_REQUEST_LINE" : fallback);
 }

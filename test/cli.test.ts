@@ -1,0 +1,169 @@
+/** The CLI as a user runs it: help, validate, quick mode, config files, signals. */
+import { execFile } from "node:child_process";
+import { mkdtemp, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterEach, describe, expect, it } from "vitest";
+import { CLI, httpBackend, RawClient, type SpawnedRemora, spawnRemora } from "./harness.js";
+
+const run = promisify(execFile);
+
+async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [CLI, ...args]);
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+async function tempFile(name: string, text: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), "remora-cli-"));
+  const path = join(dir, name);
+  await writeFile(path, text);
+  return path;
+}
+
+const running: SpawnedRemora[] = [];
+afterEach(async () => {
+  for (const r of running.splice(0)) await r.stop("SIGKILL");
+});
+
+describe("remora CLI", () => {
+  it("prints help for the tool and for every command", async () => {
+    const top = await cli(["--help"]);
+    expect(top.code).toBe(0);
+    expect(top.stdout).toContain("remora run -c FILE");
+    for (const command of ["run", "validate", "demo"]) {
+      const res = await cli([command, "--help"]);
+      expect(res.code, command).toBe(0);
+      expect(res.stdout, command).toContain(`remora ${command}`);
+    }
+  });
+
+  it("rejects an unknown command and unknown flags with exit 2", async () => {
+    const a = await cli(["frobnicate"]);
+    expect(a.code).toBe(2);
+    expect(a.stderr).toContain('unknown command "frobnicate"');
+    const b = await cli(["run", "--bogus"]);
+    expect(b.code).toBe(2);
+    expect(b.stderr).toContain("--bogus");
+  });
+
+  it("validate accepts the shipped examples", async () => {
+    for (const file of ["examples/local.yaml", "examples/file-discovery.yaml"]) {
+      const res = await cli(["validate", "-c", file]);
+      expect(res.stdout + res.stderr, file).toContain("ok");
+      expect(res.code, file).toBe(0);
+    }
+  });
+
+  it("validate names the path of every bad key and exits 1", async () => {
+    const path = await tempFile(
+      "bad.yaml",
+      "listeners:\n  - { name: out, kind: outbound, port: 99999 }\n  - { name: in, kind: inbound, port: 1, app: nope }\nservices:\n  - { name: a, bogus: 1, timeout: 10x }\n",
+    );
+    const res = await cli(["validate", "-c", path]);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toContain("listeners[0].port");
+    expect(res.stderr).toContain("listeners[1].app");
+    expect(res.stderr).toContain("services[0].bogus");
+    expect(res.stderr).toContain("services[0].timeout");
+  });
+
+  it("runs in quick mode, routes by Host, and exits 0 on SIGTERM", async () => {
+    const backend = await httpBackend((_req, res) => res.end("quick"));
+    try {
+      const remora = await spawnRemora([
+        "run",
+        "--listen",
+        "0",
+        "--admin-port",
+        "0",
+        "--service",
+        `hello=${backend.address}`,
+      ]);
+      running.push(remora);
+      const port = remora.ports.get("outbound")!;
+      const client = await RawClient.open(port);
+      client.write("GET / HTTP/1.1\r\nHost: hello\r\n\r\n");
+      const res = await client.response();
+      client.close();
+      expect(res.body.toString()).toBe("quick");
+      const ready = await fetch(`http://127.0.0.1:${remora.adminPort}/ready`);
+      expect(ready.status).toBe(200);
+      expect(await remora.stop("SIGTERM")).toBe(0);
+      expect(remora.stderr()).toContain('"msg":"stopped"');
+    } finally {
+      await backend.close();
+    }
+  });
+
+  it("runs from a config file with a watched discovery file", async () => {
+    const a = await httpBackend((_req, res) => res.end("a"));
+    const b = await httpBackend((_req, res) => res.end("b"));
+    try {
+      const services = await tempFile(
+        "services.yaml",
+        `services:\n  - { name: hello, endpoints: [{ address: "${a.address}" }] }\n`,
+      );
+      const config = join(services, "..", "remora.yaml");
+      await writeFile(
+        config,
+        "admin: { port: 0 }\ndiscovery: { file: services.yaml }\nlisteners:\n  - { name: outbound, kind: outbound, port: 0 }\n",
+      );
+      const remora = await spawnRemora(["run", "-c", config]);
+      running.push(remora);
+      const port = remora.ports.get("outbound")!;
+      const ask = async () => {
+        const client = await RawClient.open(port);
+        client.write("GET / HTTP/1.1\r\nHost: hello\r\n\r\n");
+        const res = await client.response();
+        client.close();
+        return res.body.toString();
+      };
+      expect(await ask()).toBe("a");
+      await writeFile(
+        services,
+        `services:\n  - { name: hello, endpoints: [{ address: "${b.address}" }] }\n`,
+      );
+      let answer = "";
+      for (let i = 0; i < 50 && answer !== "b"; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        answer = await ask();
+      }
+      expect(answer).toBe("b");
+      // A broken file keeps the last good endpoints.
+      await writeFile(services, "services: [ {{{ not yaml");
+      await new Promise((r) => setTimeout(r, 400));
+      expect(await ask()).toBe("b");
+      const clusters = await (await fetch(`http://127.0.0.1:${remora.adminPort}/clusters`)).json();
+      expect(clusters[0].endpoints[0].address).toBe(b.address);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it("fails clearly when a port is taken", async () => {
+    const backend = await httpBackend();
+    try {
+      const port = backend.port;
+      const res = await cli([
+        "run",
+        "--listen",
+        String(port),
+        "--admin-port",
+        "0",
+        "--service",
+        "x=127.0.0.1:1",
+      ]);
+      expect(res.code).toBe(1);
+      expect(res.stderr).toContain("EADDRINUSE");
+    } finally {
+      await backend.close();
+    }
+  });
+});

@@ -110,7 +110,8 @@ function runAutocannon(id: number, req: LoadRequest): void {
 function runStream(id: number, req: LoadRequest): void {
   runStreamLoad(req, (counter, bytes) => send({ type: "tick", id, counter, bytes })).then(
     (result) => send({ type: "done", id, result }),
-    (err: unknown) => send({ type: "failed", id, message: err instanceof Error ? err.message : String(err) }),
+    (err: unknown) =>
+      send({ type: "failed", id, message: err instanceof Error ? err.message : String(err) }),
   );
 }
 

@@ -267,7 +267,9 @@ export function summarizeScenario(scenario: ScenarioOutcome): TargetSummary[] {
       vsHaproxy: t.runs === 0 ? null : ratio(throughputOf(t), throughputOf(haproxy)),
       // A ratio to an added latency at or below zero (HAProxy within noise of direct) means nothing.
       addedP99VsHaproxy:
-        haproxyAddedP99 !== null && haproxyAddedP99.median > 0 ? ratio(addedP99?.median, haproxyAddedP99.median) : null,
+        haproxyAddedP99 !== null && haproxyAddedP99.median > 0
+          ? ratio(addedP99?.median, haproxyAddedP99.median)
+          : null,
       cpuVsHaproxy: ratio(cpu?.median, haproxyCpu?.median),
     };
   });
@@ -291,7 +293,9 @@ function fmtSpread(s: Spread | null, format: (n: number) => string = formatNumbe
 
 /** Counts (errors, responses) as whole numbers; a median of two runs may be x.5. */
 function formatCount(n: number): string {
-  return Number.isInteger(n) ? n.toLocaleString("en-US") : n.toLocaleString("en-US", { maximumFractionDigits: 1 });
+  return Number.isInteger(n)
+    ? n.toLocaleString("en-US")
+    : n.toLocaleString("en-US", { maximumFractionDigits: 1 });
 }
 
 function fmtMedian(s: Spread | null): string {

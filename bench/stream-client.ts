@@ -80,7 +80,10 @@ function transfer(req: LoadRequest, agent: Agent, counters: Counters): Promise<v
         const n = Math.min(left, UPLOAD_CHUNK.length);
         left -= n;
         counters.tickBytes += n;
-        if (!r.write(n === UPLOAD_CHUNK.length ? UPLOAD_CHUNK : UPLOAD_CHUNK.subarray(0, n)) && left > 0) {
+        if (
+          !r.write(n === UPLOAD_CHUNK.length ? UPLOAD_CHUNK : UPLOAD_CHUNK.subarray(0, n)) &&
+          left > 0
+        ) {
           r.once("drain", pump);
           return;
         }

@@ -236,7 +236,10 @@ const haproxy: TargetSpec = {
   available() {
     const out = commandText("haproxy", ["-v"]);
     if (out === null) return { ok: false, reason: "haproxy not on PATH (apt-get install haproxy)" };
-    return { ok: true, versions: { haproxy: /version (\S+)/.exec(out)?.[1] ?? out.split("\n")[0] ?? "?" } };
+    return {
+      ok: true,
+      versions: { haproxy: /version (\S+)/.exec(out)?.[1] ?? out.split("\n")[0] ?? "?" },
+    };
   },
   async start(ctx) {
     const port = await freePort();

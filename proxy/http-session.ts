@@ -70,6 +70,9 @@ const QUEUE_HIGH_WATER = 64 * 1024;
 /** Largest fully-buffered request body kept for a retry on a fresh connection. */
 const REPLAY_LIMIT = 64 * 1024;
 
+/** How long a closing connection keeps draining client input before it is destroyed. */
+const LINGER_MS = 2000;
+
 const CONTINUE_100 = Buffer.from("HTTP/1.1 100 Continue\r\n\r\n", "latin1");
 const LAST_CHUNK = Buffer.from("0\r\n\r\n", "latin1");
 const CRLF = Buffer.from("\r\n", "latin1");
@@ -279,6 +282,7 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
     this.#record.flags = ERRORS[code].flag;
     this.#socket.end(localReply(code, false));
     this.#state = CLOSED;
+    this.#linger();
     this.#report();
   }
 
@@ -487,8 +491,13 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
       }
       pos += head.headLength;
       if (head.status >= 200) {
+        // Head and the body bytes that came with it leave in one write.
+        const socket = this.#socket;
+        socket.cork();
         this.#startResponse(head);
-        break;
+        if (pos < buf.length && this.#resMode !== RES_HEAD) this.#consumeResponse(buf, pos, buf.length);
+        socket.uncork();
+        return;
       }
       if (head.status === 101) {
         this.#startTunnel(head, buf, pos);
@@ -496,11 +505,10 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
       }
       // Interim responses: our own 100 already went out; others go to HTTP/1.1 clients only.
       if (!(head.status === 100 && this.#sent100) && this.#head!.minor === 1) {
-        this.#writeClient(Buffer.from(serializeInterimHead(head), "latin1"));
+        this.#writeClientText(serializeInterimHead(head));
       }
       if (pos >= buf.length) return;
     }
-    if (pos < buf.length) this.#consumeResponse(buf, pos, buf.length);
   }
 
   onUpstreamDrain(conn: UpstreamConnection): void {
@@ -608,7 +616,7 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
     this.#record.status = head.status;
     const connection = this.#closeAfter ? "close" : request.minor === 0 ? "keep-alive" : "";
     this.#resHeadSent = true;
-    this.#writeClient(Buffer.from(serializeResponseHead(head, framing, connection), "latin1"));
+    this.#writeClientText(serializeResponseHead(head, framing, connection));
     if (mode === FRAMING_NONE || (mode === FRAMING_LENGTH && this.#resRemaining === 0)) {
       this.#completeResponse();
     }
@@ -648,7 +656,7 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
         const size = end - start;
         if (size === 0) return;
         this.#socket.cork();
-        this.#writeClient(Buffer.from(`${size.toString(16)}\r\n`, "latin1"));
+        this.#writeClientText(`${size.toString(16)}\r\n`);
         this.#writeClient(start === 0 && end === buf.length ? buf : buf.subarray(start, end));
         this.#writeClient(CRLF);
         this.#socket.uncork();
@@ -676,6 +684,14 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
     }
   }
 
+  #writeClientText(text: string): void {
+    this.#record.responseBytes += text.length;
+    if (!this.#socket.write(text, "latin1") && this.#conn !== null && !this.#upstreamPaused) {
+      this.#upstreamPaused = true;
+      this.#conn.socket.pause();
+    }
+  }
+
   #completeResponse(): void {
     const conn = this.#conn;
     if (conn !== null) {
@@ -698,7 +714,7 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
     this.#record.status = 101;
     this.#upstreamReusable = false;
     this.#clearTimer();
-    this.#writeClient(Buffer.from(serializeResponseHead(head, FRAMING_NONE, "upgrade"), "latin1"));
+    this.#writeClientText(serializeResponseHead(head, FRAMING_NONE, "upgrade"));
     if (pos < buf.length) this.#writeClient(buf.subarray(pos));
     const pending = this.#pending;
     this.#pending = null;
@@ -827,6 +843,18 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
     this.#state = CLOSED;
     this.#pending = null;
     this.#socket.end();
+    this.#linger();
+  }
+
+  /**
+   * After our FIN, keep reading (and discarding) for a while before closing the socket: closing
+   * with unread input sends an RST that can destroy the response still in flight to the
+   * client (RFC 9112 §9.6). The client normally closes first; this bounds a client that won't.
+   */
+  #linger(): void {
+    this.#paused = 0;
+    this.#socket.resume();
+    setTimeout(destroySocket, LINGER_MS, this.#socket).unref();
   }
 
   #pause(reason: number): void {
@@ -839,6 +867,10 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
     this.#paused &= ~reasons;
     if (this.#paused === 0) this.#socket.resume();
   }
+}
+
+function destroySocket(socket: Socket): void {
+  socket.destroy();
 }
 
 /** RFC 9110 §9.2.2. */

@@ -167,15 +167,27 @@ export function parseFieldLine(
       return;
     case 14:
       if (equalsLowerAscii(buf, start, "content-length")) {
+        rejectHtab(buf, nameEnd + 1, lineEnd);
         parseContentLength(buf, valueStart, valueEnd, facts);
       }
       return;
     case 17:
       if (equalsLowerAscii(buf, start, "transfer-encoding")) {
+        rejectHtab(buf, nameEnd + 1, lineEnd);
         parseTransferEncoding(buf, valueStart, valueEnd, facts);
       }
       return;
   }
+}
+
+/**
+ * HTAB is valid OWS (RFC 9110 §5.6.3), but in the framing fields parsers disagree on it: llhttp
+ * keeps a trailing HTAB as part of a Transfer-Encoding value (so `chunked<HTAB>` is not chunked
+ * to it) and `Transfer-Encoding:<HTAB>chunked` is a known smuggling obfuscation. No real sender
+ * puts HTAB there, so the framing fields get SP only.
+ */
+function rejectHtab(buf: Buffer, p: number, end: number): void {
+  for (; p < end; p++) if (buf[p] === HTAB) throw parseError(400, "HTAB_IN_FRAMING_FIELD");
 }
 
 /**

@@ -7,7 +7,7 @@ import type { HttpParseError } from "./errors.js";
 import { FieldFacts, findHeadEnd, parseFieldSection } from "./fields.js";
 import type { HeadLimits, RequestHead } from "./head.js";
 import { type ParseReason, parseError } from "./reasons.js";
-import { CR, HOST_CHAR, LF, latin1, SP, TCHAR, VCHAR } from "./tokens.js";
+import { CR, HOST_CHAR, HTAB, LF, latin1, SP, TCHAR, VCHAR } from "./tokens.js";
 
 const facts = new FieldFacts();
 
@@ -142,8 +142,9 @@ function requestLineError(buf: Buffer, p: number, fallback: ParseReason): HttpPa
   // CRLF here means the line ended early (e.g. HTTP/0.9's `GET /`); the caller made sure the
   // byte after a CR is buffered.
   if (c === CR) return parseError(400, buf[p + 1] === LF ? "INVALID_REQUEST_LINE" : "BARE_CR");
-  // SP here means an empty method or target: two SPs, or a leading SP.
-  return parseError(400, c === SP ? "INVALID_REQUEST_LINE" : fallback);
+  // SP here means an empty method or target (two SPs, or a leading SP). Some parsers split the
+  // line on any run of whitespace (RFC 9112 §3 allows that leniency); we keep to one SP.
+  return parseError(400, c === SP || c === HTAB ? "REQUEST_LINE_WHITESPACE" : fallback);
 }
 
 /** Checks byte i of `HTTP/d.d CRLF`; returns the reason it is wrong, or null. */
@@ -155,11 +156,14 @@ function versionByteError(c: number, i: number): ParseReason | null {
     case 6:
       return c === 0x2e ? null : c === LF ? "BARE_LF" : "INVALID_VERSION";
     case 8:
+      if (c === SP || c === HTAB) return "REQUEST_LINE_WHITESPACE";
       return c === CR ? null : c === LF ? "BARE_LF" : "INVALID_VERSION";
     case 9:
       return c === LF ? null : "BARE_CR";
     default:
-      return c === HTTP_SLASH.charCodeAt(i) ? null : c === LF ? "BARE_LF" : "INVALID_VERSION";
+      if (c === HTTP_SLASH.charCodeAt(i)) return null;
+      if (i === 0 && (c === SP || c === HTAB)) return "REQUEST_LINE_WHITESPACE";
+      return c === LF ? "BARE_LF" : "INVALID_VERSION";
   }
 }
 

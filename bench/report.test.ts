@@ -1,0 +1,318 @@
+import type { Result as AutocannonResult } from "autocannon";
+import { describe, expect, it } from "vitest";
+import {
+  type BenchReport,
+  fromAutocannon,
+  latencyFromSamples,
+  markdownReport,
+  markdownScenario,
+  niceCeiling,
+  type RunSample,
+  type ScenarioOutcome,
+  spread,
+  summarizeScenario,
+  svgChart,
+} from "./report.js";
+
+/** What autocannon 9 hands its callback after a 10 s run at ~30k req/s (trimmed to the used fields). */
+function cannedResult(overrides: Partial<AutocannonResult> = {}): AutocannonResult {
+  const histogram = {
+    average: 30_000,
+    mean: 30_000,
+    stddev: 500,
+    min: 29_000,
+    max: 31_000,
+    total: 300_000,
+    p0_001: 29_000,
+    p0_01: 29_000,
+    p0_1: 29_000,
+    p1: 29_000,
+    p2_5: 29_000,
+    p10: 29_500,
+    p25: 29_800,
+    p50: 30_000,
+    p75: 30_200,
+    p90: 30_500,
+    p97_5: 30_900,
+    p99: 31_000,
+    p99_9: 31_000,
+    p99_99: 31_000,
+    p99_999: 31_000,
+    sent: 300_032,
+  };
+  return {
+    title: undefined,
+    url: "http://127.0.0.1:8080/",
+    socketPath: undefined,
+    requests: histogram,
+    latency: {
+      ...histogram,
+      average: 0.6,
+      mean: 0.6,
+      min: 0,
+      max: 14,
+      p50: 0,
+      p90: 1,
+      p99: 2,
+      p99_9: 5,
+      total: 300_000,
+    },
+    throughput: { ...histogram, average: 4_500_000, total: 45_000_000 },
+    duration: 10.01,
+    errors: 3,
+    timeouts: 1,
+    start: new Date("2025-01-01T00:00:00Z"),
+    finish: new Date("2025-01-01T00:00:10Z"),
+    connections: 32,
+    pipelining: 1,
+    non2xx: 7,
+    "1xx": 0,
+    "2xx": 299_993,
+    "3xx": 0,
+    "4xx": 0,
+    "5xx": 7,
+    mismatches: 0,
+    resets: 0,
+    statusCodeStats: { "200": { count: 299_993 }, "502": { count: 7 } },
+    ...overrides,
+  } as AutocannonResult;
+}
+
+function sample(requestsPerSec: number, p99: number, extra: Partial<RunSample> = {}): RunSample {
+  return {
+    requestsPerSec,
+    bytesPerSec: requestsPerSec * 150,
+    latency: { p50: p99 / 4, p90: p99 / 2, p99, p999: p99 * 2, max: p99 * 3, mean: p99 / 4 },
+    latencySource: "exact",
+    completed: requestsPerSec * 10,
+    non2xx: 0,
+    errors: 0,
+    totalBytes: requestsPerSec * 1500,
+    durationSec: 10,
+    cpuMs: null,
+    peakRssBytes: null,
+    ...extra,
+  };
+}
+
+const MiB = 1024 * 1024;
+
+function throughputScenario(): ScenarioOutcome {
+  return {
+    id: "small-get",
+    title: "Small GET",
+    focus: "throughput",
+    params: { connections: 32 },
+    targets: [
+      {
+        targetId: "direct",
+        label: "direct (no proxy)",
+        samples: [sample(50_000, 1), sample(48_000, 1.2), sample(52_000, 0.8)],
+      },
+      {
+        targetId: "remora",
+        label: "remora",
+        samples: [
+          sample(24_000, 3, { cpuMs: 9_600, completed: 240_000, peakRssBytes: 60 * MiB }),
+          sample(26_000, 3, { cpuMs: 9_750, completed: 260_000, peakRssBytes: 64 * MiB }),
+        ],
+      },
+      {
+        targetId: "remora-mtls",
+        label: "remora, 2 hops mTLS",
+        samples: [],
+        skipped: "mTLS not built yet",
+      },
+      {
+        targetId: "haproxy",
+        label: "HAProxy",
+        samples: [sample(40_000, 2, { cpuMs: 10_000, completed: 400_000, peakRssBytes: 16 * MiB })],
+      },
+    ],
+  };
+}
+
+function latencyScenario(): ScenarioOutcome {
+  return {
+    id: "latency",
+    title: "Fixed 1,000 req/s",
+    focus: "latency",
+    params: { rate: 1000 },
+    targets: [
+      {
+        targetId: "direct",
+        label: "direct (no proxy)",
+        samples: [sample(1000, 0.3), sample(1000, 0.5), sample(1000, 0.4)],
+      },
+      {
+        targetId: "remora",
+        label: "remora",
+        samples: [sample(1000, 1.2), sample(1000, 1.0), sample(1000, 1.4)],
+      },
+      { targetId: "haproxy", label: "HAProxy", samples: [sample(1000, 0.9)] },
+    ],
+  };
+}
+
+function report(scenarios: ScenarioOutcome[]): BenchReport {
+  return {
+    startedAt: "2025-01-01T12:34:56.000Z",
+    finishedAt: "2025-01-01T12:40:00.000Z",
+    command: "npm run bench -- --quick",
+    machine: {
+      cpuModel: "AMD EPYC & friends",
+      cores: 2,
+      memoryBytes: 8 * 1024 * MiB,
+      os: "Linux 6.1",
+      node: "20.18.0",
+      pinning: "proxy on core 0; backend and load on core 1",
+    },
+    versions: { haproxy: "2.6.12", nginx: "1.22.1" },
+    backend: "nginx 1.22.1",
+    scenarios,
+    skipped: [{ targetId: "remora-mtls", reason: "mTLS not built yet" }],
+  };
+}
+
+describe("fromAutocannon", () => {
+  it("derives rates from totals and duration, and counts timeouts once", () => {
+    const s = fromAutocannon(cannedResult());
+    expect(s.requestsPerSec).toBeCloseTo(300_000 / 10.01, 6);
+    expect(s.bytesPerSec).toBeCloseTo(45_000_000 / 10.01, 6);
+    expect(s.completed).toBe(300_000);
+    expect(s.non2xx).toBe(7);
+    // autocannon's `errors` already includes its 1 timeout.
+    expect(s.errors).toBe(3);
+    expect(s.latencySource).toBe("autocannon");
+    expect(s.latency).toEqual({ p50: 0, p90: 1, p99: 2, p999: 5, max: 14, mean: 0.6 });
+  });
+
+  it("prefers exact latency and counts uploaded body bytes of 2xx responses", () => {
+    const exact = { p50: 0.21, p90: 0.3, p99: 0.72, p999: 1.5, max: 9.9, mean: 0.25 };
+    const s = fromAutocannon(
+      cannedResult({
+        "2xx": 10,
+        duration: 2,
+        throughput: { ...cannedResult().throughput, total: 500 },
+      }),
+      {
+        exactLatency: exact,
+        requestBodyBytes: 1024,
+      },
+    );
+    expect(s.latency).toBe(exact);
+    expect(s.latencySource).toBe("exact");
+    expect(s.totalBytes).toBe(500 + 10 * 1024);
+    expect(s.bytesPerSec).toBe((500 + 10 * 1024) / 2);
+  });
+});
+
+describe("latencyFromSamples", () => {
+  it("takes nearest-rank percentiles of a partly filled buffer", () => {
+    const buffer = new Float64Array(200);
+    for (let i = 0; i < 100; i++) buffer[i] = 100 - i; // 100..1, unsorted
+    const l = latencyFromSamples(buffer, 100);
+    expect(l).toEqual({ p50: 50, p90: 90, p99: 99, p999: 100, max: 100, mean: 50.5 });
+  });
+
+  it("is all zeros without samples", () => {
+    expect(latencyFromSamples(new Float64Array(0)).p99).toBe(0);
+  });
+});
+
+describe("spread", () => {
+  it("gives median, min and max for odd and even counts", () => {
+    expect(spread([3, 1, 2])).toEqual({ median: 2, min: 1, max: 3 });
+    expect(spread([4, 1, 2, 3])).toEqual({ median: 2.5, min: 1, max: 4 });
+    expect(spread([])).toBeNull();
+  });
+});
+
+describe("summarizeScenario", () => {
+  it("computes medians and ratios to direct and HAProxy from the same run", () => {
+    const rows = summarizeScenario(throughputScenario());
+    const remora = rows.find((r) => r.targetId === "remora");
+    expect(remora?.rps).toEqual({ median: 25_000, min: 24_000, max: 26_000 });
+    expect(remora?.vsDirect).toBeCloseTo(0.5, 9);
+    expect(remora?.vsHaproxy).toBeCloseTo(0.625, 9);
+    // 9,600 ms / 240k req = 40 ms per 1k; 9,750 / 260k = 37.5; HAProxy 25.
+    expect(remora?.cpuMsPer1k?.median).toBeCloseTo(38.75, 9);
+    expect(remora?.cpuVsHaproxy).toBeCloseTo(38.75 / 25, 9);
+    expect(remora?.peakRssMiB).toEqual({ median: 62, min: 60, max: 64 });
+    expect(rows.find((r) => r.targetId === "direct")?.cpuMsPer1k).toBeNull();
+    expect(rows.find((r) => r.targetId === "remora-mtls")?.skipped).toBe("mTLS not built yet");
+  });
+
+  it("subtracts direct's median p99 to get the latency a proxy adds", () => {
+    const rows = summarizeScenario(latencyScenario());
+    const remora = rows.find((r) => r.targetId === "remora");
+    expect(remora?.addedP99?.median).toBeCloseTo(0.8, 9);
+    expect(remora?.addedP99?.min).toBeCloseTo(0.6, 9);
+    expect(remora?.addedP99?.max).toBeCloseTo(1.0, 9);
+    expect(remora?.addedP99VsHaproxy).toBeCloseTo(0.8 / 0.5, 9);
+    expect(rows.find((r) => r.targetId === "direct")?.addedP99).toBeNull();
+  });
+
+  it("gives no added-latency ratio when HAProxy is within noise of direct", () => {
+    const sc = latencyScenario();
+    const quiet: ScenarioOutcome = {
+      ...sc,
+      targets: sc.targets.map((t) =>
+        t.targetId === "haproxy" ? { ...t, samples: [sample(1000, 0.35)] } : t,
+      ),
+    };
+    expect(
+      summarizeScenario(quiet).find((r) => r.targetId === "remora")?.addedP99VsHaproxy,
+    ).toBeNull();
+  });
+});
+
+describe("Markdown", () => {
+  it("renders one row per target with medians, ranges and ratios", () => {
+    const md = markdownScenario(throughputScenario());
+    expect(md).toContain("### Small GET");
+    expect(md).toContain("| target | runs | req/s | × direct | × HAProxy |");
+    expect(md).toContain("| remora | 2 | 25,000 (24,000–26,000) | 0.50× | 0.63× |");
+    expect(md).toContain("| remora, 2 hops mTLS | 0 | skipped: mTLS not built yet |");
+    // Every row has as many cells as the header.
+    const cells = md
+      .split("\n")
+      .filter((l) => l.startsWith("|"))
+      .map((l) => l.split("|").length);
+    expect(new Set(cells).size).toBe(1);
+  });
+
+  it("names the machine, the skipped targets and the versions", () => {
+    const md = markdownReport(report([throughputScenario(), latencyScenario()]));
+    expect(md).toContain("AMD EPYC & friends, 2 cores");
+    expect(md).toContain("- remora-mtls: mTLS not built yet");
+    expect(md).toContain("haproxy 2.6.12");
+    expect(md).toContain("| remora | 3 |");
+  });
+});
+
+describe("svgChart", () => {
+  it("draws a bar per target and scenario, and an added-p99 bar per proxy", () => {
+    const svg = svgChart(report([throughputScenario(), latencyScenario()]));
+    expect(svg.startsWith("<svg")).toBe(true);
+    expect(svg.trimEnd().endsWith("</svg>")).toBe(true);
+    // 3 throughput bars (direct, remora, HAProxy) + 2 added-p99 bars (remora, HAProxy).
+    expect(svg.match(/<rect [^>]*><title>/g)).toHaveLength(5);
+    expect(svg).toContain("remora: 25,000 req/s");
+    expect(svg).toContain("remora: +0.800 ms p99");
+    expect(svg).toContain("AMD EPYC &amp; friends");
+    expect(svg).not.toContain("remora, 2 hops mTLS");
+  });
+
+  it("says so when a panel has nothing to show", () => {
+    const svg = svgChart(report([]));
+    expect(svg).toContain("no throughput scenario in this run");
+    expect(svg).toContain("no fixed-rate latency scenario in this run");
+  });
+
+  it("picks round axis maxima", () => {
+    expect(niceCeiling(37_412)).toBe(50_000);
+    expect(niceCeiling(0.83)).toBe(1);
+    expect(niceCeiling(2.1)).toBe(2.5);
+  });
+});

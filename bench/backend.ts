@@ -39,8 +39,11 @@ export interface BackendOptions {
   readonly dir: string;
 }
 
-export function nginxAvailable(): boolean {
-  return commandText("nginx", ["-v"]) !== null;
+/** nginx's version when it is on PATH, else null. */
+export function nginxVersion(): string | null {
+  const out = commandText("nginx", ["-v"]);
+  if (out === null) return null;
+  return /nginx\/(\S+)/.exec(out)?.[1] ?? out.trim();
 }
 
 function nginxBackendConfig(dir: string, port: number): string {

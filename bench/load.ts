@@ -28,7 +28,7 @@ export interface LoadRequest {
   readonly timeoutSec: number;
 }
 
-export type LoadResult = Omit<RunSample, "cpuMs" | "peakRssBytes">;
+export type LoadResult = Omit<RunSample, "cpuMs" | "peakRssBytes" | "otherLoad">;
 
 export type WorkerMessage =
   | { readonly type: "tick"; readonly id: number; readonly counter: number; readonly bytes: number }

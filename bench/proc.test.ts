@@ -1,5 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { parseStat, parseStatusBytes, processTree, treeCpuMs, treeRssBytes } from "./proc.js";
+import {
+  parseCoreTicks,
+  parseStat,
+  parseStatusBytes,
+  processTree,
+  treeCpuMs,
+  treeRssBytes,
+} from "./proc.js";
 
 describe("parseStat", () => {
   it("counts fields from the last ')' so odd command names parse", () => {
@@ -28,6 +35,21 @@ describe("parseStatusBytes", () => {
   });
   it("is null when the field is absent (kernel threads have no VmRSS)", () => {
     expect(parseStatusBytes("Name:\tkthreadd\n", "VmRSS")).toBeNull();
+  });
+});
+
+describe("parseCoreTicks", () => {
+  const stat =
+    "cpu  35216 0 24654 176811 223 0 9335 53 0 0\ncpu0 19177 0 10941 87898 60 0 5256 22 7 0\ncpu1 16038 0 13712 88912 163 0 4079 31 0 0\n";
+  it("counts all but idle and iowait as busy, without double-counting guest time", () => {
+    expect(parseCoreTicks(stat, 0)).toEqual({
+      busy: 19177 + 10941 + 5256 + 22,
+      total: 19177 + 10941 + 87898 + 60 + 5256 + 22,
+    });
+    expect(parseCoreTicks(stat, 1)?.busy).toBe(16038 + 13712 + 4079 + 31);
+  });
+  it("is null for a core that does not exist", () => {
+    expect(parseCoreTicks(stat, 2)).toBeNull();
   });
 });
 

@@ -121,6 +121,70 @@ export function treeCpuMs(root: number): number | null {
   return found ? (ticks * 1000) / ticksPerSecond() : null;
 }
 
+/** CPU milliseconds of one process alone (not its children), or null when it is gone. */
+export function processCpuMs(pid: number): number | null {
+  const text = readText(`/proc/${pid}/stat`);
+  const stat = text === null ? null : parseStat(text);
+  return stat === null ? null : ((stat.utime + stat.stime) * 1000) / ticksPerSecond();
+}
+
+/**
+ * Busy and total clock ticks of one core from /proc/stat ("cpuN user nice system idle
+ * iowait irq softirq steal ..."); busy is everything but idle and iowait.
+ */
+export function parseCoreTicks(
+  procStat: string,
+  core: number,
+): { busy: number; total: number } | null {
+  const prefix = `cpu${core} `;
+  const line = procStat.split("\n").find((l) => l.startsWith(prefix));
+  if (line === undefined) return null;
+  // user nice system idle iowait irq softirq steal; guest time is already inside user.
+  const fields = line.slice(prefix.length).trim().split(/\s+/).slice(0, 8).map(Number);
+  if (fields.length < 4 || !fields.every(Number.isFinite)) return null;
+  const total = fields.reduce((a, b) => a + b, 0);
+  const idle = (fields[3] ?? 0) + (fields[4] ?? 0);
+  return { busy: total - idle, total };
+}
+
+/** Busy milliseconds of one core since boot, or null off Linux. */
+export function coreBusyMs(core: number): number | null {
+  const text = readText("/proc/stat");
+  const ticks = text === null ? null : parseCoreTicks(text, core);
+  return ticks === null ? null : (ticks.busy * 1000) / ticksPerSecond();
+}
+
+/**
+ * How much of a core *other* processes used over a window: the core's busy time minus the
+ * CPU of the processes the benchmark put there. On a shared machine this says which runs
+ * were disturbed (the proxy can only be as fast as the share of its core it got).
+ */
+export class CoreContention {
+  readonly #core: number;
+  readonly #ours: () => number;
+  readonly #busyStart: number | null;
+  readonly #oursStart: number;
+  readonly #wallStart: number;
+
+  /** `ours` returns the CPU ms used so far by everything the harness pinned to `core`. */
+  constructor(core: number, ours: () => number) {
+    this.#core = core;
+    this.#ours = ours;
+    this.#busyStart = coreBusyMs(core);
+    this.#oursStart = ours();
+    this.#wallStart = performance.now();
+  }
+
+  /** Fraction (0–1) of the window that other processes kept the core busy, or null. */
+  stop(): number | null {
+    const busyEnd = coreBusyMs(this.#core);
+    const wall = performance.now() - this.#wallStart;
+    if (this.#busyStart === null || busyEnd === null || wall <= 0) return null;
+    const other = busyEnd - this.#busyStart - (this.#ours() - this.#oursStart);
+    return Math.min(1, Math.max(0, other / wall));
+  }
+}
+
 function treeStatusSum(root: number, name: "VmRSS" | "VmHWM"): number | null {
   let sum = 0;
   let found = false;

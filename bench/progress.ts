@@ -36,6 +36,8 @@ export class Progress {
 
   /** Responses completed in the last second of the current step. */
   tick(responsesPerSec: number): void {
+    // autocannon's closing tick reports an empty last interval; keep showing the real rate.
+    if (responsesPerSec === 0 && this.#rate !== "") return;
     this.#rate = `${Math.round(responsesPerSec).toLocaleString("en-US")} req/s`;
   }
 

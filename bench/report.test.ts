@@ -6,12 +6,13 @@ import {
   latencyFromSamples,
   markdownReport,
   markdownScenario,
-  niceCeiling,
+  niceScale,
   type RunSample,
   type ScenarioOutcome,
   spread,
   summarizeScenario,
   svgChart,
+  worstOtherLoad,
 } from "./report.js";
 
 /** What autocannon 9 hands its callback after a 10 s run at ~30k req/s (trimmed to the used fields). */
@@ -91,6 +92,7 @@ function sample(requestsPerSec: number, p99: number, extra: Partial<RunSample> =
     durationSec: 10,
     cpuMs: null,
     peakRssBytes: null,
+    otherLoad: { proxyCore: 0.01, loadCore: 0.02 },
     ...extra,
   };
 }
@@ -291,6 +293,28 @@ describe("Markdown", () => {
   });
 });
 
+describe("disturbed runs", () => {
+  it("flags targets whose runs shared a pinned core with other processes", () => {
+    const sc = throughputScenario();
+    const noisy: ScenarioOutcome = {
+      ...sc,
+      targets: sc.targets.map((t) =>
+        t.targetId === "haproxy"
+          ? {
+              ...t,
+              samples: [sample(20_000, 9, { otherLoad: { proxyCore: 0.42, loadCore: 0.05 } })],
+            }
+          : t,
+      ),
+    };
+    expect(worstOtherLoad(noisy.targets.find((t) => t.targetId === "haproxy")?.samples ?? [])).toBe(
+      0.42,
+    );
+    expect(markdownScenario(noisy)).toContain("worst share of a core: HAProxy 42%");
+    expect(markdownScenario(sc)).not.toContain("⚠");
+  });
+});
+
 describe("svgChart", () => {
   it("draws a bar per target and scenario, and an added-p99 bar per proxy", () => {
     const svg = svgChart(report([throughputScenario(), latencyScenario()]));
@@ -310,9 +334,12 @@ describe("svgChart", () => {
     expect(svg).toContain("no fixed-rate latency scenario in this run");
   });
 
-  it("picks round axis maxima", () => {
-    expect(niceCeiling(37_412)).toBe(50_000);
-    expect(niceCeiling(0.83)).toBe(1);
-    expect(niceCeiling(2.1)).toBe(2.5);
+  it("picks round axis steps that cover the data and zero", () => {
+    expect(niceScale(0, 37_412)).toMatchObject({ min: 0, max: 40_000, step: 10_000 });
+    expect(niceScale(0, 37_412).ticks).toEqual([0, 10_000, 20_000, 30_000, 40_000]);
+    const withNegative = niceScale(-0.37, 55.2);
+    expect(withNegative).toMatchObject({ max: 60, step: 20, ticks: [0, 20, 40, 60] });
+    expect(withNegative.min).toBeCloseTo(-0.3885, 9);
+    expect(niceScale(0, 0.83).ticks.at(-1)).toBeCloseTo(1, 9);
   });
 });

@@ -38,6 +38,14 @@ export interface RunSample {
   readonly cpuMs: number | null;
   /** Peak resident memory of the target's process tree during the run; null for direct. */
   readonly peakRssBytes: number | null;
+  /**
+   * Share (0–1) of each pinned core that processes outside the benchmark used during the
+   * run; null when not pinned or not measurable. High values mean a disturbed run.
+   */
+  readonly otherLoad: {
+    readonly proxyCore: number | null;
+    readonly loadCore: number | null;
+  } | null;
 }
 
 /** What a scenario's rows lead with; picks the table's columns. */
@@ -117,7 +125,7 @@ export interface FromAutocannonOptions {
 export function fromAutocannon(
   result: AutocannonResult,
   options: FromAutocannonOptions = {},
-): Omit<RunSample, "cpuMs" | "peakRssBytes"> {
+): Omit<RunSample, "cpuMs" | "peakRssBytes" | "otherLoad"> {
   const durationSec = result.duration > 0 ? result.duration : 1;
   const completed = result.requests.total;
   const bodyBytes = (options.requestBodyBytes ?? 0) * result["2xx"];
@@ -369,6 +377,32 @@ function describeParams(params: ScenarioOutcome["params"]): string {
     .join(", ");
 }
 
+/** Runs where other processes used more than this share of a pinned core are flagged. */
+export const DISTURBED_THRESHOLD = 0.1;
+
+/** The most other processes took of either pinned core in any run of this target, or null. */
+export function worstOtherLoad(samples: readonly RunSample[]): number | null {
+  let worst: number | null = null;
+  for (const s of samples) {
+    for (const v of [s.otherLoad?.proxyCore, s.otherLoad?.loadCore]) {
+      if (v !== null && v !== undefined && (worst === null || v > worst)) worst = v;
+    }
+  }
+  return worst;
+}
+
+function disturbedNote(scenario: ScenarioOutcome): string | null {
+  const disturbed = scenario.targets
+    .map((t) => ({ label: t.label, worst: worstOtherLoad(t.samples) }))
+    .filter((t) => t.worst !== null && t.worst > DISTURBED_THRESHOLD)
+    .map((t) => `${t.label} ${Math.round((t.worst ?? 0) * 100)}%`);
+  if (disturbed.length === 0) return null;
+  return (
+    `⚠ Other processes on this machine used a pinned core during some runs (worst share of a core: ` +
+    `${disturbed.join(", ")}); those figures are noisy.`
+  );
+}
+
 /** One Markdown section per scenario: a heading, the load shape, and a table of targets. */
 export function markdownScenario(scenario: ScenarioOutcome): string {
   const rows = summarizeScenario(scenario);
@@ -381,6 +415,7 @@ export function markdownScenario(scenario: ScenarioOutcome): string {
     }
     return `| ${t.label} | ${t.runs} | ${columns.map((c) => c.cell(t)).join(" | ")} |`;
   });
+  const note = disturbedNote(scenario);
   return [
     `### ${scenario.title}`,
     "",
@@ -390,6 +425,7 @@ export function markdownScenario(scenario: ScenarioOutcome): string {
     rule,
     ...body,
   ]
+    .concat(note === null ? [] : ["", note])
     .join("\n")
     .concat("\n");
 }
@@ -442,19 +478,54 @@ function escapeXml(s: string): string {
     .replaceAll('"', "&quot;");
 }
 
-/** A "nice" axis maximum (1, 2, 2.5 or 5 × 10^n) at or above `value`. */
-export function niceCeiling(value: number): number {
+/** A "nice" tick step (1, 2, 2.5 or 5 × 10^n) at or above `value`. */
+export function niceStep(value: number): number {
   if (!(value > 0)) return 1;
   const exp = 10 ** Math.floor(Math.log10(value));
-  for (const step of [1, 2, 2.5, 5, 10]) {
-    if (step * exp >= value) return step * exp;
+  for (const step of [1, 2, 2.5, 5]) {
+    if (step * exp >= value * (1 - 1e-9)) return step * exp;
   }
   return 10 * exp;
 }
 
+export interface AxisScale {
+  readonly min: number;
+  readonly max: number;
+  readonly step: number;
+  readonly ticks: number[];
+}
+
+/**
+ * An axis covering [lo, hi] (always including 0) with ticks at round steps, so labels read
+ * 0, 10k, 20k... rather than 0, 7.4k, 14.9k.
+ */
+export function niceScale(lo: number, hi: number, ticks = 5): AxisScale {
+  const low = Math.min(0, lo);
+  const high = Math.max(0, hi);
+  const step = niceStep((high - low) / ticks || 1);
+  // Below zero only as far as the data goes (a proxy "faster" than direct is noise, and a
+  // whole negative step would waste a quarter of the chart on it).
+  const min = low * 1.05;
+  const max = Math.max(step, Math.ceil(high / step - 1e-9) * step);
+  const list: number[] = [];
+  for (let i = Math.ceil(min / step - 1e-9); i * step <= max + step / 2; i++)
+    list.push(i === 0 ? 0 : i * step);
+  return { min, max, step, ticks: list };
+}
+
 function compact(n: number): string {
+  if (n === 0) return "0";
   if (Math.abs(n) >= 1000) return `${formatNumber(n / 1000)}k`;
   return formatNumber(n);
+}
+
+/** Axis labels: as few digits as the step needs (0.5, 1, 1.5 rather than 0.500, 1.00, 1.50). */
+function tickLabel(v: number, step: number): string {
+  if (v === 0) return "0";
+  if (Math.abs(v) >= 1000)
+    return `${(v / 1000).toLocaleString("en-US", { maximumFractionDigits: 2 })}k`;
+  const digits = Math.max(0, -Math.floor(Math.log10(step) + 1e-9) + (step % 1 === 0.5 ? 1 : 0));
+  return v.toLocaleString("en-US", { maximumFractionDigits: Math.min(3, digits + 1) });
 }
 
 interface ChartTarget {
@@ -521,6 +592,20 @@ export function svgChart(report: BenchReport): string {
     text(lx + 20, ly + 1, t.label, 'fill="#212529"');
     lx += w + 14;
   }
+  // Targets that could not run are named too, so their absence is not mistaken for an omission.
+  for (const skip of report.skipped) {
+    const label = `${skip.targetId}: ${skip.reason}`;
+    const w = 20 + label.length * 6.6;
+    if (lx + w > W - 24) {
+      lx = 24;
+      ly += 20;
+    }
+    out.push(
+      `<rect x="${lx}" y="${ly - 10}" width="14" height="14" rx="2" fill="none" stroke="#adb5bd" stroke-dasharray="3 2"/>`,
+    );
+    text(lx + 20, ly + 1, label, 'fill="#868e96" font-style="italic"');
+    lx += w + 14;
+  }
 
   // Top panel: grouped bars of req/s.
   const throughputScenarios = report.scenarios.filter((s) => s.focus === "throughput");
@@ -537,7 +622,10 @@ export function svgChart(report: BenchReport): string {
   const latency = report.scenarios.find((s) => s.focus === "latency");
   const bottomY = top.y + top.h + 70;
   const bottom = { x: 190, y: bottomY, w: W - 190 - 60, h: H - bottomY - 30 };
-  const rateNote = latency ? ` at ${String(latency.params.rate ?? "fixed")} req/s` : "";
+  const rate = latency?.params.rate;
+  const rateNote = latency
+    ? ` at ${typeof rate === "number" ? rate.toLocaleString("en-US") : "a fixed"} req/s`
+    : "";
   text(
     24,
     bottom.y - 14,
@@ -579,14 +667,18 @@ function drawGroupedBars(
     );
     return;
   }
-  const axisMax = niceCeiling(peak);
-  const y = (v: number): number => box.y + box.h - (v / axisMax) * box.h;
-  for (let i = 0; i <= 5; i++) {
-    const v = (axisMax / 5) * i;
+  const scale = niceScale(0, peak);
+  const y = (v: number): number => box.y + box.h - (v / scale.max) * box.h;
+  for (const v of scale.ticks) {
     out.push(
-      `<line x1="${box.x}" x2="${box.x + box.w}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}" stroke="${i === 0 ? "#495057" : "#e9ecef"}"/>`,
+      `<line x1="${box.x}" x2="${box.x + box.w}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}" stroke="${v === 0 ? "#495057" : "#e9ecef"}"/>`,
     );
-    text(box.x - 8, y(v) + 4, compact(v), 'text-anchor="end" fill="#495057" font-size="12"');
+    text(
+      box.x - 8,
+      y(v) + 4,
+      tickLabel(v, scale.step),
+      'text-anchor="end" fill="#495057" font-size="12"',
+    );
   }
   const groupW = box.w / groups.length;
   groups.forEach((g, gi) => {
@@ -646,19 +738,17 @@ function drawAddedLatency(
   }
   const lo = Math.min(0, ...rows.map((r) => r.addedP99?.min ?? 0));
   const hi = Math.max(...rows.map((r) => r.addedP99?.max ?? 0));
-  const axisMax = niceCeiling(hi);
-  const axisMin = lo < 0 ? -niceCeiling(-lo) : 0;
-  const x = (v: number): number => box.x + ((v - axisMin) / (axisMax - axisMin)) * box.w;
+  const scale = niceScale(lo, hi, 5);
+  const x = (v: number): number => box.x + ((v - scale.min) / (scale.max - scale.min)) * box.w;
   const rowH = Math.min(30, box.h / rows.length);
-  for (let i = 0; i <= 4; i++) {
-    const v = axisMin + ((axisMax - axisMin) / 4) * i;
+  for (const v of scale.ticks) {
     out.push(
       `<line x1="${x(v).toFixed(1)}" x2="${x(v).toFixed(1)}" y1="${box.y}" y2="${(box.y + rowH * rows.length).toFixed(1)}" stroke="#e9ecef"/>`,
     );
     text(
       x(v),
       box.y + rowH * rows.length + 16,
-      formatNumber(v),
+      tickLabel(v, scale.step),
       'text-anchor="middle" fill="#495057" font-size="12"',
     );
   }

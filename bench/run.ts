@@ -11,10 +11,10 @@ import { cpus, release as osRelease, type as osType, tmpdir, totalmem } from "no
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { type Backend, type BackendKind, nginxAvailable, startBackend } from "./backend.js";
+import { type Backend, type BackendKind, nginxVersion, startBackend } from "./backend.js";
 import { detectPinning, killAllLaunched, type Pinning, pinProcess } from "./launch.js";
 import { LoadGenerator, type LoadRequest } from "./load.js";
-import { PeakRssProbe, procAvailable, treeCpuMs } from "./proc.js";
+import { CoreContention, PeakRssProbe, procAvailable, processCpuMs, treeCpuMs } from "./proc.js";
 import { Progress } from "./progress.js";
 import {
   type BenchReport,
@@ -173,6 +173,34 @@ function loadRequest(
   };
 }
 
+/**
+ * Starts watching how much of each pinned core processes outside the benchmark take: the
+ * proxy core should hold only the target; the load core the load generator, the backend and
+ * this orchestrator.
+ */
+function watchContention(
+  ctx: RunContext,
+  targetPid: number | null,
+  backend: Backend,
+): { proxy: CoreContention | null; load: CoreContention } | null {
+  const { proxyCore, loadCore } = ctx.pinning;
+  if (proxyCore === null || loadCore === null) return null;
+  const loadPid = ctx.load.pid;
+  const backendPids = backend.instances.map((b) => b.process.pid);
+  const cpu = (pid: number | null): number => (pid === null ? 0 : (treeCpuMs(pid) ?? 0));
+  return {
+    // Direct puts nothing on the proxy core, so what runs there cannot disturb it.
+    proxy: targetPid === null ? null : new CoreContention(proxyCore, () => cpu(targetPid)),
+    load: new CoreContention(
+      loadCore,
+      () =>
+        (processCpuMs(process.pid) ?? 0) +
+        cpu(loadPid) +
+        backendPids.reduce<number>((sum, p) => sum + cpu(p), 0),
+    ),
+  };
+}
+
 /** One measured run: load, plus the target's CPU and peak memory over exactly that window. */
 async function measure(
   ctx: RunContext,
@@ -184,6 +212,7 @@ async function measure(
   const pid = target.pid;
   const probe = pid === null ? null : new PeakRssProbe(pid);
   const cpuBefore = pid === null ? null : treeCpuMs(pid);
+  const contention = watchContention(ctx, pid, backend);
   const disruption = spec.disruption;
   const timer =
     disruption === undefined
@@ -201,6 +230,10 @@ async function measure(
       ...result,
       cpuMs: cpuBefore === null || cpuAfter === null ? null : cpuAfter - cpuBefore,
       peakRssBytes: probe?.stop() ?? null,
+      otherLoad:
+        contention === null
+          ? null
+          : { proxyCore: contention.proxy?.stop() ?? null, loadCore: contention.load.stop() },
     };
   } finally {
     clearTimeout(timer);
@@ -418,12 +451,10 @@ async function main(): Promise<number> {
       process.stderr.write(`bench: skipping ${t.label}: ${a.reason}\n`);
     }
   }
-  const nginxBackend = nginxAvailable();
+  const nginxBackendVersion = nginxVersion();
+  const nginxBackend = nginxBackendVersion !== null;
   const backendDescription = nginxBackend
-    ? `nginx ${versions.nginx ?? ""} (1 worker; the upload scenario uses the Node.js backend)`.replace(
-        "  ",
-        " ",
-      )
+    ? `nginx ${nginxBackendVersion} (1 worker; the upload scenario uses the Node.js backend)`
     : "Node.js (node:cluster, one worker per core it may use), nginx not installed";
   versions.autocannon = packageVersion("autocannon") ?? "?";
 

@@ -7,7 +7,9 @@ import { localReply } from "./local-reply.js";
 function documented(): Map<string, [number, string]> {
   const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
   const rows = new Map<string, [number, string]>();
-  for (const match of readme.matchAll(/^\| `(REMORA_ERR_[A-Z_]+)` \| (\d{3}) \| ([A-Z]+) \|/gm)) {
+  for (const match of readme.matchAll(
+    /^\| `(REMORA_ERR_[A-Z_]+)`\s*\| (\d{3})\s*\| ([A-Z]+)\s*\|/gm,
+  )) {
     rows.set(match[1]!, [Number(match[2]), match[3]!]);
   }
   return rows;

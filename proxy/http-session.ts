@@ -95,6 +95,8 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
   #pending: Buffer | null = null;
   #paused = 0;
   #driving = false;
+  /** Bytes of `#pending` already parsed without finding a complete head. */
+  #scanned = 0;
   #headerTimer: NodeJS.Timeout | null = null;
 
   // --- the current exchange ---
@@ -256,17 +258,33 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
   #drive(): void {
     if (this.#driving) return;
     this.#driving = true;
+    const limits = this.#ctx.limits;
     while (this.#state === READ_HEAD && this.#pending !== null) {
       const buf = this.#pending;
+      // The parser keeps no state, so re-running it on every byte of a head that trickles in
+      // would be quadratic: wait until the head can be complete or a limit can be decided.
+      const scanned = this.#scanned;
+      if (
+        scanned > 0 &&
+        !mayEndHead(buf, scanned) &&
+        buf.length < limits.maxHeadBytes &&
+        !(scanned <= limits.maxTargetBytes && buf.length > limits.maxTargetBytes)
+      ) {
+        break;
+      }
       let head: RequestHead | null;
       try {
-        head = parseRequestHead(buf, 0, buf.length, this.#ctx.limits);
+        head = parseRequestHead(buf, 0, buf.length, limits);
       } catch (error) {
         if (!(error instanceof HttpParseError)) throw error;
         this.#reject(codeForParseStatus(error.status));
         break;
       }
-      if (head === null) break;
+      if (head === null) {
+        this.#scanned = buf.length;
+        break;
+      }
+      this.#scanned = 0;
       this.#pending = head.headLength < buf.length ? buf.subarray(head.headLength) : null;
       this.#startExchange(head);
     }
@@ -276,6 +294,7 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
   /** A request that cannot be parsed: answer, forward nothing, and close (RFC 9112 §2.2). */
   #reject(code: ErrorCode): void {
     this.#pending = null;
+    this.#scanned = 0;
     this.#started = performance.now();
     this.#record.startMs = Date.now();
     this.#record.status = ERRORS[code].status;
@@ -495,7 +514,8 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
         const socket = this.#socket;
         socket.cork();
         this.#startResponse(head);
-        if (pos < buf.length && this.#resMode !== RES_HEAD) this.#consumeResponse(buf, pos, buf.length);
+        if (pos < buf.length && this.#resMode !== RES_HEAD)
+          this.#consumeResponse(buf, pos, buf.length);
         socket.uncork();
         return;
       }
@@ -867,6 +887,18 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
     this.#paused &= ~reasons;
     if (this.#paused === 0) this.#socket.resume();
   }
+}
+
+/**
+ * Could bytes from `from` on complete a head? True when an LF followed by CRLF or LF (the empty
+ * line; a bare LF there is the parser's to reject) starts at or after `from - 3`.
+ */
+function mayEndHead(buf: Buffer, from: number): boolean {
+  for (let i = buf.indexOf(10, Math.max(0, from - 3)); i !== -1; i = buf.indexOf(10, i + 1)) {
+    const next = buf[i + 1];
+    if (next === 10 || (next === 13 && buf[i + 2] === 10)) return true;
+  }
+  return false;
 }
 
 function destroySocket(socket: Socket): void {

@@ -8,28 +8,28 @@
 import http from "node:http";
 import net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type ChunkSink, ChunkedDecoder } from "../proxy/http/chunked.js";
+import { ChunkedDecoder, type ChunkSink } from "../proxy/http/chunked.js";
 import { HttpParseError } from "../proxy/http/errors.js";
 import { DEFAULT_HEAD_LIMITS, type RequestHead } from "../proxy/http/head.js";
 import { parseRequestHead } from "../proxy/http/request-parser.js";
 
 /** remora rejects, Node accepts: each class (remora's reason) with why rejecting is right. */
 const STRICTER: Record<string, string> = {
+  REQUEST_LINE_WHITESPACE: "Node splits the request-line on SP runs; RFC 9112 §3 is one SP each",
+  HTAB_IN_FRAMING_FIELD: "HTAB around CL/TE values is a TE-obfuscation shape; llhttp half-trims it",
   BARE_LF: "LF without CR before the request-line is skipped by Node; RFC 9112 §2.2 lets us reject",
-  OBS_FOLD: "obs-fold is unfolded by Node; RFC 9112 §5.2 allows rejecting and it hides fields",
   MULTIPLE_HOST: "Node keeps the first Host; RFC 9112 §3.2 says 400 and we route by Host",
   EMPTY_HOST: "an empty Host cannot be routed; only legal for authority-less targets",
   INVALID_HOST: "Host that is not uri-host[:port] (SP, /, @, \\ ...) is a routing-confusion probe",
   INVALID_CONNECTION: "Node does not validate Connection; a non-token option is malformed",
-  CONNECTION_NAMES_FRAMING_FIELD: "a hop-by-hop option naming framing/routing fields would strip them",
+  CONNECTION_NAMES_FRAMING_FIELD:
+    "a hop-by-hop option naming framing/routing fields would strip them",
   UNKNOWN_TRANSFER_CODING: "RFC 9112 §6.1: 501 for a transfer coding we cannot decode",
-  DUPLICATE_CHUNKED: "RFC 9112 §6.1: chunked MUST NOT be applied more than once",
   EMPTY_TRANSFER_CODING: "empty TE list elements are where TE parsers disagree (smuggling)",
   TRANSFER_ENCODING_HTTP10: "RFC 9112 §6.1: TE in HTTP/1.0 means faulty framing",
   CONTENT_LENGTH_TOO_LARGE: "more than 15 digits cannot be exact in a JS number",
   UNSUPPORTED_HTTP_VERSION: "Node dispatches other HTTP/d.d versions; we only speak 1.0/1.1 (505)",
   CHUNK_SIZE_OVERFLOW: "more than 16 hex digits (even zero-padded) is a padding/overflow game",
-  INVALID_FIELD_VALUE: "DEL and other CTLs in values: RFC 9110 §5.5 lets us reject them",
 };
 
 /** remora accepts, Node rejects: each generator tag with why accepting is right. */
@@ -41,10 +41,14 @@ const ACCEPTED_WHERE_NODE_REJECTS: Record<string, string> = {
 
 const SENTINEL_TARGET = "/__sentinel";
 const SENTINEL = `GET ${SENTINEL_TARGET} HTTP/1.1\r\nHost: sentinel\r\nConnection: close\r\n\r\n`;
-const CASES = 1500;
+const CASES = 3000;
 const CONCURRENCY = 32;
-/** How long Node may sit waiting for body bytes it thinks are still due. */
-const HANG_MS = 400;
+/**
+ * How long Node may sit waiting for body bytes it thinks are still due before we give up on a
+ * connection. No current case hangs (each ends with Node closing after the sentinel or an
+ * error), so this is only a safety net and is generous to stay stable on a loaded machine.
+ */
+const HANG_MS = 2000;
 
 // ---------------------------------------------------------------------------------------------
 // Seeded generator
@@ -91,7 +95,8 @@ interface Draft {
 const field = (name: string, value: string): Field => ({ name, sep: ": ", value, eol: "\r\n" });
 const TARGETS = ["/", "/a/b?c=d&e=f", "/%7Euser/x.html", "/a;b=c", "/search?q=a+b", "/x/../y"];
 const HOSTS = ["example.com", "svc.ns.svc.cluster.local:8080", "127.0.0.1:15001", "[::1]:80", "a"];
-const VALUE_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.,;:/=?&()'@+*[]";
+const VALUE_CHARS =
+  "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.,;:/=?&()'@+*[]";
 
 function value(r: Rng): string {
   let s = "";
@@ -118,7 +123,17 @@ function payload(r: Rng): string {
 }
 
 function base(r: Rng): Draft {
-  const method = pick(r, ["GET", "GET", "POST", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"]);
+  const method = pick(r, [
+    "GET",
+    "GET",
+    "POST",
+    "POST",
+    "PUT",
+    "DELETE",
+    "PATCH",
+    "OPTIONS",
+    "HEAD",
+  ]);
   const fields = [field("Host", pick(r, HOSTS))];
   const extras = [
     field("User-Agent", "gen/1.0"),
@@ -128,7 +143,8 @@ function base(r: Rng): Draft {
     field("Accept-Encoding", "gzip, br"),
     field(pick(r, ["X-Custom", "x-lower", "X-UPPER", "X_Under", "X.Dot"]), value(r)),
   ];
-  for (let i = int(r, 0, 4); i > 0; i--) fields.splice(int(r, 0, fields.length), 0, pick(r, extras));
+  for (let i = int(r, 0, 4); i > 0; i--)
+    fields.splice(int(r, 0, fields.length), 0, pick(r, extras));
   const draft: Draft = {
     tags: [],
     leading: "",
@@ -167,6 +183,7 @@ function setLength(d: Draft, cl: string, body: string): void {
   d.body = body;
 }
 function setChunked(d: Draft, te: string, body: string): void {
+  d.version = "HTTP/1.1";
   removeFields(d, "content-length");
   removeFields(d, "transfer-encoding");
   d.fields.push(field("Transfer-Encoding", te));
@@ -192,7 +209,14 @@ const MUTATIONS: Record<string, (r: Rng, d: Draft) => void> = {
   "te-variant": (r, d) =>
     setChunked(
       d,
-      pick(r, ["Chunked", "CHUNKED", " chunked\t", "gzip, chunked", "x-gzip,chunked", "deflate ,chunked"]),
+      pick(r, [
+        "Chunked",
+        "CHUNKED",
+        " chunked ",
+        "gzip, chunked",
+        "x-gzip,chunked",
+        "deflate ,chunked",
+      ]),
       chunked(r, payload(r)),
     ),
   "te-unknown": (r, d) =>
@@ -211,12 +235,22 @@ const MUTATIONS: Record<string, (r: Rng, d: Draft) => void> = {
     addField(r, d, field("Content-Length", pick(r, ["0", "3", "10"])));
   },
   "te-http10": (r, d) => {
-    d.version = "HTTP/1.0";
     setChunked(d, "chunked", chunked(r, "abc"));
+    d.version = "HTTP/1.0";
+  },
+  "framing-htab": (r, d) => {
+    if (r() < 0.3) setLength(d, pick(r, ["5\t", "\t5"]), "hello");
+    else setChunked(d, pick(r, ["\tchunked", "chunked\t", "gzip\t,chunked"]), chunked(r, "abc"));
   },
   "te-odd": (r, d) =>
-    setChunked(d, pick(r, ["chunked;q=1", "chun ked", '"chunked"', "chunked\x0b"]), chunked(r, "abc")),
+    setChunked(
+      d,
+      pick(r, ["chunked;q=1", "chun ked", '"chunked"', "chunked\x0b"]),
+      chunked(r, "abc"),
+    ),
   "chunk-ext": (r, d) => setChunked(d, "chunked", chunked(r, payload(r), true)),
+  "chunk-size-padded": (r, d) =>
+    setChunked(d, "chunked", `${"0".repeat(int(r, 16, 20))}5\r\nhello\r\n0\r\n\r\n`),
   "chunk-trailers": (r, d) =>
     setChunked(d, "chunked", chunked(r, "abc", false, ["X-Trailer: t", "X-Sum:  9 "])),
   "chunk-odd": (r, d) =>
@@ -233,7 +267,6 @@ const MUTATIONS: Record<string, (r: Rng, d: Draft) => void> = {
         "5\nhello\r\n0\r\n\r\n",
         "5\r\nhello\n0\r\n\r\n",
         "0005\r\nhello\r\nA\r\n0123456789\r\n0\r\n\r\n",
-        "00000000000000005\r\nhello\r\n0\r\n\r\n",
         "0\r\nX: a\r\n b\r\n\r\n",
         "0\r\nX : a\r\n\r\n",
         "0\r\n\n",
@@ -241,7 +274,13 @@ const MUTATIONS: Record<string, (r: Rng, d: Draft) => void> = {
     ),
   "obs-fold": (r, d) => {
     const i = int(r, 0, d.fields.length);
-    d.fields.splice(i, 0, { raw: pick(r, [" folded", "\tfolded", "  x: y"]), name: "", sep: "", value: "", eol: "\r\n" });
+    d.fields.splice(i, 0, {
+      raw: pick(r, [" folded", "\tfolded", "  x: y"]),
+      name: "",
+      sep: "",
+      value: "",
+      eol: "\r\n",
+    });
   },
   "space-before-colon": (r, d) => {
     const f = pick(r, d.fields);
@@ -261,13 +300,20 @@ const MUTATIONS: Record<string, (r: Rng, d: Draft) => void> = {
   },
   "ctl-in-value": (r, d) => {
     const f = pick(r, d.fields);
-    f.value += pick(r, ["\x00", "\x01", "\x08", "\x0b", "\x0c", "\x1b", "\x7f"]) + "z";
+    f.value += `${pick(r, ["\x00", "\x01", "\x08", "\x0b", "\x0c", "\x1b", "\x7f"])}z`;
   },
-  "obs-text-value": (r, d) => addField(r, d, field("X-Latin", `caf${pick(r, ["\xe9", "\xff", "\x80"])}`)),
+  "obs-text-value": (r, d) =>
+    addField(r, d, field("X-Latin", `caf${pick(r, ["\xe9", "\xff", "\x80"])}`)),
   "odd-name": (r, d) =>
-    addField(r, d, field(pick(r, ["X\xe9", "X{Y}", "X@Y", "", "X\x00", "X/Y", "!#$%&'*+-.^_`|~"]), "v")),
-  "no-colon": (r, d) => addField(r, d, { raw: "NoColonHere", name: "", sep: "", value: "", eol: "\r\n" }),
-  "ows-value": (r, d) => addField(r, d, field("X-Ows", pick(r, ["  a  ", "\ta\t", "a \t b", "", "   "]))),
+    addField(
+      r,
+      d,
+      field(pick(r, ["X\xe9", "X{Y}", "X@Y", "", "X\x00", "X/Y", "!#$%&'*+-.^_`|~"]), "v"),
+    ),
+  "no-colon": (r, d) =>
+    addField(r, d, { raw: "NoColonHere", name: "", sep: "", value: "", eol: "\r\n" }),
+  "ows-value": (r, d) =>
+    addField(r, d, field("X-Ows", pick(r, ["  a  ", "\ta\t", "a \t b", "", "   "]))),
   "method-extension": (r, d) => {
     d.method = pick(r, ["get", "FOO", "Get", "PROPFINDX"]);
   },
@@ -275,10 +321,29 @@ const MUTATIONS: Record<string, (r: Rng, d: Draft) => void> = {
     d.method = pick(r, ["G@T", "", "GE T", "GET\t", "G\xc9T"]);
   },
   "version-odd": (r, d) => {
-    d.version = pick(r, ["HTTP/1.2", "HTTP/2.0", "HTTP/0.9", "http/1.1", "HTTP/1.1 ", "HTTP/1", "HTTP/1.10", "HTTP/3.0"]);
+    d.version = pick(r, [
+      "HTTP/1.2",
+      "HTTP/2.0",
+      "HTTP/0.9",
+      "http/1.1",
+      "HTTP/1.1 ",
+      "HTTP/1",
+      "HTTP/1.10",
+      "HTTP/3.0",
+    ]);
   },
   "target-odd": (r, d) => {
-    d.target = pick(r, ["/a#frag", "/a\x00b", "/a\x7fb", "/\xe9", "/a b", "", "*", "http://example.com/x", "/a\tb"]);
+    d.target = pick(r, [
+      "/a#frag",
+      "/a\x00b",
+      "/a\x7fb",
+      "/\xe9",
+      "/a b",
+      "",
+      "*",
+      "http://example.com/x",
+      "/a\tb",
+    ]);
   },
   "separator-odd": (r, d) => {
     if (r() < 0.5) d.sp1 = pick(r, ["  ", "\t"]);
@@ -292,16 +357,33 @@ const MUTATIONS: Record<string, (r: Rng, d: Draft) => void> = {
   },
   "host-odd": (r, d) => {
     removeFields(d, "host");
-    d.fields.unshift(field("Host", pick(r, ["a b", "a/b", "u@a", "a\\b", "a?b", "a#b", "\xe9.com", 'a"b'])));
+    d.fields.unshift(
+      field("Host", pick(r, ["a b", "a/b", "u@a", "a\\b", "a?b", "a#b", "\xe9.com", 'a"b'])),
+    );
   },
   "leading-empty-line": (r, d) => {
     d.leading = pick(r, ["\r\n", "\r\n\r\n", "\n"]);
   },
   "connection-valid": (r, d) =>
-    addField(r, d, field("Connection", pick(r, ["close", "keep-alive", "Keep-Alive", "x-foo, close", "TE", ", close,"]))),
+    addField(
+      r,
+      d,
+      field(
+        "Connection",
+        pick(r, ["close", "keep-alive", "Keep-Alive", "x-foo, close", "TE", ", close,"]),
+      ),
+    ),
   "connection-odd": (r, d) =>
-    addField(r, d, field("Connection", pick(r, ["close x", "a;b", "content-length", "Transfer-Encoding", "host"]))),
-  expect: (r, d) => addField(r, d, field("Expect", pick(r, ["100-continue", "100-Continue", "foo"]))),
+    addField(
+      r,
+      d,
+      field(
+        "Connection",
+        pick(r, ["close x", "a;b", "content-length", "Transfer-Encoding", "host"]),
+      ),
+    ),
+  expect: (r, d) =>
+    addField(r, d, field("Expect", pick(r, ["100-continue", "100-Continue", "foo"]))),
 };
 const MUTATION_NAMES = Object.keys(MUTATIONS);
 
@@ -313,12 +395,16 @@ function generate(seed: number, count: number): { tags: string[]; wire: Buffer }
     // A quarter unmutated (the agreement baseline), the rest with one or two mutations.
     const n = r() < 0.25 ? 0 : r() < 0.8 ? 1 : 2;
     for (let k = 0; k < n; k++) {
-      const name = pick(r, MUTATION_NAMES);
+      let name = pick(r, MUTATION_NAMES);
+      // Justified acceptances come alone (see judge), so pair only the others.
+      while (n > 1 && name in ACCEPTED_WHERE_NODE_REJECTS) name = pick(r, MUTATION_NAMES);
       MUTATIONS[name]!(r, d);
       d.tags.push(name);
     }
     const line = `${d.leading}${d.method}${d.sp1}${d.target}${d.sp2}${d.version}${d.lineEol}`;
-    const fields = d.fields.map((f) => `${f.raw ?? `${f.name}${f.sep}${f.value}`}${f.eol}`).join("");
+    const fields = d.fields
+      .map((f) => `${f.raw ?? `${f.name}${f.sep}${f.value}`}${f.eol}`)
+      .join("");
     const wire = Buffer.from(`${line}${fields}${d.endEol}${d.body}${SENTINEL}`, "latin1");
     out.push({ tags: d.tags, wire });
   }
@@ -392,9 +478,9 @@ function onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
     complete: false,
   };
   const port = req.socket.remotePort ?? 0;
-  let list = byClientPort.get(port);
-  if (list === undefined) byClientPort.set(port, (list = []));
-  list.push(rec);
+  const list = byClientPort.get(port);
+  if (list === undefined) byClientPort.set(port, [rec]);
+  else list.push(rec);
   req.on("data", (chunk: Buffer) => rec.body.push(chunk));
   req.on("error", () => {});
   req.on("end", () => {
@@ -436,8 +522,12 @@ interface Outcome {
   problem?: string;
 }
 
-/** Compares one case; returns a description of an unexplained disagreement, or undefined. */
-function judge(tags: string[], r: RemoraVerdict, n: NodeVerdict): { node: Outcome["node"]; problem?: string } {
+/** Compares one case: Node's verdict, plus a description of any unexplained disagreement. */
+function judge(
+  tags: string[],
+  r: RemoraVerdict,
+  n: NodeVerdict,
+): { node: Outcome["node"]; problem?: string } {
   const first = n.requests[0];
   const nodeDispatched = first !== undefined && first.url !== SENTINEL_TARGET;
   // A head Node dispatched but whose body it still waits for counts as accepted: Node took the
@@ -448,10 +538,15 @@ function judge(tags: string[], r: RemoraVerdict, n: NodeVerdict): { node: Outcom
   if (!r.ok) {
     if (!nodeAccepts) return { node };
     if (r.reason in STRICTER) return { node };
-    return { node, problem: `remora rejects (${r.reason}), Node accepts${hung ? " (body pending)" : ""}` };
+    return {
+      node,
+      problem: `remora rejects (${r.reason}), Node accepts${hung ? " (body pending)" : ""}`,
+    };
   }
   if (!nodeAccepts || hung) {
-    if (tags.some((t) => t in ACCEPTED_WHERE_NODE_REJECTS)) return { node };
+    // Only excused when the justified mutation is the case's only one, so it cannot hide
+    // another mutation that remora should have rejected.
+    if (tags.length === 1 && tags[0]! in ACCEPTED_WHERE_NODE_REJECTS) return { node };
     return { node, problem: `remora accepts, Node ${hung ? "waits for more body" : "rejects"}` };
   }
   const mismatches: string[] = [];
@@ -459,17 +554,23 @@ function judge(tags: string[], r: RemoraVerdict, n: NodeVerdict): { node: Outcom
   if (first.method !== head.method) mismatches.push(`method ${first.method} vs ${head.method}`);
   if (first.url !== head.target) mismatches.push(`target ${first.url} vs ${head.target}`);
   if (JSON.stringify(first.rawHeaders) !== JSON.stringify(head.headers)) {
-    mismatches.push(`headers ${JSON.stringify(first.rawHeaders)} vs ${JSON.stringify(head.headers)}`);
+    mismatches.push(
+      `headers ${JSON.stringify(first.rawHeaders)} vs ${JSON.stringify(head.headers)}`,
+    );
   }
   const nodeBody = Buffer.concat(first.body).toString("latin1");
-  if (nodeBody !== r.body) mismatches.push(`body ${JSON.stringify(nodeBody)} vs ${JSON.stringify(r.body)}`);
+  if (nodeBody !== r.body)
+    mismatches.push(`body ${JSON.stringify(nodeBody)} vs ${JSON.stringify(r.body)}`);
   if (JSON.stringify(first.rawTrailers) !== JSON.stringify(r.trailers)) {
-    mismatches.push(`trailers ${JSON.stringify(first.rawTrailers)} vs ${JSON.stringify(r.trailers)}`);
+    mismatches.push(
+      `trailers ${JSON.stringify(first.rawTrailers)} vs ${JSON.stringify(r.trailers)}`,
+    );
   }
   if (!head.close) {
     // Same framing and keep-alive verdict: both must find the pipelined request right after.
     const nodeSentinel = n.requests.some((q) => q.url === SENTINEL_TARGET);
-    if (!nodeSentinel || !r.sentinel) mismatches.push(`pipelined request: node ${nodeSentinel}, remora ${r.sentinel}`);
+    if (!nodeSentinel || !r.sentinel)
+      mismatches.push(`pipelined request: node ${nodeSentinel}, remora ${r.sentinel}`);
   }
   return mismatches.length === 0 ? { node } : { node, problem: mismatches.join("; ") };
 }
@@ -511,7 +612,9 @@ describe("request codec vs node:http (llhttp strict)", () => {
     const problems = outcomes.filter((o) => o.problem !== undefined);
     const show = problems
       .slice(0, 15)
-      .map((o) => `[${o.tags.join(",")}] ${o.problem}\n    ${JSON.stringify(o.wire.slice(0, 300))}`);
+      .map(
+        (o) => `[${o.tags.join(",")}] ${o.problem}\n    ${JSON.stringify(o.wire.slice(0, 300))}`,
+      );
     expect(show, `${problems.length} unexplained disagreements`).toEqual([]);
 
     // Keep the tables honest: every entry must still be observed with this seed.

@@ -188,6 +188,37 @@ describe("request forwarding", () => {
     expect(res.header("x-kept")).toBe("yes");
     expect(res.body.toString()).toBe("ok");
   });
+
+  it("parses a head that arrives one byte at a time", async () => {
+    const backend = await echo();
+    const remora = await proxyTo([backend.address]);
+    const client = await RawClient.open(remora.port());
+    client.socket.setNoDelay(true);
+    const head = `GET /slow HTTP/1.1\r\nHost: hello\r\nX-Pad: ${"p".repeat(300)}\r\n\r\n`;
+    for (const byte of head) {
+      client.write(byte);
+      await new Promise((r) => setImmediate(r));
+    }
+    const res = await client.response();
+    client.close();
+    expect(json(res.body).headers["x-pad"]).toBe("p".repeat(300));
+  });
+
+  it("answers 414 for an over-long target that trickles in without a line end", async () => {
+    const backend = await rawBackend();
+    cleanups.push(() => backend.close());
+    const remora = await proxyTo([backend.address]);
+    const client = await RawClient.open(remora.port());
+    client.write("GET /");
+    for (let i = 0; i < 10; i++) {
+      client.write("a".repeat(1024));
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    const res = await client.response();
+    client.close();
+    expect(res.status).toBe(414);
+    expect(backend.connections).toBe(0);
+  });
 });
 
 describe("response framing", () => {

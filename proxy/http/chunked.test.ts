@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { type ChunkSink, ChunkedDecoder } from "./chunked.js";
+import { ChunkedDecoder, type ChunkSink } from "./chunked.js";
 import { HttpParseError } from "./errors.js";
 
 const bytes = (s: string): Buffer => Buffer.from(s, "latin1");
@@ -52,7 +52,12 @@ const valid: [name: string, wire: string, payload: string, trailers: string[]][]
   ["quoted extension", '5;a="b \\" c;";d=""\r\nhello\r\n0\r\n\r\n', "hello", []],
   ["framing bytes inside data", "7\r\n0\r\n\r\n\r\n\r\n0\r\n\r\n", "0\r\n\r\n\r\n", []],
   ["binary data", "4\r\n\x00\xff\r\x0a\r\n0\r\n\r\n", "\x00\xff\r\n", []],
-  ["trailers", "3\r\nabc\r\n0\r\nX-Trailer: v\r\ny:  w \t\r\n\r\n", "abc", ["X-Trailer", "v", "y", "w"]],
+  [
+    "trailers",
+    "3\r\nabc\r\n0\r\nX-Trailer: v\r\ny:  w \t\r\n\r\n",
+    "abc",
+    ["X-Trailer", "v", "y", "w"],
+  ],
   ["empty trailer value", "0\r\nX:\r\n\r\n", "", ["X", ""]],
   ["larger chunk", `12C\r\n${"x".repeat(300)}\r\n0\r\n\r\n`, "x".repeat(300), []],
 ];
@@ -182,7 +187,12 @@ const invalid: [name: string, wire: string, reason: string, maxTrailerBytes?: nu
   ["trailer without colon", "0\r\nNoColon\r\n\r\n", "MISSING_COLON"],
   ["trailer without name", "0\r\n: v\r\n\r\n", "EMPTY_FIELD_NAME"],
   ["trailers over the limit", "0\r\nX: 123456\r\n\r\n", "TRAILERS_TOO_LARGE", 10],
-  ["many small trailers over the limit", `0\r\n${"A: 1\r\n".repeat(4)}\r\n`, "TRAILERS_TOO_LARGE", 20],
+  [
+    "many small trailers over the limit",
+    `0\r\n${"A: 1\r\n".repeat(4)}\r\n`,
+    "TRAILERS_TOO_LARGE",
+    20,
+  ],
   ["chunk-ext over 16 KiB", `1;a=${"v".repeat(16 * 1024)}\r\nx\r\n`, "CHUNK_EXTENSION_TOO_LARGE"],
 ];
 

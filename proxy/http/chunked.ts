@@ -2,7 +2,7 @@
  * Resumable decoder for the chunked transfer coding (RFC 9112 §7.1). A state machine that can
  * stop at any byte, so it runs directly on socket reads without buffering chunk data.
  */
-import { parseFieldLine } from "./fields.js";
+import { FieldFacts, scanFieldLine } from "./fields.js";
 import { parseError } from "./reasons.js";
 import {
   BACKSLASH,
@@ -13,6 +13,7 @@ import {
   HEX_VALUE,
   HTAB,
   LF,
+  latin1,
   QDTEXT,
   SEMICOLON,
   SP,
@@ -22,6 +23,9 @@ import {
 export interface ChunkSink {
   onChunkData(buf: Buffer, start: number, end: number): void;
 }
+
+/** Scratch for the offsets of one trailer line (parsing is synchronous, so one is enough). */
+const trailerLine = new FieldFacts();
 
 /** Default bound on the trailer section (field lines with their CRLFs, not the final CRLF). */
 const DEFAULT_MAX_TRAILER_BYTES = 64 * 1024;
@@ -225,10 +229,12 @@ export class ChunkedDecoder {
     if (lf === -1 || lf >= end) return stop;
     const length = this.#lineLength;
     this.#lineLength = 0;
-    if (length < 2 || line[length - 2] !== CR) throw parseError(400, "BARE_LF");
     // Trailer fields are validated like header fields (RFC 9112 §7.1.2) but never merged into
     // the head, so they cannot change framing or routing.
-    parseFieldLine(line, 0, length - 2, this.#trailers, null);
+    trailerLine.reset();
+    scanFieldLine(line, 0, length, trailerLine, false);
+    const o = trailerLine.offsets;
+    this.#trailers.push(latin1(line, o[0]!, o[1]!), latin1(line, o[2]!, o[3]!));
     return stop;
   }
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { HttpParseError } from "./errors.js";
+import { PRESCAN_BYTES } from "./fields.js";
 import { DEFAULT_HEAD_LIMITS, type HeadLimits, type RequestHead } from "./head.js";
 import { PARSE_REASONS } from "./reasons.js";
 import { parseRequestHead } from "./request-parser.js";
@@ -33,13 +34,19 @@ const post11 = (...fields: string[]): string => req("POST /p HTTP/1.1", "Host: a
 describe("parseRequestHead rejects", () => {
   const cases: [name: string, raw: string, status: number, reason: string][] = [
     // request-line (RFC 9112 §3)
-    ["two SPs after method", req("GET  / HTTP/1.1", "Host: a"), 400, "INVALID_REQUEST_LINE"],
-    ["two SPs after target", req("GET /  HTTP/1.1", "Host: a"), 400, "INVALID_VERSION"],
-    ["leading SP", req(" GET / HTTP/1.1", "Host: a"), 400, "INVALID_REQUEST_LINE"],
-    ["HTAB separator", req("GET\t/ HTTP/1.1", "Host: a"), 400, "INVALID_METHOD"],
+    ["two SPs after method", req("GET  / HTTP/1.1", "Host: a"), 400, "REQUEST_LINE_WHITESPACE"],
+    ["two SPs after target", req("GET /  HTTP/1.1", "Host: a"), 400, "REQUEST_LINE_WHITESPACE"],
+    ["leading SP", req(" GET / HTTP/1.1", "Host: a"), 400, "REQUEST_LINE_WHITESPACE"],
+    ["HTAB separator", req("GET\t/ HTTP/1.1", "Host: a"), 400, "REQUEST_LINE_WHITESPACE"],
     ["non-token method", req("G(T / HTTP/1.1", "Host: a"), 400, "INVALID_METHOD"],
     ["method with obs-text", req("G\xc9T / HTTP/1.1", "Host: a"), 400, "INVALID_METHOD"],
-    ["trailing SP after version", req("GET / HTTP/1.1 ", "Host: a"), 400, "INVALID_VERSION"],
+    [
+      "trailing SP after version",
+      req("GET / HTTP/1.1 ", "Host: a"),
+      400,
+      "REQUEST_LINE_WHITESPACE",
+    ],
+    ["HTAB after version", req("GET / HTTP/1.1\t", "Host: a"), 400, "REQUEST_LINE_WHITESPACE"],
     ["HTTP/0.9 request-line", "GET /\r\n\r\n", 400, "INVALID_REQUEST_LINE"],
     ["method only", "GET\r\n\r\n", 400, "INVALID_REQUEST_LINE"],
     ["lower-case HTTP name", req("GET / http/1.1", "Host: a"), 400, "INVALID_VERSION"],
@@ -52,7 +59,8 @@ describe("parseRequestHead rejects", () => {
     ["NUL in target", req("GET /a\x00b HTTP/1.1", "Host: a"), 400, "INVALID_TARGET"],
     ["DEL in target", req("GET /\x7f HTTP/1.1", "Host: a"), 400, "INVALID_TARGET"],
     ["obs-text in target", req("GET /\xe9 HTTP/1.1", "Host: a"), 400, "INVALID_TARGET"],
-    ["HTAB in target", req("GET /a\tb HTTP/1.1", "Host: a"), 400, "INVALID_TARGET"],
+    ["HTAB in target", req("GET /a\tb HTTP/1.1", "Host: a"), 400, "REQUEST_LINE_WHITESPACE"],
+    ["SP in target", req("GET /a b HTTP/1.1", "Host: a"), 400, "INVALID_VERSION"],
     ["TLS ClientHello on a plain port", "\x16\x03\x01\x02\x00\x01", 400, "INVALID_METHOD"],
     // line endings (RFC 9112 §2.2)
     ["bare LF after request-line", "GET / HTTP/1.1\nHost: a\r\n\r\n", 400, "BARE_LF"],
@@ -165,6 +173,18 @@ describe("parseRequestHead rejects", () => {
       "UNKNOWN_TRANSFER_CODING",
     ],
     ["TE identity", post11("Transfer-Encoding: identity, chunked"), 501, "UNKNOWN_TRANSFER_CODING"],
+    [
+      "TE unknown, chunked's length",
+      post11("Transfer-Encoding: chunkex, chunked"),
+      501,
+      "UNKNOWN_TRANSFER_CODING",
+    ],
+    [
+      "TE unknown, gzip's length",
+      post11("Transfer-Encoding: gzap, chunked"),
+      501,
+      "UNKNOWN_TRANSFER_CODING",
+    ],
     ["TE trailing comma", post11("Transfer-Encoding: chunked,"), 400, "EMPTY_TRANSFER_CODING"],
     ["TE leading comma", post11("Transfer-Encoding: , chunked"), 400, "EMPTY_TRANSFER_CODING"],
     ["TE double comma", post11("Transfer-Encoding: gzip,,chunked"), 400, "EMPTY_TRANSFER_CODING"],
@@ -172,6 +192,15 @@ describe("parseRequestHead rejects", () => {
     ["TE parameter", post11("Transfer-Encoding: chunked;q=1"), 400, "INVALID_TRANSFER_ENCODING"],
     ["TE two words", post11("Transfer-Encoding: gzip chunked"), 400, "INVALID_TRANSFER_ENCODING"],
     ["TE quoted", post11('Transfer-Encoding: "chunked"'), 400, "INVALID_TRANSFER_ENCODING"],
+    ["TE trailing HTAB", post11("Transfer-Encoding: chunked\t"), 400, "HTAB_IN_FRAMING_FIELD"],
+    ["TE leading HTAB", post11("Transfer-Encoding:\tchunked"), 400, "HTAB_IN_FRAMING_FIELD"],
+    [
+      "TE HTAB before comma",
+      post11("Transfer-Encoding: gzip\t,chunked"),
+      400,
+      "HTAB_IN_FRAMING_FIELD",
+    ],
+    ["CL trailing HTAB", post11("Content-Length: 5\t"), 400, "HTAB_IN_FRAMING_FIELD"],
     // Host (RFC 9112 §3.2)
     ["no Host in 1.1", req("GET / HTTP/1.1", "X: a"), 400, "MISSING_HOST"],
     ["two Hosts", get11("Host: b"), 400, "MULTIPLE_HOST"],
@@ -292,7 +321,7 @@ describe("parseRequestHead accepts", () => {
     ["Expect other", post11("Expect: foo"), { expectContinue: false }],
     ["CL 5", post11("Content-Length: 5"), { contentLength: 5, chunked: false }],
     ["CL 0", post11("Content-Length: 0"), { contentLength: 0 }],
-    ["CL with OWS", post11("Content-Length: \t 5 \t"), { contentLength: 5 }],
+    ["CL with OWS", post11("Content-Length:   5  "), { contentLength: 5 }],
     ["CL identical list", post11("Content-Length: 5, 5,5"), { contentLength: 5 }],
     ["CL identical fields", post11("Content-Length: 7", "content-length: 7"), { contentLength: 7 }],
     ["CL leading zeros", post11("Content-Length: 005"), { contentLength: 5 }],
@@ -300,7 +329,7 @@ describe("parseRequestHead accepts", () => {
     ["TE chunked", post11("Transfer-Encoding: chunked"), { chunked: true, contentLength: -1 }],
     ["TE Chunked mixed case", post11("Transfer-Encoding: ChUnKeD"), { chunked: true }],
     ["TE gzip, chunked", post11("Transfer-Encoding: gzip, chunked"), { chunked: true }],
-    ["TE with OWS", post11("Transfer-Encoding:  deflate\t,  CHUNKED  "), { chunked: true }],
+    ["TE with OWS", post11("Transfer-Encoding:  deflate ,  CHUNKED  "), { chunked: true }],
     [
       "TE all known codings",
       post11("Transfer-Encoding: x-gzip,compress,x-compress,deflate,gzip,chunked"),
@@ -470,6 +499,41 @@ describe("parseRequestHead limits", () => {
   it("414 takes precedence over 431 for a long target", () => {
     const limits = { maxHeadBytes: 60, maxTargetBytes: 50 };
     expect(parseError(`GET ${target(200)}`, limits)).toMatchObject({ status: 414 });
+  });
+});
+
+describe("parseRequestHead on heads larger than PRESCAN_BYTES", () => {
+  const pad = Array.from({ length: 60 }, (_, i) => `X-Pad-${i}: ${"v".repeat(50)}`);
+  const big = get11(...pad);
+
+  it("parses a large head and returns null for every proper prefix", () => {
+    expect(big.length).toBeGreaterThan(PRESCAN_BYTES);
+    const buf = bytes(big);
+    expect(parse(buf)?.headers.length).toBe(2 * 61);
+    for (let end = 0; end < buf.length; end++) {
+      expect(parseRequestHead(buf, 0, end, DEFAULT_HEAD_LIMITS)).toBeNull();
+    }
+  });
+
+  it("reports a field error of a large head once its empty line arrives", () => {
+    const raw = get11(...pad.slice(0, 30), "Bad Name: x", ...pad.slice(30));
+    const buf = bytes(raw);
+    // Past PRESCAN_BYTES and still incomplete: nothing to report yet (documented).
+    expect(parseRequestHead(buf, 0, buf.length - 1, DEFAULT_HEAD_LIMITS)).toBeNull();
+    expect(parseError(raw)).toMatchObject({ reason: "WHITESPACE_BEFORE_COLON" });
+  });
+
+  it("reports a large bare-LF-terminated head without waiting for 431", () => {
+    expect(parseError(`${big.slice(0, -2)}\n`)).toMatchObject({ reason: "BARE_LF" });
+  });
+
+  it("never examines bytes past start + maxHeadBytes", () => {
+    const raw = `GET / HTTP/1.1\r\nHost: a\r\nX: ${"v".repeat(100)}\0\r\n\r\n`;
+    const limits = { maxHeadBytes: raw.indexOf("\0"), maxTargetBytes: 100 };
+    expect(parseError(raw, limits)).toMatchObject({ status: 431 });
+    expect(parseError(raw, { ...limits, maxHeadBytes: raw.length })).toMatchObject({
+      reason: "INVALID_FIELD_VALUE",
+    });
   });
 });
 

@@ -4,10 +4,16 @@
  * the server behind it is how requests get smuggled.
  */
 import type { HttpParseError } from "./errors.js";
-import { FieldFacts, findHeadEnd, parseFieldSection } from "./fields.js";
+import {
+  FieldFacts,
+  mayHoldHeadEnd,
+  PRESCAN_BYTES,
+  scanFieldSection,
+  upgradeValue,
+} from "./fields.js";
 import type { HeadLimits, RequestHead } from "./head.js";
 import { type ParseReason, parseError } from "./reasons.js";
-import { CR, HOST_CHAR, HTAB, LF, latin1, SP, TCHAR, VCHAR } from "./tokens.js";
+import { CR, HTAB, LF, latin1, SP, TCHAR, VCHAR } from "./tokens.js";
 
 const facts = new FieldFacts();
 
@@ -17,8 +23,9 @@ const facts = new FieldFacts();
  * throws HttpParseError when it is malformed or over a limit.
  *
  * Empty lines before the request-line are skipped and counted in headLength (RFC 9112 §2.2).
- * Errors in the request-line are reported as soon as its bytes arrive; errors in field lines
- * once the empty line ending the head has arrived (or 431 once the limit is passed).
+ * Errors are reported as soon as the offending bytes are buffered, except in field lines of a
+ * head with more than PRESCAN_BYTES buffered, which are reported once its empty line arrives.
+ * Bytes past `start + maxHeadBytes` are never examined: a head not ended by then is 431.
  */
 export function parseRequestHead(
   buf: Buffer,
@@ -40,7 +47,8 @@ export function parseRequestHead(
 
   // method SP request-target SP HTTP-version CRLF (RFC 9112 §3), exactly one SP each.
   const methodStart = p;
-  while (p < end && TCHAR[buf[p]!] === 1) p++;
+  const tchar = TCHAR; // a local: see scanFieldLine
+  while (p < end && tchar[buf[p]!] === 1) p++;
   // A CR as the last byte: wait for the next one, so the reason never depends on the split.
   if (p === end || (p + 1 === end && buf[p] === CR)) return incomplete(start, end, limits);
   if (buf[p] !== SP || p === methodStart) throw requestLineError(buf, p, "INVALID_METHOD");
@@ -51,7 +59,8 @@ export function parseRequestHead(
   // Stop one byte past the limit: that byte is enough to know the target is too long (414),
   // without waiting for (or scanning) the rest of it.
   const targetScanEnd = Math.min(end, targetLimit + 1);
-  while (p < targetScanEnd && VCHAR[buf[p]!] === 1) p++;
+  const vchar = VCHAR;
+  while (p < targetScanEnd && vchar[buf[p]!] === 1) p++;
   if (p > targetLimit) throw parseError(414, "URI_TOO_LONG");
   if (p === end || (p + 1 === end && buf[p] === CR)) return incomplete(start, end, limits);
   if (buf[p] !== SP || p === targetStart) throw requestLineError(buf, p, "INVALID_TARGET");
@@ -70,15 +79,16 @@ export function parseRequestHead(
     throw parseError(505, "UNSUPPORTED_HTTP_VERSION");
   }
   const minor = buf[versionStart + 7] === 0x31 ? 1 : 0;
-  const requestLineLf = versionStart + 9;
+  const fieldsStart = versionStart + 10;
 
-  const headEnd = findHeadEnd(buf, requestLineLf, end);
-  if (headEnd === -1) return incomplete(start, end, limits);
-  if (headEnd - start > limits.maxHeadBytes) throw parseError(431, "HEAD_TOO_LARGE");
-
+  // Scan no further than the limit: a head that has not ended by then is 431 whatever follows.
+  const scanEnd = Math.min(end, start + limits.maxHeadBytes);
+  if (scanEnd - start > PRESCAN_BYTES && !mayHoldHeadEnd(buf, fieldsStart - 1, scanEnd)) {
+    return incomplete(start, end, limits);
+  }
   facts.reset();
-  const headers: string[] = [];
-  parseFieldSection(buf, requestLineLf + 1, headEnd - 2, headers, facts);
+  const headEnd = scanFieldSection(buf, fieldsStart, scanEnd, facts);
+  if (headEnd === -1) return incomplete(start, end, limits);
 
   // Framing (RFC 9112 §6.1, §6.3). Framing errors come first: they are the smuggling shapes.
   let chunked = false;
@@ -98,22 +108,21 @@ export function parseRequestHead(
 
   // Host (RFC 9112 §3.2): exactly one in HTTP/1.1, never more than one.
   if (facts.hostCount > 1) throw parseError(400, "MULTIPLE_HOST");
-  const host = facts.host;
-  if (host === undefined) {
+  if (facts.hostCount === 0) {
     if (minor === 1) throw parseError(400, "MISSING_HOST");
   } else {
     // Stricter than RFC 9112 §3.2, which allows an empty Host when the target has no
     // authority: remora routes by Host, and an empty one can only be a mistake or a probe.
-    if (host.length === 0) throw parseError(400, "EMPTY_HOST");
-    for (let i = 0; i < host.length; i++) {
-      // Host is latin1-decoded, so char codes are bytes (< 256).
-      if (HOST_CHAR[host.charCodeAt(i)] === 0) throw parseError(400, "INVALID_HOST");
-    }
+    if (facts.isEmptyValue(facts.hostField)) throw parseError(400, "EMPTY_HOST");
+    if (facts.hostInvalid) throw parseError(400, "INVALID_HOST");
   }
 
+  // Valid: now the strings, all cut from one latin1 copy of the head.
+  const text = latin1(buf, start, headEnd);
+  const headers = facts.fieldStrings(text, start);
   return {
-    method: methodName(buf, methodStart, methodEnd),
-    target: latin1(buf, targetStart, targetEnd),
+    method: methodName(buf, methodStart, methodEnd, text, start),
+    target: text.substring(targetStart - start, targetEnd - start),
     minor,
     headers,
     contentLength: chunked ? -1 : facts.contentLength,
@@ -122,8 +131,8 @@ export function parseRequestHead(
     close: facts.closeOption || (minor === 0 && !facts.keepAliveOption),
     connectionTokens: facts.connectionTokens,
     headLength: headEnd - start,
-    host,
-    upgrade: facts.upgradeOption ? facts.upgrade : undefined,
+    host: facts.hostCount === 0 ? undefined : headers[2 * facts.hostField + 1],
+    upgrade: facts.upgradeOption ? upgradeValue(facts, headers) : undefined,
     expectContinue: facts.expectContinue,
   };
 }
@@ -170,7 +179,7 @@ function versionByteError(c: number, i: number): ParseReason | null {
 const HTTP_SLASH = "HTTP/";
 
 /** The method as a string, reusing constants for the common ones (no allocation per request). */
-function methodName(buf: Buffer, start: number, end: number): string {
+function methodName(buf: Buffer, start: number, end: number, text: string, base: number): string {
   switch (end - start) {
     case 3:
       if (equalsExact(buf, start, "GET")) return "GET";
@@ -184,7 +193,7 @@ function methodName(buf: Buffer, start: number, end: number): string {
       if (equalsExact(buf, start, "DELETE")) return "DELETE";
       break;
   }
-  return latin1(buf, start, end);
+  return text.substring(start - base, end - base);
 }
 
 /** Case-sensitive compare: methods are case-sensitive (RFC 9110 §9.1). */

@@ -2,7 +2,7 @@
  * Strict HTTP/1.1 response-head parser (RFC 9112 §4–§6). Same conventions as the request parser;
  * every error is thrown with status 400 because the forwarding path answers 502 for any of them.
  */
-import { FieldFacts, findHeadEnd, parseFieldSection } from "./fields.js";
+import { FieldFacts, mayHoldHeadEnd, PRESCAN_BYTES, scanFieldSection } from "./fields.js";
 import type { HeadLimits, ResponseHead } from "./head.js";
 import { type ParseReason, parseError } from "./reasons.js";
 import { CR, FIELD_VALUE, LF, latin1, SP } from "./tokens.js";
@@ -45,33 +45,31 @@ export function parseResponseHead(
   if (status < 100 || status > 599) throw parseError(400, "INVALID_STATUS");
 
   const reasonStart = start + STATUS_PREFIX_BYTES;
-  let statusLineLf: number;
-  let reasonPhrase = "";
+  let statusLineEnd: number; // index of the status-line's CR
   if (buf[start + 12] === CR) {
     if (reasonStart === end) return incomplete(start, end, limits);
     if (buf[reasonStart] !== LF) throw parseError(400, "BARE_CR");
-    statusLineLf = reasonStart;
+    statusLineEnd = start + 12;
   } else {
-    const lf = buf.indexOf(LF, reasonStart);
-    if (lf === -1 || lf >= end) return incomplete(start, end, limits);
-    if (buf[lf - 1] !== CR) throw parseError(400, "BARE_LF");
     // reason-phrase = 1*( HTAB / SP / VCHAR / obs-text ): the field-value byte set.
-    for (let i = reasonStart; i < lf - 1; i++) {
-      const c = buf[i]!;
-      if (FIELD_VALUE[c] === 0)
-        throw parseError(400, c === CR ? "BARE_CR" : "INVALID_REASON_PHRASE");
-    }
-    reasonPhrase = latin1(buf, reasonStart, lf - 1);
-    statusLineLf = lf;
+    let p = reasonStart;
+    while (p < end && FIELD_VALUE[buf[p]!] === 1) p++;
+    if (p === end) return incomplete(start, end, limits);
+    const c = buf[p]!;
+    if (c !== CR) throw parseError(400, c === LF ? "BARE_LF" : "INVALID_REASON_PHRASE");
+    if (p + 1 === end) return incomplete(start, end, limits);
+    if (buf[p + 1] !== LF) throw parseError(400, "BARE_CR");
+    statusLineEnd = p;
   }
+  const fieldsStart = statusLineEnd + 2;
 
-  const headEnd = findHeadEnd(buf, statusLineLf, end);
-  if (headEnd === -1) return incomplete(start, end, limits);
-  if (headEnd - start > limits.maxHeadBytes) throw parseError(400, "HEAD_TOO_LARGE");
-
+  const scanEnd = Math.min(end, start + limits.maxHeadBytes);
+  if (scanEnd - start > PRESCAN_BYTES && !mayHoldHeadEnd(buf, fieldsStart - 1, scanEnd)) {
+    return incomplete(start, end, limits);
+  }
   facts.reset();
-  const headers: string[] = [];
-  parseFieldSection(buf, statusLineLf + 1, headEnd - 2, headers, facts);
+  const headEnd = scanFieldSection(buf, fieldsStart, scanEnd, facts);
+  if (headEnd === -1) return incomplete(start, end, limits);
 
   let close = facts.closeOption || (minor === 0 && !facts.keepAliveOption);
   let contentLength = facts.contentLength;
@@ -93,11 +91,12 @@ export function parseResponseHead(
     }
   }
 
+  const text = latin1(buf, start, headEnd);
   return {
     status,
-    reason: reasonPhrase,
+    reason: text.substring(reasonStart - start, Math.max(reasonStart, statusLineEnd) - start),
     minor,
-    headers,
+    headers: facts.fieldStrings(text, start),
     contentLength,
     chunked,
     close,

@@ -3,6 +3,7 @@ import type { Cluster } from "../cluster.js";
 import type { ExchangeReporter } from "../exchange.js";
 import type { HeadLimits } from "../http/head.js";
 import { HttpSession, type SessionContext } from "../http-session.js";
+import { STREAM_HIGH_WATER } from "../upstream/pool.js";
 
 export interface HttpListenerOptions {
   readonly name: string;
@@ -39,7 +40,10 @@ export class HttpListener implements SessionContext {
     this.reporter = options.reporter;
     this.route = options.route;
     // allowHalfOpen: a client that half-closes after its request still gets the response.
-    this.#server = createServer({ allowHalfOpen: true, noDelay: true }, this.#onConnection);
+    this.#server = createServer(
+      { allowHalfOpen: true, noDelay: true, highWaterMark: STREAM_HIGH_WATER },
+      this.#onConnection,
+    );
   }
 
   get connections(): number {

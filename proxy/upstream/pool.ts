@@ -1,6 +1,13 @@
-import { connect } from "node:net";
+import { connect, type NetConnectOpts } from "node:net";
 import { RemoraError } from "../errors.js";
 import { type ConnectionHome, UpstreamConnection } from "./connection.js";
+
+/**
+ * Bytes a socket may queue before write() reports backpressure. Node's 16 KiB default makes a
+ * streamed body stop and start on every 64 KiB read; 256 KiB keeps the pipe full while still
+ * bounding what one connection can hold.
+ */
+export const STREAM_HIGH_WATER = 256 * 1024;
 
 export interface PoolSettings {
   /** TCP connect timeout (DestinationRule connectionPool.tcp.connectTimeout). */
@@ -90,7 +97,13 @@ export class UpstreamPool implements ConnectionHome {
 
   #connect(waiter: ConnectWaiter): void {
     this.#connecting++;
-    const socket = connect({ host: this.host, port: this.port });
+    const socket = connect({
+      host: this.host,
+      port: this.port,
+      writableHighWaterMark: STREAM_HIGH_WATER,
+      readableHighWaterMark: STREAM_HIGH_WATER,
+      // Node 20's typings omit the stream options that net.Socket accepts and applies.
+    } as NetConnectOpts);
     const timeoutMs = this.#settings.connectTimeoutMs;
     let settled = false;
     const fail = (error: RemoraError): void => {

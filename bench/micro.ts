@@ -1,0 +1,251 @@
+/**
+ * `npm run bench:micro`: micro-benchmarks of the hot paths, with tinybench.
+ *   - request-head parsing (proxy/http/request-parser.js `parseRequestHead`)
+ *   - round-robin pick at 10 and 10,000 endpoints (lb/round-robin.js `RoundRobinBalancer`)
+ * The modules are imported at run time from dist/, so a path that is not built yet is
+ * skipped with a message instead of failing the whole run.
+ *
+ * Each task runs a batch of operations per call, because one parse or pick takes well under
+ * a microsecond, less than the timer's own resolution and overhead.
+ */
+import { parseArgs } from "node:util";
+import { Bench } from "tinybench";
+
+interface MicroCase {
+  readonly group: string;
+  readonly name: string;
+  /** Operations per task call; per-op figures divide by this. */
+  readonly batch: number;
+  readonly fn: () => void;
+}
+
+/** Keeps results observable so the JIT cannot drop the work being measured. */
+let sink = 0;
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+async function importFromDist(relative: string): Promise<Record<string, unknown>> {
+  return (await import(new URL(relative, import.meta.url).href)) as Record<string, unknown>;
+}
+
+type ParseRequestHead = (
+  buf: Buffer,
+  start: number,
+  end: number,
+  limits: { maxHeadBytes: number; maxTargetBytes: number },
+) => { headLength: number } | null;
+
+const CURL_HEAD = Buffer.from(
+  "GET /api/v1/orders?limit=20 HTTP/1.1\r\nHost: orders.shop.svc.cluster.local\r\n" +
+    "User-Agent: curl/8.5.0\r\nAccept: */*\r\n\r\n",
+);
+
+const BROWSER_HEAD = Buffer.from(
+  [
+    "GET /static/app/main.3f9a2c.js?v=20250101 HTTP/1.1",
+    "Host: frontend.shop.svc.cluster.local",
+    "Connection: keep-alive",
+    'sec-ch-ua: "Chromium";v="124", "Google Chrome";v="124", "Not-A.Brand";v="99"',
+    "sec-ch-ua-mobile: ?0",
+    "User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
+    'sec-ch-ua-platform: "Linux"',
+    "Accept: */*",
+    "Sec-Fetch-Site: same-origin",
+    "Sec-Fetch-Mode: no-cors",
+    "Sec-Fetch-Dest: script",
+    "Referer: https://shop.example.com/checkout",
+    "Accept-Encoding: gzip, deflate, br, zstd",
+    "Accept-Language: en-GB,en;q=0.9,de;q=0.8",
+    "Cookie: session=9f2c1e4b7a6d; cart=3; theme=dark; consent=analytics%3Dfalse",
+    "x-request-id: 6b1f3c2e-8d4a-4f0e-9b7c-1a2d3e4f5a6b",
+    "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    "",
+    "",
+  ].join("\r\n"),
+);
+
+async function parserCases(): Promise<MicroCase[] | string> {
+  let parse: ParseRequestHead;
+  let limits: { maxHeadBytes: number; maxTargetBytes: number };
+  try {
+    const mod = await importFromDist("../proxy/http/request-parser.js");
+    const head = await importFromDist("../proxy/http/head.js");
+    if (typeof mod.parseRequestHead !== "function")
+      return "request-parser.js exports no parseRequestHead";
+    parse = mod.parseRequestHead as ParseRequestHead;
+    limits = (head.DEFAULT_HEAD_LIMITS as typeof limits | undefined) ?? {
+      maxHeadBytes: 64 * 1024,
+      maxTargetBytes: 8 * 1024,
+    };
+  } catch (err) {
+    return `proxy/http/request-parser.js not available (${errorText(err)}); run npm run build`;
+  }
+  const batch = 1000;
+  const parseCase = (name: string, buf: Buffer): MicroCase => {
+    // Fail now, not mid-benchmark, if the parser rejects the sample head.
+    if (parse(buf, 0, buf.length, limits)?.headLength !== buf.length) {
+      throw new Error(`parseRequestHead did not parse the ${name} sample completely`);
+    }
+    return {
+      group: "request-head parsing",
+      name: `${name} (${buf.length} B)`,
+      batch,
+      fn: () => {
+        for (let i = 0; i < batch; i++) sink += parse(buf, 0, buf.length, limits)?.headLength ?? 0;
+      },
+    };
+  };
+  return [
+    parseCase("curl-like GET, 3 fields", CURL_HEAD),
+    parseCase("browser GET, 16 fields", BROWSER_HEAD),
+  ];
+}
+
+interface BenchEndpoint {
+  readonly id: string;
+  readonly host: string;
+  readonly port: number;
+  readonly weight: number;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly ready: boolean;
+}
+
+interface RoundRobinLike {
+  update(endpoints: readonly BenchEndpoint[]): void;
+  pick(ctx: object): BenchEndpoint | undefined;
+}
+
+type RoundRobinCtor = new (options: { random: () => number }) => RoundRobinLike;
+
+function endpoints(count: number): BenchEndpoint[] {
+  return Array.from({ length: count }, (_, i) => {
+    const host = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
+    return Object.freeze({
+      id: `${host}:8080`,
+      host,
+      port: 8080,
+      weight: 1,
+      labels: Object.freeze({}),
+      ready: true,
+    });
+  });
+}
+
+async function balancerCases(): Promise<MicroCase[] | string> {
+  let Ctor: RoundRobinCtor;
+  let empty: object;
+  try {
+    const mod = await importFromDist("../lb/round-robin.js");
+    if (typeof mod.RoundRobinBalancer !== "function")
+      return "lb/round-robin.js exports no RoundRobinBalancer";
+    Ctor = mod.RoundRobinBalancer as RoundRobinCtor;
+    const contract = await importFromDist("../lb/balancer.js").catch(
+      () => ({}) as Record<string, unknown>,
+    );
+    empty = (contract.EMPTY_PICK_CONTEXT as object | undefined) ?? Object.freeze({});
+  } catch (err) {
+    return `lb/round-robin.js not available (${errorText(err)}); run npm run build`;
+  }
+  const batch = 10_000;
+  const cases: MicroCase[] = [];
+  for (const count of [10, 10_000]) {
+    const balancer = new Ctor({ random: () => 0.5 });
+    balancer.update(endpoints(count));
+    if (balancer.pick(empty) === undefined)
+      throw new Error(`RoundRobinBalancer picked nothing from ${count}`);
+    cases.push({
+      group: "balancer pick",
+      name: `round-robin, ${count.toLocaleString("en-US")} endpoints`,
+      batch,
+      fn: () => {
+        for (let i = 0; i < batch; i++) sink += balancer.pick(empty)?.port ?? 0;
+      },
+    });
+    const exclude = new Set([endpoints(1)[0]?.id ?? ""]);
+    const retryCtx = { exclude };
+    cases.push({
+      group: "balancer pick",
+      name: `round-robin, ${count.toLocaleString("en-US")} endpoints, 1 excluded (retry)`,
+      batch,
+      fn: () => {
+        for (let i = 0; i < batch; i++) sink += balancer.pick(retryCtx)?.port ?? 0;
+      },
+    });
+  }
+  return cases;
+}
+
+function fmt(n: number, digits: number): string {
+  return n.toLocaleString("en-US", {
+    maximumFractionDigits: digits,
+    minimumFractionDigits: digits,
+  });
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      time: { type: "string", default: "1000" },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(
+      "Usage: npm run bench:micro -- [--time MS]\n\nMicro-benchmarks of request-head parsing and balancer picks.\n" +
+        "  --time MS   measuring time per task (default 1000)\n",
+    );
+    return;
+  }
+  const time = Number(values.time);
+  const cases: MicroCase[] = [];
+  const skipped: string[] = [];
+  for (const [what, load] of [
+    ["request-head parsing", parserCases],
+    ["balancer pick", balancerCases],
+  ] as const) {
+    const result = await load();
+    if (typeof result === "string") skipped.push(`${what}: ${result}`);
+    else cases.push(...result);
+  }
+  for (const s of skipped) process.stderr.write(`bench:micro: skipping ${s}\n`);
+
+  const bench = new Bench({ time, warmupTime: Math.min(500, time / 2) });
+  for (const c of cases) bench.add(c.name, c.fn);
+  process.stderr.write(
+    `bench:micro: ${cases.length} tasks, ~${((cases.length * time) / 1000).toFixed(0)} s\n`,
+  );
+  await bench.run();
+
+  const lines = [
+    `## remora micro-benchmarks — Node ${process.versions.node}`,
+    "",
+    "| group | task | ns / op | ops/s | ± | samples |",
+    "|---|---|---:|---:|---:|---:|",
+  ];
+  for (const c of cases) {
+    const task = bench.getTask(c.name);
+    const r = task?.result;
+    if (r === undefined || !("latency" in r)) {
+      lines.push(`| ${c.group} | ${c.name} | — | — | — | ${r?.state ?? "not run"} |`);
+      continue;
+    }
+    // latency is ms per task call of `batch` operations.
+    const nsPerOp = (r.latency.mean * 1e6) / c.batch;
+    const opsPerSec = (c.batch * 1000) / r.latency.mean;
+    lines.push(
+      `| ${c.group} | ${c.name} | ${fmt(nsPerOp, 1)} | ${fmt(opsPerSec, 0)} | ${fmt(r.latency.rme, 2)}% | ${r.latency.samplesCount} |`,
+    );
+  }
+  for (const s of skipped) lines.push("", `Skipped ${s}.`);
+  process.stdout.write(`${lines.join("\n")}\n`);
+  if (sink === Number.MIN_SAFE_INTEGER) process.stdout.write("\n");
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(
+    `bench:micro: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+  );
+  process.exitCode = 1;
+});

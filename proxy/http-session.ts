@@ -65,6 +65,8 @@ const RES_DECHUNK = 11;
 const PAUSE_BACKPRESSURE = 1;
 const PAUSE_PIPELINE = 2;
 
+/** Retries of a failed connect on other endpoints (Istio's default attempts: 2). */
+const CONNECT_RETRIES = 2;
 /** Bytes of request body held while no upstream is attached before reading pauses. */
 const QUEUE_HIGH_WATER = 64 * 1024;
 /** Largest fully-buffered request body kept for a retry on a fresh connection. */
@@ -118,6 +120,8 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
   #replay: Buffer[] | null = null;
   #bodySent = 0;
   #retried = false;
+  /** Endpoints whose connect failed for this request (previous-host avoidance). */
+  #tried: Set<string> | null = null;
   #sent100 = false;
   #closeAfter = false;
   #timer: NodeJS.Timeout | null = null;
@@ -406,9 +410,33 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
 
   onUpstreamConnectFailed(error: RemoraError): void {
     if (this.#state !== CONNECTING) return;
+    if (error.code !== "REMORA_ERR_OVERFLOW" && this.#retryElsewhere()) return;
     this.#failUpstream(
       error.code === "REMORA_ERR_OVERFLOW" ? "REMORA_ERR_OVERFLOW" : "REMORA_ERR_UPSTREAM_CONNECT",
     );
+  }
+
+  /**
+   * Istio's default retry policy retries "connect-failure" twice on other hosts. Nothing reached
+   * the failed endpoint and the body so far is still queued, so this is always safe. Returns
+   * false when the retries are spent or no other endpoint is left.
+   */
+  #retryElsewhere(): boolean {
+    const cluster = this.#cluster!;
+    const failed = this.#endpoint!;
+    let tried = this.#tried;
+    if (tried === null) tried = this.#tried = new Set();
+    tried.add(failed.id);
+    if (tried.size > CONNECT_RETRIES) return false;
+    const next = cluster.pick({ exclude: tried });
+    if (next === undefined || tried.has(next.id)) return false;
+    cluster.onEnd(failed, false);
+    cluster.onStart(next);
+    this.#endpoint = next;
+    this.#pool = cluster.pool(next);
+    this.#record.endpoint = next.id;
+    this.#acquire(false);
+    return true;
   }
 
   /** Send the head and any queued body on a connection that is now ours. */
@@ -813,6 +841,7 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
     this.#replay = null;
     this.#bodySent = 0;
     this.#retried = false;
+    this.#tried = null;
     this.#sent100 = false;
     this.#resPending = null;
     this.#resMode = RES_HEAD;

@@ -14,10 +14,12 @@ import type { SessionContext } from "./http-session.js";
  *   3. authorize — (the mTLS issue adds authorization policy here, with the peer identity)
  *   4. balance  — the cluster's balancer picks an endpoint (lb/)
  *   5. timeout  — the per-request timer starts (HttpSession#startExchange)
- *   6. forward  — an upstream connection from the endpoint's pool; a request that dies on a
- *                 reused connection before any response byte goes once more on a fresh one
- *                 (HttpSession#onUpstreamClose); retries with budgets come with the
- *                 resilience issue, via PickContext.exclude
+ *   6. forward  — an upstream connection from the endpoint's pool. A failed connect is retried
+ *                 on up to two other endpoints (Istio's default "connect-failure" retries,
+ *                 HttpSession#retryElsewhere); a request that dies on a reused connection
+ *                 before any response byte goes once more on a fresh one
+ *                 (HttpSession#onUpstreamClose). Retry policies with budgets come with the
+ *                 resilience issue, through the same PickContext.exclude
  */
 export interface RouteResult {
   authority: string;

@@ -516,6 +516,37 @@ describe("upstream failures and timeouts", () => {
     expect(text).toContain("x-remora-response-flags: UF");
   });
 
+  it("retries a failed connect on other endpoints (Istio's default connect-failure retries)", async () => {
+    const live = await httpBackend((_req, res) => res.end("live"));
+    cleanups.push(() => live.close());
+    const dead: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const b = await rawBackend();
+      dead.push(b.address);
+      await b.close();
+    }
+    // One live endpoint among two dead ones: every request succeeds.
+    const remora = await proxyTo([dead[0]!, live.address, dead[1]!]);
+    const client = await RawClient.open(remora.port());
+    for (let i = 0; i < 6; i++) {
+      client.write("POST / HTTP/1.1\r\nHost: hello\r\nContent-Length: 2\r\n\r\nhi");
+      const res = await client.response();
+      expect(res.status).toBe(200);
+      expect(res.body.toString()).toBe("live");
+    }
+    client.close();
+    expect(remora.records.every((r) => r.endpoint === live.address)).toBe(true);
+    // Four dead endpoints: the first try and two retries fail, then 502 UF.
+    const allDead = await proxyTo([...dead, dead[0]!.replace(/:\d+$/, ":1")]);
+    const { text } = await rawRequest(
+      allDead.port(),
+      "GET / HTTP/1.1\r\nHost: hello\r\n\r\n",
+      1000,
+    );
+    expect(text).toMatch(/^HTTP\/1\.1 502 /);
+    expect(text).toContain("x-remora-response-flags: UF");
+  });
+
   it("answers 502 UC when the upstream closes without a response", async () => {
     const backend = await rawBackend((socket) => socket.destroy());
     cleanups.push(() => backend.close());

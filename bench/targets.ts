@@ -124,6 +124,7 @@ const remora: TargetSpec = {
       "remora",
       process.execPath,
       [
+        ...remoraNodeFlags(),
         REMORA_CLI,
         "run",
         "--listen",
@@ -144,6 +145,21 @@ const remora: TargetSpec = {
     return readyThrough(proc, `http://127.0.0.1:${port}`);
   },
 };
+
+/**
+ * The Node.js flags the `remora` command runs with: those on cli.js's shebang line
+ * (`#!/usr/bin/env -S node FLAGS`), so the benchmark measures remora as users run it.
+ */
+function remoraNodeFlags(): string[] {
+  const first = readFileSync(REMORA_CLI, "latin1").split("\n", 1)[0] ?? "";
+  const match = /^#!\/usr\/bin\/env -S node(.*)$/.exec(first);
+  return match
+    ? match[1]!
+        .trim()
+        .split(/\s+/)
+        .filter((f) => f !== "")
+    : [];
+}
 
 /** The real mesh path (client → remora outbound → mTLS → remora inbound → app); not built yet. */
 const remoraMtls: TargetSpec = {

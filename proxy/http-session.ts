@@ -72,6 +72,8 @@ const QUEUE_HIGH_WATER = 64 * 1024;
 /** Largest fully-buffered request body kept for a retry on a fresh connection. */
 const REPLAY_LIMIT = 64 * 1024;
 
+/** Body bytes up to this size are copied into the same buffer as the response head. */
+const COALESCE_LIMIT = 16 * 1024;
 /** How long a closing connection keeps draining client input before it is destroyed. */
 const LINGER_MS = 2000;
 
@@ -131,6 +133,8 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
   #resRemaining = 0;
   #responseDecoder: ChunkedDecoder | null = null;
   #resHeadSent = false;
+  /** A response head not yet written, to be sent together with the first body bytes. */
+  #heldHead: string | null = null;
   #upstreamReusable = true;
   #upstreamPaused = false;
   #record: ExchangeRecord;
@@ -538,13 +542,13 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
       }
       pos += head.headLength;
       if (head.status >= 200) {
-        // Head and the body bytes that came with it leave in one write.
-        const socket = this.#socket;
-        socket.cork();
+        // The head is held back so it leaves in one write with the body bytes that came
+        // with it (see #writeClient).
         this.#startResponse(head);
-        if (pos < buf.length && this.#resMode !== RES_HEAD)
+        if (pos < buf.length && this.#resMode !== RES_HEAD) {
           this.#consumeResponse(buf, pos, buf.length);
-        socket.uncork();
+        }
+        if (this.#heldHead !== null) this.#flushHead();
         return;
       }
       if (head.status === 101) {
@@ -664,7 +668,7 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
     this.#record.status = head.status;
     const connection = this.#closeAfter ? "close" : request.minor === 0 ? "keep-alive" : "";
     this.#resHeadSent = true;
-    this.#writeClientText(serializeResponseHead(head, framing, connection));
+    this.#heldHead = serializeResponseHead(head, framing, connection);
     if (mode === FRAMING_NONE || (mode === FRAMING_LENGTH && this.#resRemaining === 0)) {
       this.#completeResponse();
     }
@@ -725,6 +729,17 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
   }
 
   #writeClient(bytes: Buffer): void {
+    const held = this.#heldHead;
+    if (held !== null) {
+      this.#heldHead = null;
+      if (bytes.length <= COALESCE_LIMIT) {
+        // One small buffer and one write() beat a corked writev through Node's stream layer.
+        const out = Buffer.allocUnsafe(held.length + bytes.length);
+        out.write(held, 0, "latin1");
+        bytes.copy(out, held.length);
+        bytes = out;
+      } else this.#writeClientText(held);
+    }
     this.#record.responseBytes += bytes.length;
     if (!this.#socket.write(bytes) && this.#conn !== null && !this.#upstreamPaused) {
       this.#upstreamPaused = true;
@@ -732,7 +747,14 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
     }
   }
 
+  #flushHead(): void {
+    const held = this.#heldHead!;
+    this.#heldHead = null;
+    this.#writeClientText(held);
+  }
+
   #writeClientText(text: string): void {
+    if (this.#heldHead !== null) this.#flushHead();
     this.#record.responseBytes += text.length;
     if (!this.#socket.write(text, "latin1") && this.#conn !== null && !this.#upstreamPaused) {
       this.#upstreamPaused = true;
@@ -741,6 +763,7 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
   }
 
   #completeResponse(): void {
+    if (this.#heldHead !== null) this.#flushHead();
     const conn = this.#conn;
     if (conn !== null) {
       this.#conn = null;
@@ -846,6 +869,7 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
     this.#resPending = null;
     this.#resMode = RES_HEAD;
     this.#resHeadSent = false;
+    this.#heldHead = null;
     if (this.#closeAfter) {
       this.#close();
       return;

@@ -1,5 +1,6 @@
 /** The CLI as a user runs it: help, validate, quick mode, config files, signals. */
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
+import { once } from "node:events";
 import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -164,6 +165,42 @@ describe("remora CLI", () => {
       expect(res.stderr).toContain("EADDRINUSE");
     } finally {
       await backend.close();
+    }
+  });
+});
+
+describe("remora demo", () => {
+  it("starts backends and a proxy, prints curl lines that work, and round-robins", async () => {
+    const child = spawn(process.execPath, [CLI, "demo", "--port", "0", "--admin-port", "0"], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    try {
+      let out = "";
+      child.stdout.on("data", (d: Buffer) => {
+        out += d.toString();
+      });
+      for (let i = 0; i < 100 && !out.includes("Press Ctrl-C"); i++)
+        await new Promise((r) => setTimeout(r, 50));
+      const match = /curl -H 'Host: hello' http:\/\/127\.0\.0\.1:(\d+)\/greeting/.exec(out);
+      expect(match, out).not.toBeNull();
+      const port = Number(match![1]);
+      const seen = new Set<string>();
+      for (let i = 0; i < 4; i++) {
+        // fetch() may not set Host (a forbidden header), so a raw client asks.
+        const client = await RawClient.open(port);
+        client.write("GET /greeting HTTP/1.1\r\nHost: hello\r\n\r\n");
+        const res = await client.response();
+        client.close();
+        expect(res.status).toBe(200);
+        seen.add(JSON.parse(res.body.toString()).backend);
+      }
+      expect(seen).toEqual(new Set(["hello-v1", "hello-v2"]));
+      const admin = /curl http:\/\/127\.0\.0\.1:(\d+)\/clusters/.exec(out);
+      const clusters = await (await fetch(`http://127.0.0.1:${admin![1]}/clusters`)).json();
+      expect(clusters[0].requests).toBe(4);
+    } finally {
+      child.kill("SIGTERM");
+      await once(child, "exit");
     }
   });
 });

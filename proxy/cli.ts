@@ -1,7 +1,8 @@
-#!/usr/bin/env -S node --optimize-for-size
-// --optimize-for-size: V8 keeps a smaller young generation and collects sooner. Measured with
-// wrk on this project's machine: peak RSS at 1,000 busy connections 98 MB -> 73 MB, requests/s
-// unchanged within noise. bench/targets.ts launches remora with these same flags.
+#!/usr/bin/env node
+// V8 flags were measured here (bench conn-1000, small-get, latency): --optimize-for-size keeps
+// peak RSS at 1,000 busy connections near 77 MB but costs ~40% more CPU per request; smaller
+// semi-spaces promote short-lived request objects and raise peak RSS. So: none for now.
+// bench/targets.ts launches remora with whatever flags this line carries (`env -S node ...`).
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { ConfigError, loadConfigFile } from "./config/load.js";

@@ -1,5 +1,5 @@
-import { randomUUID } from "node:crypto";
 import type { RequestHead, ResponseHead } from "./http/head.js";
+import { requestId as newRequestId } from "./request-id.js";
 
 /** How a field is treated when a head is re-serialised for the next hop. */
 const KEEP = 0;
@@ -142,7 +142,7 @@ export function serializeRequestHead(
       : `x-forwarded-for: ${forwardedFor}, ${opts.clientAddress}\r\n`;
   text += `x-forwarded-proto: ${opts.proto}\r\n`;
   if (requestId === "") {
-    requestId = randomUUID();
+    requestId = newRequestId();
     text += `x-request-id: ${requestId}\r\n`;
   }
   out.text = `${text}\r\n`;

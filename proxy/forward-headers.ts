@@ -1,72 +1,54 @@
 import type { RequestHead, ResponseHead } from "./http/head.js";
 import { requestId as newRequestId } from "./request-id.js";
 
-/** How a field is treated when a head is re-serialised for the next hop. */
-const KEEP = 0;
+/** What a field is, for re-serialising a head for the next hop. */
+const OTHER = 0;
 /** Hop-by-hop (RFC 9110 §7.6.1) or re-framed by us: never forwarded as received. */
-const DROP = 1;
-const X_FORWARDED_FOR = 2;
-const HOST = 3;
-const X_REQUEST_ID = 4;
-const EXPECT = 5;
+const HOP = 1;
+/** Hop-by-hop too, but kept on a 101 response (it names the protocol switched to). */
+const UPGRADE = 2;
+const X_FORWARDED_FOR = 3;
+const X_FORWARDED_PROTO = 4;
+const HOST = 5;
+const X_REQUEST_ID = 6;
+const EXPECT = 7;
 
 /**
  * Classify a field name without lower-casing every name: only names whose length matches a
  * field we care about are compared.
  */
-function classifyRequestField(name: string): number {
+function classifyField(name: string): number {
   switch (name.length) {
     case 2:
-      return name.toLowerCase() === "te" ? DROP : KEEP;
+      return name.toLowerCase() === "te" ? HOP : OTHER;
     case 4:
-      return name.toLowerCase() === "host" ? HOST : KEEP;
+      return name.toLowerCase() === "host" ? HOST : OTHER;
     case 6:
-      return name.toLowerCase() === "expect" ? EXPECT : KEEP;
+      return name.toLowerCase() === "expect" ? EXPECT : OTHER;
     case 7: {
       const lower = name.toLowerCase();
-      return lower === "upgrade" || lower === "trailer" ? DROP : KEEP;
+      return lower === "upgrade" ? UPGRADE : lower === "trailer" ? HOP : OTHER;
     }
     case 10: {
       const lower = name.toLowerCase();
-      return lower === "connection" || lower === "keep-alive" ? DROP : KEEP;
+      return lower === "connection" || lower === "keep-alive" ? HOP : OTHER;
     }
     case 12:
-      return name.toLowerCase() === "x-request-id" ? X_REQUEST_ID : KEEP;
+      return name.toLowerCase() === "x-request-id" ? X_REQUEST_ID : OTHER;
     case 14:
-      return name.toLowerCase() === "content-length" ? DROP : KEEP;
+      // Re-declared from the parsed framing (a list like "5, 5" goes out as "5").
+      return name.toLowerCase() === "content-length" ? HOP : OTHER;
     case 15:
-      return name.toLowerCase() === "x-forwarded-for" ? X_FORWARDED_FOR : KEEP;
+      return name.toLowerCase() === "x-forwarded-for" ? X_FORWARDED_FOR : OTHER;
     case 16:
-      return name.toLowerCase() === "proxy-connection" ? DROP : KEEP;
+      return name.toLowerCase() === "proxy-connection" ? HOP : OTHER;
     case 17: {
       const lower = name.toLowerCase();
-      return lower === "transfer-encoding" || lower === "x-forwarded-proto" ? DROP : KEEP;
+      if (lower === "transfer-encoding") return HOP;
+      return lower === "x-forwarded-proto" ? X_FORWARDED_PROTO : OTHER;
     }
     default:
-      return KEEP;
-  }
-}
-
-function classifyResponseField(name: string): number {
-  switch (name.length) {
-    case 2:
-      return name.toLowerCase() === "te" ? DROP : KEEP;
-    case 7: {
-      const lower = name.toLowerCase();
-      return lower === "upgrade" || lower === "trailer" ? DROP : KEEP;
-    }
-    case 10: {
-      const lower = name.toLowerCase();
-      return lower === "connection" || lower === "keep-alive" ? DROP : KEEP;
-    }
-    case 14:
-      return name.toLowerCase() === "content-length" ? DROP : KEEP;
-    case 16:
-      return name.toLowerCase() === "proxy-connection" ? DROP : KEEP;
-    case 17:
-      return name.toLowerCase() === "transfer-encoding" ? DROP : KEEP;
-    default:
-      return KEEP;
+      return OTHER;
   }
 }
 
@@ -114,8 +96,10 @@ export function serializeRequestHead(
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i]!;
     const value = headers[i + 1]!;
-    switch (classifyRequestField(name)) {
-      case DROP:
+    switch (classifyField(name)) {
+      case HOP:
+      case UPGRADE:
+      case X_FORWARDED_PROTO:
         continue;
       case X_FORWARDED_FOR:
         forwardedFor = forwardedFor === "" ? value : `${forwardedFor}, ${value}`;
@@ -171,9 +155,9 @@ export function serializeResponseHead(
   let text = `HTTP/1.1 ${head.status} ${head.reason}\r\n`;
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i]!;
-    if (classifyResponseField(name) === DROP) {
-      if (!(upgrade && name.length === 7 && name.toLowerCase() === "upgrade")) continue;
-    } else if (tokens.length > 0 && namedByConnection(tokens, name)) continue;
+    const kind = classifyField(name);
+    if (kind === HOP || (kind === UPGRADE && !upgrade)) continue;
+    if (kind !== UPGRADE && tokens.length > 0 && namedByConnection(tokens, name)) continue;
     text += `${name}: ${headers[i + 1]}\r\n`;
   }
   if (framing === FRAMING_CHUNKED) text += "transfer-encoding: chunked\r\n";

@@ -31,6 +31,13 @@ async function echo() {
   return backend;
 }
 
+/** A GET to `hello` is answered by remora itself with this status and response flag. */
+async function expectLocalReply(port: number, status: number, flag: string, idleMs: number) {
+  const { text } = await rawRequest(port, "GET / HTTP/1.1\r\nHost: hello\r\n\r\n", idleMs);
+  expect(text).toMatch(new RegExp(`^HTTP/1\\.1 ${status} `));
+  expect(text).toContain(`x-remora-response-flags: ${flag}`);
+}
+
 function json(body: Buffer) {
   return JSON.parse(body.toString("latin1"));
 }
@@ -511,9 +518,7 @@ describe("upstream failures and timeouts", () => {
     const address = dead.address;
     await dead.close();
     const remora = await proxyTo([address]);
-    const { text } = await rawRequest(remora.port(), "GET / HTTP/1.1\r\nHost: hello\r\n\r\n", 1000);
-    expect(text).toMatch(/^HTTP\/1\.1 502 /);
-    expect(text).toContain("x-remora-response-flags: UF");
+    await expectLocalReply(remora.port(), 502, "UF", 1000);
   });
 
   it("retries a failed connect on other endpoints (Istio's default connect-failure retries)", async () => {
@@ -538,22 +543,14 @@ describe("upstream failures and timeouts", () => {
     expect(remora.records.every((r) => r.endpoint === live.address)).toBe(true);
     // Four dead endpoints: the first try and two retries fail, then 502 UF.
     const allDead = await proxyTo([...dead, dead[0]!.replace(/:\d+$/, ":1")]);
-    const { text } = await rawRequest(
-      allDead.port(),
-      "GET / HTTP/1.1\r\nHost: hello\r\n\r\n",
-      1000,
-    );
-    expect(text).toMatch(/^HTTP\/1\.1 502 /);
-    expect(text).toContain("x-remora-response-flags: UF");
+    await expectLocalReply(allDead.port(), 502, "UF", 1000);
   });
 
   it("answers 502 UC when the upstream closes without a response", async () => {
     const backend = await rawBackend((socket) => socket.destroy());
     cleanups.push(() => backend.close());
     const remora = await proxyTo([backend.address]);
-    const { text } = await rawRequest(remora.port(), "GET / HTTP/1.1\r\nHost: hello\r\n\r\n", 1000);
-    expect(text).toMatch(/^HTTP\/1\.1 502 /);
-    expect(text).toContain("x-remora-response-flags: UC");
+    await expectLocalReply(remora.port(), 502, "UC", 1000);
   });
 
   it("answers 504 UT when the per-request timeout passes", async () => {
@@ -566,9 +563,7 @@ services:
   - { name: hello, timeout: 200ms, endpoints: [{ address: "${backend.address}" }] }
 `);
     cleanups.push(() => remora.stop());
-    const { text } = await rawRequest(remora.port(), "GET / HTTP/1.1\r\nHost: hello\r\n\r\n", 1500);
-    expect(text).toMatch(/^HTTP\/1\.1 504 /);
-    expect(text).toContain("x-remora-response-flags: UT");
+    await expectLocalReply(remora.port(), 504, "UT", 1500);
   });
 
   it("retries once on a fresh connection when a reused one turns out closed", async () => {

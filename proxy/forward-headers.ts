@@ -161,7 +161,10 @@ export function serializeResponseHead(
     text += `${name}: ${headers[i + 1]}\r\n`;
   }
   if (framing === FRAMING_CHUNKED) text += "transfer-encoding: chunked\r\n";
-  else if (head.contentLength >= 0 && (framing === FRAMING_LENGTH || framing === FRAMING_NONE)) {
+  // A HEAD response describes the GET response's framing without a body (RFC 9110 §9.3.2).
+  else if (framing === FRAMING_NONE && head.chunked && head.status >= 200 && head.status !== 204) {
+    text += "transfer-encoding: chunked\r\n";
+  } else if (head.contentLength >= 0 && (framing === FRAMING_LENGTH || framing === FRAMING_NONE)) {
     // HEAD and 304 responses keep the length of the body they describe (RFC 9110 §8.6).
     if (head.status !== 204 && head.status >= 200) {
       text += `content-length: ${head.contentLength}\r\n`;

@@ -261,6 +261,21 @@ describe("response framing", () => {
     expect(last.body.toString()).toBe("done");
   });
 
+  it("keeps Transfer-Encoding on a HEAD response without sending a body", async () => {
+    const backend = await rawBackend((socket) => {
+      socket.write("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+    });
+    cleanups.push(() => backend.close());
+    const remora = await proxyTo([backend.address]);
+    const client = await RawClient.open(remora.port());
+    client.write("HEAD / HTTP/1.1\r\nHost: hello\r\n\r\n");
+    const res = await client.response(5000, true);
+    expect(res.header("transfer-encoding")).toBe("chunked");
+    await new Promise((r) => setTimeout(r, 100));
+    expect(client.take()).toBe("");
+    client.close();
+  });
+
   it("re-frames a close-delimited response as chunked for HTTP/1.1 clients", async () => {
     const backend = await rawBackend((socket) => {
       socket.end("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end");

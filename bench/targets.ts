@@ -121,11 +121,12 @@ const remora: TargetSpec = {
   async start(ctx) {
     const port = await freePort();
     const admin = await freePort();
+    const how = remoraLaunch();
     const proc = launch(
       "remora",
       process.execPath,
       [
-        ...remoraNodeFlags(),
+        ...how.flags,
         REMORA_CLI,
         "run",
         "--listen",
@@ -135,7 +136,7 @@ const remora: TargetSpec = {
         "--service",
         `${SERVICE_NAME}=${ctx.backends.join(",")}`,
       ],
-      { core: ctx.core },
+      { core: ctx.core, env: { ...process.env, ...how.env } },
     );
     try {
       await waitForHttp(proc, `http://127.0.0.1:${admin}/ready`, { timeoutMs: 15_000 });
@@ -148,18 +149,20 @@ const remora: TargetSpec = {
 };
 
 /**
- * The Node.js flags the `remora` command runs with: those on cli.js's shebang line
- * (`#!/usr/bin/env -S node FLAGS`), so the benchmark measures remora as users run it.
+ * How the `remora` command starts Node.js: the environment assignments and flags on cli.js's
+ * shebang line (`#!/usr/bin/env -S [NAME=VALUE ...] node [FLAGS ...]`), so the benchmark
+ * measures remora as users run it.
  */
-function remoraNodeFlags(): string[] {
+function remoraLaunch(): { env: Record<string, string>; flags: string[] } {
   const first = readFileSync(REMORA_CLI, "latin1").split("\n", 1)[0] ?? "";
-  const match = /^#!\/usr\/bin\/env -S node(.*)$/.exec(first);
-  return match
-    ? match[1]!
-        .trim()
-        .split(/\s+/)
-        .filter((f) => f !== "")
-    : [];
+  const words = /^#!\/usr\/bin\/env -S (.*)$/.exec(first)?.[1]?.trim().split(/\s+/) ?? [];
+  const env: Record<string, string> = {};
+  let at = 0;
+  for (; at < words.length && words[at]!.includes("="); at++) {
+    const [name, ...value] = words[at]!.split("=");
+    env[name!] = value.join("=");
+  }
+  return { env, flags: words.slice(at + 1) };
 }
 
 /** The real mesh path (client → remora outbound → mTLS → remora inbound → app); not built yet. */

@@ -15,6 +15,7 @@ import {
 } from "./forward-headers.js";
 import { ChunkedDecoder, type ChunkSink } from "./http/chunked.js";
 import { HttpParseError } from "./http/errors.js";
+import { mayHoldHeadEnd } from "./http/fields.js";
 import type { HeadLimits, RequestHead, ResponseHead } from "./http/head.js";
 import { parseRequestHead } from "./http/request-parser.js";
 import { parseResponseHead } from "./http/response-parser.js";
@@ -274,7 +275,7 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
       const scanned = this.#scanned;
       if (
         scanned > 0 &&
-        !mayEndHead(buf, scanned) &&
+        !mayHoldHeadEnd(buf, Math.max(0, scanned - 3), buf.length) &&
         buf.length < limits.maxHeadBytes &&
         !(scanned <= limits.maxTargetBytes && buf.length > limits.maxTargetBytes)
       ) {
@@ -940,18 +941,6 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
     this.#paused &= ~reasons;
     if (this.#paused === 0) this.#socket.resume();
   }
-}
-
-/**
- * Could bytes from `from` on complete a head? True when an LF followed by CRLF or LF (the empty
- * line; a bare LF there is the parser's to reject) starts at or after `from - 3`.
- */
-function mayEndHead(buf: Buffer, from: number): boolean {
-  for (let i = buf.indexOf(10, Math.max(0, from - 3)); i !== -1; i = buf.indexOf(10, i + 1)) {
-    const next = buf[i + 1];
-    if (next === 10 || (next === 13 && buf[i + 2] === 10)) return true;
-  }
-  return false;
 }
 
 function destroySocket(socket: Socket): void {

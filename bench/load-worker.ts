@@ -8,6 +8,7 @@
  * (a float per response) and percentiles are computed exactly from those.
  */
 import autocannon from "autocannon";
+import { runHoldLoad } from "./hold-client.js";
 import type { LoadRequest, ParentMessage, WorkerMessage } from "./load.js";
 import { fromAutocannon, latencyFromSamples } from "./report.js";
 import { runStreamLoad } from "./stream-client.js";
@@ -107,6 +108,14 @@ function runAutocannon(id: number, req: LoadRequest): void {
   });
 }
 
+function runHold(id: number, req: LoadRequest): void {
+  runHoldLoad(req, (counter, bytes) => send({ type: "tick", id, counter, bytes })).then(
+    (result) => send({ type: "done", id, result }),
+    (err: unknown) =>
+      send({ type: "failed", id, message: err instanceof Error ? err.message : String(err) }),
+  );
+}
+
 function runStream(id: number, req: LoadRequest): void {
   runStreamLoad(req, (counter, bytes) => send({ type: "tick", id, counter, bytes })).then(
     (result) => send({ type: "done", id, result }),
@@ -119,6 +128,7 @@ process.on("message", (raw) => {
   const msg = raw as ParentMessage;
   if (msg.type !== "run") return;
   if (msg.request.client === "stream") runStream(msg.id, msg.request);
+  else if (msg.request.client === "hold") runHold(msg.id, msg.request);
   else runAutocannon(msg.id, msg.request);
 });
 process.on("disconnect", () => process.exit(0));

@@ -12,9 +12,10 @@ import type { RunSample } from "./report.js";
 export interface LoadRequest {
   /**
    * "autocannon" for request-rate scenarios; "stream" for the large transfers, where
-   * autocannon's JavaScript body parsing would be the bottleneck (see stream-client.ts).
+   * autocannon's JavaScript body parsing would be the bottleneck (see stream-client.ts);
+   * "hold" for connections opened and then kept idle (see hold-client.ts).
    */
-  readonly client: "autocannon" | "stream";
+  readonly client: "autocannon" | "stream" | "hold";
   readonly url: string;
   readonly connections: number;
   readonly durationSec: number;

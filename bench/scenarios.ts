@@ -19,7 +19,7 @@ export interface ScenarioSpec {
   readonly path: string;
   readonly bodyBytes: number;
   /** Which load client drives it; see LoadRequest.client. */
-  readonly client: "autocannon" | "stream";
+  readonly client: "autocannon" | "stream" | "hold";
   /** Fixed total request rate; absent means as fast as the connections go. */
   readonly overallRate?: number;
   readonly timeoutSec: number;
@@ -132,6 +132,21 @@ export const SCENARIOS: readonly ScenarioSpec[] = [
     path: "/",
     bodyBytes: 0,
     client: "autocannon",
+    timeoutSec: 10,
+    defaults: { connections: 1000, durationSec: 10 },
+    backendCount: 1,
+    backend: "any",
+    needsMultiEndpoint: false,
+    freshPerRun: false,
+  },
+  {
+    id: "conn-1000-open",
+    title: "1,000 open keep-alive connections, one request each, then idle",
+    focus: "throughput",
+    method: "GET",
+    path: "/",
+    bodyBytes: 0,
+    client: "hold",
     timeoutSec: 10,
     defaults: { connections: 1000, durationSec: 10 },
     backendCount: 1,

@@ -2,7 +2,6 @@ import { type FSWatcher, watch } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { ConfigError } from "../proxy/config/errors.js";
-import { parseServicesFile } from "../proxy/config/load.js";
 import type { ServiceConfig } from "../proxy/config/schema.js";
 import type { ServiceRegistry } from "./registry.js";
 import { serviceEndpoints } from "./static-source.js";
@@ -14,8 +13,19 @@ export interface WarnLogger {
 
 export interface FileSourceOptions {
   readonly logger?: WarnLogger;
+  /**
+   * Validates the file's text. The proxy passes config/isolated.ts's parseServicesText (a
+   * worker thread, so the proxy never loads the YAML and schema libraries); by default the
+   * same validation runs in-process, loaded on first use.
+   */
+  readonly parse?: (text: string, source: string) => ServiceConfig[] | Promise<ServiceConfig[]>;
   /** Quiet period after the last change before re-reading; editors write in several steps. */
   readonly debounceMs?: number;
+}
+
+async function parseInProcess(text: string, source: string): Promise<ServiceConfig[]> {
+  const { parseServicesFile } = await import("../proxy/config/load.js");
+  return parseServicesFile(text, source);
 }
 
 const stderrLogger: WarnLogger = {
@@ -40,6 +50,7 @@ export class FileSource {
   readonly #path: string;
   readonly #logger: WarnLogger;
   readonly #debounceMs: number;
+  readonly #parse: (text: string, source: string) => ServiceConfig[] | Promise<ServiceConfig[]>;
   #watcher: FSWatcher | undefined;
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
@@ -53,6 +64,7 @@ export class FileSource {
     this.#path = resolve(path);
     this.#logger = opts.logger ?? stderrLogger;
     this.#debounceMs = opts.debounceMs ?? 100;
+    this.#parse = opts.parse ?? parseInProcess;
     this.id = `file:${this.#path}`;
     registry.registerSource(this.id);
   }
@@ -75,7 +87,7 @@ export class FileSource {
     });
     try {
       const text = await this.#read();
-      const services = parseServicesFile(text, this.#path);
+      const services = await this.#parse(text, this.#path);
       this.#lastText = text;
       this.#registry.apply(this.id, { kind: "reset", services: serviceEndpoints(services) });
       this.#registry.markSynced(this.id);
@@ -146,7 +158,7 @@ export class FileSource {
     this.#lastText = text;
     let services: ServiceConfig[];
     try {
-      services = parseServicesFile(text, this.#path);
+      services = await this.#parse(text, this.#path);
     } catch (error) {
       this.#logger.warn(
         { err: error, path: this.#path },

@@ -5,9 +5,8 @@
 // bench/targets.ts launches remora with whatever flags this line carries (`env -S node ...`).
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { ConfigError, loadConfigFile } from "./config/load.js";
-import { quickConfig } from "./config/quick.js";
-import type { RemoraConfig } from "./config/schema.js";
+import { ConfigError } from "./config/errors.js";
+import { buildQuickConfig, type LoadedConfig, loadConfig } from "./config/isolated.js";
 import { demoBanner, demoConfig, startDemoBackends } from "./demo.js";
 import { createLogger } from "./log.js";
 import { Runtime } from "./runtime.js";
@@ -91,7 +90,7 @@ function parseDrain(text: string | undefined): number {
 }
 
 async function runProxy(
-  config: RemoraConfig,
+  loaded: LoadedConfig,
   logLevel: string | undefined,
   drainMs: number,
   banner?: (runtime: Runtime) => string,
@@ -107,7 +106,10 @@ async function runProxy(
     logger.flush();
     process.exit(0);
   };
-  const runtime = new Runtime(config, { logger, onQuit: () => void stop("quitquitquit") });
+  const runtime = new Runtime(loaded.config, loaded.serviceDefaults, {
+    logger,
+    onQuit: () => void stop("quitquitquit"),
+  });
   await runtime.start();
   process.on("SIGTERM", () => void stop("SIGTERM"));
   process.on("SIGINT", () => void stop("SIGINT"));
@@ -156,36 +158,36 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case "validate": {
       if (values.config === undefined) throw new UsageError("validate needs -c FILE");
-      loadConfigFile(values.config);
+      await loadConfig(values.config);
       process.stdout.write(`${values.config}: ok\n`);
       return 0;
     }
     case "run": {
       const drainMs = parseDrain(values["drain-time"]);
-      let config: RemoraConfig;
+      let loaded: LoadedConfig;
       if (values.config !== undefined) {
         if (values.listen !== undefined || values.service !== undefined) {
           throw new UsageError("use either -c FILE or the quick-mode flags, not both");
         }
-        config = loadConfigFile(values.config);
+        loaded = await loadConfig(values.config);
       } else {
         if (values.listen === undefined)
           throw new UsageError("run needs -c FILE, or --listen PORT with --service");
-        config = quickConfig({
+        loaded = await buildQuickConfig({
           listen: parsePort(values.listen, "--listen"),
           adminPort: parsePort(values["admin-port"], "--admin-port", 15000),
           services: values.service ?? [],
         });
       }
-      await runProxy(config, values["log-level"], drainMs);
+      await runProxy(loaded, values["log-level"], drainMs);
       return -1;
     }
     case "demo": {
       const port = parsePort(values.port, "--port", 15001);
       const adminPort = parsePort(values["admin-port"], "--admin-port", 15000);
       const backends = await startDemoBackends(2);
-      const config = demoConfig(port, adminPort, backends.addresses);
-      await runProxy(config, values["log-level"] ?? "warn", parseDrain(values["drain-time"]), (r) =>
+      const loaded = await demoConfig(port, adminPort, backends.addresses);
+      await runProxy(loaded, values["log-level"] ?? "warn", parseDrain(values["drain-time"]), (r) =>
         demoBanner(r.listeners[0]?.port ?? port, r.adminPort, backends.addresses),
       );
       return -1;

@@ -1,7 +1,6 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { quickConfig } from "./config/quick.js";
-import type { RemoraConfig } from "./config/schema.js";
+import { buildQuickConfig, type LoadedConfig } from "./config/isolated.js";
 
 export interface DemoBackends {
   readonly addresses: string[];
@@ -48,8 +47,12 @@ export async function startDemoBackends(count: number): Promise<DemoBackends> {
 }
 
 /** The demo's config: `hello` with the backends as endpoints. */
-export function demoConfig(port: number, adminPort: number, backends: string[]): RemoraConfig {
-  return quickConfig({ listen: port, adminPort, services: [`hello=${backends.join(",")}`] });
+export function demoConfig(
+  port: number,
+  adminPort: number,
+  backends: string[],
+): Promise<LoadedConfig> {
+  return buildQuickConfig({ listen: port, adminPort, services: [`hello=${backends.join(",")}`] });
 }
 
 export function demoBanner(port: number, adminPort: number, backends: string[]): string {

@@ -4,7 +4,8 @@ import { StaticSource } from "../discovery/static-source.js";
 import { AdminServer } from "./admin.js";
 import { Cluster, ClusterManager, type ClusterSettings } from "./cluster.js";
 import { formatAddress, parseAddress } from "./config/address.js";
-import { type RemoraConfig, type ServiceConfig, servicesFileSchema } from "./config/schema.js";
+import { parseServicesText } from "./config/isolated.js";
+import type { RemoraConfig, ServiceConfig } from "./config/schema.js";
 import type { ExchangeRecord, ExchangeReporter } from "./exchange.js";
 import { HttpListener } from "./listeners/http-listener.js";
 import { TcpListener } from "./listeners/tcp-listener.js";
@@ -61,12 +62,6 @@ export function clusterSettings(service: ServiceConfig): ClusterSettings {
   };
 }
 
-/** The defaults the schema gives a service that names nothing but itself. */
-function defaultSettings(): ClusterSettings {
-  const file = servicesFileSchema.parse({ services: [{ name: "defaults" }] });
-  return clusterSettings(file.services[0]!);
-}
-
 /**
  * One running proxy: discovery sources feeding the registry, clusters, listeners and the admin
  * API, built from a validated config.
@@ -82,18 +77,24 @@ export class Runtime {
   adminPort = 0;
   #logger: Logger;
   #options: RuntimeOptions;
+  #defaults: ClusterSettings;
   #servers: Listener[] = [];
   #admin: AdminServer | undefined;
   #fileSource: FileSource | undefined;
   #started = false;
   #draining = false;
 
-  constructor(config: RemoraConfig, options: RuntimeOptions = {}) {
+  /**
+   * `serviceDefaults`: what the schema gives a service that names nothing but itself, for
+   * services known only to discovery (config/load.ts serviceDefaults(), or LoadedConfig's).
+   */
+  constructor(config: RemoraConfig, serviceDefaults: ServiceConfig, options: RuntimeOptions = {}) {
     this.config = config;
     this.#options = options;
     this.#logger = options.logger ?? silentLogger();
     this.counters = new FlagCounter(options.reporter);
-    this.clusters = new ClusterManager(this.registry, defaultSettings());
+    this.#defaults = clusterSettings(serviceDefaults);
+    this.clusters = new ClusterManager(this.registry, this.#defaults);
   }
 
   /** Ready: listeners bound and every discovery source has synced (the admin's /ready). */
@@ -120,6 +121,7 @@ export class Runtime {
     if (config.discovery !== undefined) {
       this.#fileSource = new FileSource(this.registry, config.discovery.file, {
         logger: this.#logger,
+        parse: parseServicesText,
       });
       await this.#fileSource.start();
     }
@@ -160,7 +162,7 @@ export class Runtime {
         );
         route = (authority) => router.resolve(authority);
       } else {
-        const app = appCluster(listener.name, listener.app);
+        const app = appCluster(listener.name, listener.app, this.#defaults);
         this.appClusters.push(app);
         route = () => app;
       }
@@ -225,9 +227,8 @@ export class Runtime {
 }
 
 /** The inbound listener's one destination: the local application. */
-function appCluster(listenerName: string, app: string): Cluster {
+function appCluster(listenerName: string, app: string, defaults: ClusterSettings): Cluster {
   const { host, port } = parseAddress(app);
-  const defaults = defaultSettings();
   const cluster = new Cluster(listenerName, "inbound", defaults, `inbound|${port}|${listenerName}`);
   const id = formatAddress(host, port);
   cluster.update({

@@ -12,7 +12,7 @@ import {
 } from "node:http";
 import { type AddressInfo, connect, createServer, type Server, type Socket } from "node:net";
 import { fileURLToPath } from "node:url";
-import { parseConfig } from "../proxy/config/load.js";
+import { parseConfig, serviceDefaults } from "../proxy/config/load.js";
 import type { ExchangeRecord } from "../proxy/exchange.js";
 import { Runtime } from "../proxy/runtime.js";
 
@@ -124,7 +124,7 @@ export interface InProcessRemora {
 /** remora in this process, from a YAML config text (ports may be 0). */
 export async function startRemora(yaml: string): Promise<InProcessRemora> {
   const records: ExchangeRecord[] = [];
-  const runtime = new Runtime(parseConfig(yaml, "test.yaml"), {
+  const runtime = new Runtime(parseConfig(yaml, "test.yaml"), serviceDefaults(), {
     reporter: { report: (r) => records.push({ ...r }) },
   });
   await runtime.start();

@@ -35,6 +35,11 @@ export function parseServicesFile(text: string, source: string): ServiceConfig[]
   return parseYaml(servicesFileSchema, text, source).services;
 }
 
+/** What the schema gives a service that names nothing but itself (discovery-only services). */
+export function serviceDefaults(): ServiceConfig {
+  return servicesFileSchema.parse({ services: [{ name: "defaults" }] }).services[0]!;
+}
+
 function readText(path: string): string {
   try {
     return readFileSync(path, "utf8");

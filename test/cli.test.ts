@@ -88,10 +88,7 @@ describe("remora CLI", () => {
       ]);
       running.push(remora);
       const port = remora.ports.get("outbound")!;
-      const client = await RawClient.open(port);
-      client.write("GET / HTTP/1.1\r\nHost: hello\r\n\r\n");
-      const res = await client.response();
-      client.close();
+      const res = await RawClient.exchange(port, "GET / HTTP/1.1\r\nHost: hello\r\n\r\n");
       expect(res.body.toString()).toBe("quick");
       const ready = await fetch(`http://127.0.0.1:${remora.adminPort}/ready`);
       expect(ready.status).toBe(200);
@@ -119,10 +116,7 @@ describe("remora CLI", () => {
       running.push(remora);
       const port = remora.ports.get("outbound")!;
       const ask = async () => {
-        const client = await RawClient.open(port);
-        client.write("GET / HTTP/1.1\r\nHost: hello\r\n\r\n");
-        const res = await client.response();
-        client.close();
+        const res = await RawClient.exchange(port, "GET / HTTP/1.1\r\nHost: hello\r\n\r\n");
         return res.body.toString();
       };
       expect(await ask()).toBe("a");
@@ -187,10 +181,7 @@ describe("remora demo", () => {
       const seen = new Set<string>();
       for (let i = 0; i < 4; i++) {
         // fetch() may not set Host (a forbidden header), so a raw client asks.
-        const client = await RawClient.open(port);
-        client.write("GET /greeting HTTP/1.1\r\nHost: hello\r\n\r\n");
-        const res = await client.response();
-        client.close();
+        const res = await RawClient.exchange(port, "GET /greeting HTTP/1.1\r\nHost: hello\r\n\r\n");
         expect(res.status).toBe(200);
         seen.add(JSON.parse(res.body.toString()).backend);
       }

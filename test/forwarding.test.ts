@@ -46,10 +46,10 @@ describe("request forwarding", () => {
   it("forwards a GET and relays the response", async () => {
     const backend = await echo();
     const remora = await proxyTo([backend.address]);
-    const client = await RawClient.open(remora.port());
-    client.write("GET /a/b?c=d HTTP/1.1\r\nHost: hello\r\nUser-Agent: t\r\n\r\n");
-    const res = await client.response();
-    client.close();
+    const res = await RawClient.exchange(
+      remora.port(),
+      "GET /a/b?c=d HTTP/1.1\r\nHost: hello\r\nUser-Agent: t\r\n\r\n",
+    );
     expect(res.status).toBe(200);
     const seen = json(res.body);
     expect(seen.method).toBe("GET");
@@ -143,15 +143,13 @@ describe("request forwarding", () => {
   it("removes hop-by-hop fields and those named by Connection; adds forwarding fields", async () => {
     const backend = await echo();
     const remora = await proxyTo([backend.address]);
-    const client = await RawClient.open(remora.port());
-    client.write(
+    const res = await RawClient.exchange(
+      remora.port(),
       "GET / HTTP/1.1\r\nHost: hello\r\nConnection: keep-alive, X-Secret\r\nX-Secret: s\r\nKeep-Alive: timeout=5\r\n" +
         "Proxy-Connection: keep-alive\r\nTE: trailers\r\nTrailer: X-T\r\nX-Forwarded-For: 10.0.0.1\r\n" +
         "X-Forwarded-Proto: https\r\ntraceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n" +
         "tracestate: congo=t61rcWkgMzE\r\n\r\n",
     );
-    const res = await client.response();
-    client.close();
     const h = json(res.body).headers;
     for (const gone of ["x-secret", "keep-alive", "proxy-connection", "te", "trailer"]) {
       expect(h[gone], gone).toBeUndefined();
@@ -186,10 +184,7 @@ describe("request forwarding", () => {
     });
     cleanups.push(() => backend.close());
     const remora = await proxyTo([backend.address]);
-    const client = await RawClient.open(remora.port());
-    client.write("GET / HTTP/1.1\r\nHost: hello\r\n\r\n");
-    const res = await client.response();
-    client.close();
+    const res = await RawClient.exchange(remora.port(), "GET / HTTP/1.1\r\nHost: hello\r\n\r\n");
     expect(res.header("x-internal")).toBeUndefined();
     expect(res.header("keep-alive")).toBeUndefined();
     expect(res.header("x-kept")).toBe("yes");
@@ -319,10 +314,7 @@ describe("response framing", () => {
     });
     cleanups.push(() => backend.close());
     const remora = await proxyTo([backend.address]);
-    const client = await RawClient.open(remora.port());
-    client.write("GET / HTTP/1.1\r\nHost: hello\r\n\r\n");
-    const res = await client.response();
-    client.close();
+    const res = await RawClient.exchange(remora.port(), "GET / HTTP/1.1\r\nHost: hello\r\n\r\n");
     expect(res.body.toString()).toBe("wxyz");
     expect(res.headers.get("__trailers")?.[0]).toContain("X-Sum: 9");
   });
@@ -425,12 +417,10 @@ describe("upgrades", () => {
   it("never forwards an h2c upgrade", async () => {
     const backend = await echo();
     const remora = await proxyTo([backend.address]);
-    const client = await RawClient.open(remora.port());
-    client.write(
+    const res = await RawClient.exchange(
+      remora.port(),
       "GET / HTTP/1.1\r\nHost: hello\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n",
     );
-    const res = await client.response();
-    client.close();
     const h = json(res.body).headers;
     expect(h.upgrade).toBeUndefined();
     expect(h["http2-settings"]).toBeUndefined();
@@ -475,12 +465,10 @@ services:
   it("routes absolute-form targets (HTTP_PROXY style) and rewrites Host", async () => {
     const backend = await echo();
     const remora = await proxyTo([backend.address]);
-    const client = await RawClient.open(remora.port());
-    client.write(
+    const res = await RawClient.exchange(
+      remora.port(),
       "GET http://hello.default.svc.cluster.local:80/p?q=1 HTTP/1.1\r\nHost: ignored\r\n\r\n",
     );
-    const res = await client.response();
-    client.close();
     const seen = json(res.body);
     expect(seen.url).toBe("/p?q=1");
     expect(seen.headers.host).toBe("hello.default.svc.cluster.local:80");

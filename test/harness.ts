@@ -221,6 +221,17 @@ export class RawClient {
     return new RawClient(socket);
   }
 
+  /** One request on a new connection: send `raw`, read one response, close. */
+  static async exchange(port: number, raw: string, isHead = false): Promise<ParsedResponse> {
+    const client = await RawClient.open(port);
+    client.write(raw);
+    try {
+      return await client.response(5000, isHead);
+    } finally {
+      client.close();
+    }
+  }
+
   write(text: string | Buffer): void {
     this.socket.write(typeof text === "string" ? Buffer.from(text, "latin1") : text);
   }

@@ -311,20 +311,7 @@ async function runShared(
         const target = running.get(t.id);
         const samples = outcome.get(t.id);
         if (target === undefined || !Array.isArray(samples)) continue;
-        ctx.progress.begin(
-          `${spec.id} · ${t.label} · run ${run}/${ctx.options.runs}`,
-          shape.durationSec,
-        );
-        try {
-          const sample = await measure(ctx, spec, shape, target, backend);
-          samples.push(sample);
-          ctx.progress.end(summaryOf(sample, spec));
-        } catch (err) {
-          ctx.progress.end();
-          ctx.progress.note(
-            `  ${t.label} run ${run} failed: ${err instanceof Error ? err.message : String(err)}`,
-          );
-        }
+        await measuredRun(ctx, spec, shape, t.label, run, target, backend, samples);
         await sleep(200);
       }
     }
@@ -333,6 +320,34 @@ async function runShared(
     await backend.stop();
   }
   return outcome;
+}
+
+/** One measured run of one target, its progress line, and its sample (or a note if it failed). */
+async function measuredRun(
+  ctx: RunContext,
+  spec: ScenarioSpec,
+  shape: ScenarioShape,
+  label: string,
+  run: number,
+  target: RunningTarget,
+  backend: Backend,
+  samples: RunSample[],
+): Promise<void> {
+  ctx.progress.begin(`${spec.id} · ${label} · run ${run}/${ctx.options.runs}`, shape.durationSec);
+  try {
+    const sample = await measure(ctx, spec, shape, target, backend);
+    samples.push(sample);
+    ctx.progress.end(summaryOf(sample, spec));
+  } catch (err) {
+    ctx.progress.end();
+    noteFailure(ctx, label, run, err);
+  }
+}
+
+function noteFailure(ctx: RunContext, label: string, run: number, err: unknown): void {
+  ctx.progress.note(
+    `  ${label} run ${run} failed: ${err instanceof Error ? err.message : String(err)}`,
+  );
 }
 
 /** Scenarios that break their setup (failover): fresh backends and target for every run. */
@@ -372,18 +387,10 @@ async function runFresh(
         ctx.progress.begin(`${spec.id} · ${t.label} · warm-up`, warmup);
         await warmUp(ctx, spec, shape, target, warmup);
         ctx.progress.end();
-        ctx.progress.begin(
-          `${spec.id} · ${t.label} · run ${run}/${ctx.options.runs}`,
-          shape.durationSec,
-        );
-        const sample = await measure(ctx, spec, shape, target, backend);
-        samples.push(sample);
-        ctx.progress.end(summaryOf(sample, spec));
+        await measuredRun(ctx, spec, shape, t.label, run, target, backend, samples);
       } catch (err) {
         ctx.progress.end();
-        ctx.progress.note(
-          `  ${t.label} run ${run} failed: ${err instanceof Error ? err.message : String(err)}`,
-        );
+        noteFailure(ctx, t.label, run, err);
       } finally {
         await target.stop();
         await backend.stop();

@@ -21,6 +21,7 @@ import { parseRequestHead } from "./http/request-parser.js";
 import { parseResponseHead } from "./http/response-parser.js";
 import { localReply } from "./local-reply.js";
 import { newRouteResult, type RouteResult, routeRequest } from "./pipeline.js";
+import { copyOf, type ReadBuffer } from "./read-buffer.js";
 import type { UpstreamConnection, UpstreamOwner } from "./upstream/connection.js";
 import type { ConnectWaiter, UpstreamPool } from "./upstream/pool.js";
 
@@ -89,15 +90,20 @@ const CRLF = Buffer.from("\r\n", "latin1");
  * wait in the read buffer and are answered in order.
  *
  * Socket listeners are installed once per connection; per-request work allocates the parsed
- * head, the serialised upstream head and little else.
+ * head, the serialised upstream head and little else. Both sockets normally read into buffers
+ * that are reused (see ReadBuffer): a chunk is copied only when bytes of it must wait.
  */
 export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
   readonly #socket: Socket;
+  /** The client socket's read buffer, or null when it reads with 'data' events. */
+  readonly #reader: ReadBuffer | null;
   readonly #ctx: SessionContext;
   readonly #clientAddress: string;
   #state = READ_HEAD;
   /** Unparsed client bytes (a partial head, or pipelined requests). */
   #pending: Buffer | null = null;
+  /** `#pending` is a view of the current read chunk and must be copied before it returns. */
+  #pendingBorrowed = false;
   #paused = 0;
   #driving = false;
   /** Bytes of `#pending` already parsed without finding a complete head. */
@@ -141,13 +147,15 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
   #record: ExchangeRecord;
   #started = 0;
 
-  constructor(socket: Socket, ctx: SessionContext) {
+  constructor(socket: Socket, ctx: SessionContext, reader: ReadBuffer | null) {
     this.#socket = socket;
+    this.#reader = reader;
     this.#ctx = ctx;
     this.#clientAddress = socket.remoteAddress ?? "unknown";
     this.#record = emptyRecord(ctx.listener);
     if (ctx.idleTimeoutMs > 0) socket.setTimeout(ctx.idleTimeoutMs);
-    socket.on("data", this.#onData);
+    if (reader !== null) reader.sink = this.#onData;
+    else socket.on("data", this.#onData);
     socket.on("drain", this.#onDrain);
     socket.on("end", this.#onEnd);
     socket.on("error", this.#onError);
@@ -168,6 +176,14 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
   // ---------------------------------------------------------------- client socket events
 
   #onData = (chunk: Buffer): void => {
+    this.#dispatch(chunk);
+    if (this.#pendingBorrowed) {
+      this.#pendingBorrowed = false;
+      if (this.#pending !== null) this.#pending = copyOf(this.#pending);
+    }
+  };
+
+  #dispatch(chunk: Buffer): void {
     switch (this.#state) {
       case READ_HEAD:
         this.#append(chunk);
@@ -188,10 +204,10 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
         return;
       }
       case TUNNEL:
-        if (this.#conn !== null && !this.#conn.socket.write(chunk)) this.#pause(PAUSE_BACKPRESSURE);
+        if (this.#conn !== null) this.#writeUpstream(chunk);
         return;
     }
-  };
+  }
 
   #onDrain = (): void => {
     if (this.#upstreamPaused) {
@@ -247,11 +263,16 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
 
   // ---------------------------------------------------------------- request heads
 
+  /** Hold client bytes not yet used; a chunk being read is only borrowed until #onData returns. */
   #append(chunk: Buffer): void {
     if (this.#pending === null) {
       this.#pending = chunk;
+      this.#pendingBorrowed = this.#reader !== null;
       if (this.#state === READ_HEAD) this.#armHeaderTimer();
-    } else this.#pending = Buffer.concat([this.#pending, chunk]);
+    } else {
+      this.#pending = Buffer.concat([this.#pending, chunk]);
+      this.#pendingBorrowed = false;
+    }
   }
 
   #armHeaderTimer(): void {
@@ -501,13 +522,21 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
     if (this.#state === ACTIVE && this.#conn !== null) {
       this.#bodySent += bytes.length;
       this.#replay = null;
-      if (!this.#conn.socket.write(bytes)) this.#pause(PAUSE_BACKPRESSURE);
+      this.#writeUpstream(bytes);
     } else if (this.#state === CONNECTING) {
-      this.#queue.push(bytes);
+      this.#queue.push(this.#reader !== null ? copyOf(bytes) : bytes);
       this.#queued += bytes.length;
       if (this.#queued > QUEUE_HIGH_WATER) this.#pause(PAUSE_BACKPRESSURE);
     }
     // Otherwise the exchange already has a local reply and the body is discarded.
+  }
+
+  /** Client bytes (possibly a view of the read buffer) to the attached upstream. */
+  #writeUpstream(bytes: Buffer): void {
+    const socket = this.#conn!.socket;
+    const ok = socket.write(bytes);
+    this.#reader?.noteWrite(socket);
+    if (!ok) this.#pause(PAUSE_BACKPRESSURE);
   }
 
   // ---------------------------------------------------------------- upstream events
@@ -538,7 +567,9 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
         return;
       }
       if (head === null) {
-        if (pos < buf.length) this.#resPending = buf.subarray(pos);
+        // Kept across reads, so copied out of the connection's read buffer.
+        if (pos < buf.length)
+          this.#resPending = buf === chunk ? copyOf(buf.subarray(pos)) : buf.subarray(pos);
         return;
       }
       pos += head.headLength;
@@ -742,9 +773,13 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
       } else this.#writeClientText(held);
     }
     this.#record.responseBytes += bytes.length;
-    if (!this.#socket.write(bytes) && this.#conn !== null && !this.#upstreamPaused) {
+    const ok = this.#socket.write(bytes);
+    const conn = this.#conn;
+    if (conn === null) return;
+    conn.reader.noteWrite(this.#socket);
+    if (!ok && !this.#upstreamPaused) {
       this.#upstreamPaused = true;
-      this.#conn.socket.pause();
+      conn.socket.pause();
     }
   }
 

@@ -1,8 +1,10 @@
 /**
  * 100 MB through a real remora process both ways: the bytes arrive intact and the proxy's peak
- * resident memory stays far below the body size (bodies are streamed, never buffered).
+ * resident memory stays far below the body size (bodies are streamed, never buffered). Each
+ * direction stalls once so that remora's writes back up while it keeps reading into its reused
+ * read buffers (ReadBuffer's lending rule is what keeps those bytes intact).
  */
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { request } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -14,7 +16,24 @@ import {
 } from "./harness.js";
 
 const SIZE = 100 * 1024 * 1024;
-const CHUNK = Buffer.alloc(256 * 1024, "remora-");
+/**
+ * Random bytes with a prime period: a read buffer overwritten by a later read never holds the
+ * same bytes by chance, so corruption changes the hash.
+ */
+const PATTERN = randomBytes(65_521);
+const STALL_MS = 300;
+
+function* bodyChunks(): Generator<Buffer> {
+  for (let sent = 0; sent < SIZE; sent += PATTERN.length) {
+    yield SIZE - sent >= PATTERN.length ? PATTERN : PATTERN.subarray(0, SIZE - sent);
+  }
+}
+
+function expectedHash(): string {
+  const hash = createHash("sha256");
+  for (const chunk of bodyChunks()) hash.update(chunk);
+  return hash.digest("hex");
+}
 /** Far below SIZE: a buffered body would blow through it. Node itself takes ~45–60 MB. */
 const RSS_LIMIT = 120 * 1024 * 1024;
 
@@ -25,11 +44,11 @@ beforeAll(async () => {
   backend = await httpBackend((req, res, body) => {
     if (req.method === "GET") {
       res.writeHead(200, { "content-length": SIZE });
-      let sent = 0;
+      const chunks = bodyChunks();
       const pump = () => {
-        while (sent < SIZE) {
-          sent += CHUNK.length;
-          if (!res.write(CHUNK)) return void res.once("drain", pump);
+        // next(), not for-of: leaving a for-of loop would close the generator.
+        for (let c = chunks.next(); !c.done; c = chunks.next()) {
+          if (!res.write(c.value)) return void res.once("drain", pump);
         }
         res.end();
       };
@@ -42,6 +61,12 @@ beforeAll(async () => {
         sha256: createHash("sha256").update(body).digest("hex"),
       }),
     );
+  });
+  // Uploads: the backend reads nothing for a while, so remora's upstream writes back up.
+  backend.server.prependListener("request", (req) => {
+    if (req.method !== "POST") return;
+    req.pause();
+    setTimeout(() => req.resume(), STALL_MS);
   });
   remora = await spawnRemora([
     "run",
@@ -71,9 +96,16 @@ describe("large bodies", () => {
         { host: "127.0.0.1", port: port(), path: "/", headers: { host: "big" } },
         (res) => {
           let n = 0;
+          let stalled = false;
           res.on("data", (d: Buffer) => {
             n += d.length;
             hash.update(d);
+            if (!stalled && n > 8 * 1024 * 1024) {
+              // The client stops reading for a while: remora's client writes back up.
+              stalled = true;
+              res.pause();
+              setTimeout(() => res.resume(), STALL_MS);
+            }
           });
           res.on("end", () => resolve(n));
           res.on("error", reject);
@@ -83,14 +115,11 @@ describe("large bodies", () => {
       req.end();
     });
     expect(received).toBe(SIZE);
-    const expected = createHash("sha256");
-    for (let sent = 0; sent < SIZE; sent += CHUNK.length) expected.update(CHUNK);
-    expect(hash.digest("hex")).toBe(expected.digest("hex"));
+    expect(hash.digest("hex")).toBe(expectedHash());
     expect(await peakRss(remora.child.pid!)).toBeLessThan(RSS_LIMIT);
   });
 
   it("streams a 100 MB chunked upload in bounded memory", async () => {
-    const expected = createHash("sha256");
     const reply = await new Promise<string>((resolve, reject) => {
       const req = request(
         {
@@ -109,19 +138,17 @@ describe("large bodies", () => {
         },
       );
       req.on("error", reject);
-      let sent = 0;
+      const chunks = bodyChunks();
       const pump = () => {
-        while (sent < SIZE) {
-          sent += CHUNK.length;
-          expected.update(CHUNK);
-          if (!req.write(CHUNK)) return void req.once("drain", pump);
+        for (let c = chunks.next(); !c.done; c = chunks.next()) {
+          if (!req.write(c.value)) return void req.once("drain", pump);
         }
         req.end();
       };
       pump();
     });
     // The backend buffers (to hash); the proxy must not.
-    expect(JSON.parse(reply)).toEqual({ length: SIZE, sha256: expected.digest("hex") });
+    expect(JSON.parse(reply)).toEqual({ length: SIZE, sha256: expectedHash() });
     expect(await peakRss(remora.child.pid!)).toBeLessThan(RSS_LIMIT);
   });
 });

@@ -3,6 +3,7 @@ import type { Cluster } from "../cluster.js";
 import type { ExchangeReporter } from "../exchange.js";
 import type { HeadLimits } from "../http/head.js";
 import { HttpSession, type SessionContext } from "../http-session.js";
+import { adoptAccepted, ReadBuffer } from "../read-buffer.js";
 import { STREAM_HIGH_WATER } from "../upstream/pool.js";
 
 export interface HttpListenerOptions {
@@ -40,8 +41,14 @@ export class HttpListener implements SessionContext {
     this.reporter = options.reporter;
     this.route = options.route;
     // allowHalfOpen: a client that half-closes after its request still gets the response.
+    // pauseOnConnect: the socket moves to one that reads into a ReadBuffer before reading starts.
     this.#server = createServer(
-      { allowHalfOpen: true, noDelay: true, highWaterMark: STREAM_HIGH_WATER },
+      {
+        allowHalfOpen: true,
+        noDelay: true,
+        pauseOnConnect: true,
+        highWaterMark: STREAM_HIGH_WATER,
+      },
       this.#onConnection,
     );
   }
@@ -70,10 +77,18 @@ export class HttpListener implements SessionContext {
     for (const session of this.#sessions) session.destroy();
   }
 
-  #onConnection = (socket: Socket): void => {
-    this.#sessions.add(new HttpSession(socket, this));
+  #onConnection = (accepted: Socket): void => {
+    const reader = new ReadBuffer();
+    const socket = adoptAccepted(accepted, reader, ADOPT);
+    if (socket !== undefined) this.#sessions.add(new HttpSession(socket, this, reader));
+    else {
+      accepted.resume();
+      this.#sessions.add(new HttpSession(accepted, this, null));
+    }
   };
 }
+
+const ADOPT = { allowHalfOpen: true, writableHighWaterMark: STREAM_HIGH_WATER };
 
 /** Bind a server, resolving with the bound address (the real port when asked for 0). */
 export function listen(server: Server, address: string, port: number): Promise<AddressInfo> {

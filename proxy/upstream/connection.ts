@@ -1,4 +1,5 @@
 import type { Socket } from "node:net";
+import type { ReadBuffer } from "../read-buffer.js";
 
 /**
  * Whoever is using an upstream connection right now. Socket events are wired once per
@@ -6,6 +7,7 @@ import type { Socket } from "node:net";
  * next request allocates no listeners.
  */
 export interface UpstreamOwner {
+  /** `chunk` is valid only during the call (see ReadBuffer). */
   onUpstreamData(conn: UpstreamConnection, chunk: Buffer): void;
   onUpstreamDrain(conn: UpstreamConnection): void;
   /** The connection ended or failed while owned; `error` is undefined for a clean FIN. */
@@ -20,20 +22,23 @@ export interface ConnectionHome {
 /** One keep-alive TCP connection to one endpoint. */
 export class UpstreamConnection {
   readonly socket: Socket;
+  /** Where the socket reads; writers of its chunks report to it (ReadBuffer.noteWrite). */
+  readonly reader: ReadBuffer;
   /** Requests sent on this connection so far; > 0 at acquire means the connection is reused. */
   requests = 0;
   owner: UpstreamOwner | null = null;
   #home: ConnectionHome;
   #closed = false;
 
-  constructor(socket: Socket, home: ConnectionHome, idleTimeoutMs: number) {
+  constructor(socket: Socket, reader: ReadBuffer, home: ConnectionHome, idleTimeoutMs: number) {
     this.socket = socket;
+    this.reader = reader;
     this.#home = home;
     socket.setNoDelay(true);
     // One inactivity timer for the connection's whole life: it only matters while idle in the
     // pool (an owner keeps it busy or ignores it), so it is never re-armed per request.
     if (idleTimeoutMs > 0) socket.setTimeout(idleTimeoutMs);
-    socket.on("data", this.#onData);
+    reader.sink = this.#onData;
     socket.on("drain", this.#onDrain);
     socket.on("end", this.#onEnd);
     socket.on("error", this.#onError);

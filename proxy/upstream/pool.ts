@@ -1,5 +1,6 @@
-import { connect, type NetConnectOpts } from "node:net";
+import type { NetConnectOpts } from "node:net";
 import { RemoraError } from "../errors.js";
+import { connectReading, ReadBuffer } from "../read-buffer.js";
 import { type ConnectionHome, UpstreamConnection } from "./connection.js";
 
 /**
@@ -97,13 +98,16 @@ export class UpstreamPool implements ConnectionHome {
 
   #connect(waiter: ConnectWaiter): void {
     this.#connecting++;
-    const socket = connect({
-      host: this.host,
-      port: this.port,
-      writableHighWaterMark: STREAM_HIGH_WATER,
-      readableHighWaterMark: STREAM_HIGH_WATER,
-      // Node 20's typings omit the stream options that net.Socket accepts and applies.
-    } as NetConnectOpts);
+    const reader = new ReadBuffer();
+    const socket = connectReading(
+      {
+        host: this.host,
+        port: this.port,
+        writableHighWaterMark: STREAM_HIGH_WATER,
+        // Node 20's typings omit the stream options that net.Socket accepts and applies.
+      } as NetConnectOpts,
+      reader,
+    );
     const timeoutMs = this.#settings.connectTimeoutMs;
     let settled = false;
     const fail = (error: RemoraError): void => {
@@ -128,7 +132,7 @@ export class UpstreamPool implements ConnectionHome {
       socket.removeAllListeners("timeout");
       socket.removeAllListeners("error");
       socket.setTimeout(0);
-      const conn = new UpstreamConnection(socket, this, this.#settings.idleTimeoutMs);
+      const conn = new UpstreamConnection(socket, reader, this, this.#settings.idleTimeoutMs);
       if (!waiter.onUpstreamConnected(conn)) this.release(conn, true);
     });
   }

@@ -1,6 +1,7 @@
 import type { Socket } from "node:net";
 import type { Endpoint } from "../discovery/endpoint.js";
 import type { Cluster } from "./cluster.js";
+import { Deadline } from "./deadline.js";
 import { codeForParseStatus, ERRORS, type ErrorCode, type RemoraError } from "./errors.js";
 import { type ExchangeRecord, type ExchangeReporter, emptyRecord } from "./exchange.js";
 import {
@@ -108,7 +109,13 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
   #driving = false;
   /** Bytes of `#pending` already parsed without finding a complete head. */
   #scanned = 0;
-  #headerTimer: NodeJS.Timeout | null = null;
+  /**
+   * The one timeout running, chosen by phase: downstream idle between requests, request headers
+   * while a head arrives, the route's request timeout during an exchange (see #onDeadline).
+   */
+  readonly #deadline: Deadline;
+  /** The header timeout runs for the head being received (set once per head, never extended). */
+  #headTimed = false;
 
   // --- the current exchange ---
   #head: RequestHead | null = null;
@@ -133,7 +140,6 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
   #tried: Set<string> | null = null;
   #sent100 = false;
   #closeAfter = false;
-  #timer: NodeJS.Timeout | null = null;
 
   #resMode = RES_HEAD;
   #resPending: Buffer | null = null;
@@ -153,14 +159,14 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
     this.#ctx = ctx;
     this.#clientAddress = socket.remoteAddress ?? "unknown";
     this.#record = emptyRecord(ctx.listener);
-    if (ctx.idleTimeoutMs > 0) socket.setTimeout(ctx.idleTimeoutMs);
+    this.#deadline = new Deadline(this.#onDeadline);
+    this.#awaitRequest(performance.now());
     if (reader !== null) reader.sink = this.#onData;
     else socket.on("data", this.#onData);
     socket.on("drain", this.#onDrain);
     socket.on("end", this.#onEnd);
     socket.on("error", this.#onError);
     socket.on("close", this.#onClose);
-    socket.on("timeout", this.#onIdle);
   }
 
   /** Finish the exchange in flight (if any) with Connection: close; close now if idle. */
@@ -180,6 +186,10 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
     if (this.#pendingBorrowed) {
       this.#pendingBorrowed = false;
       if (this.#pending !== null) this.#pending = copyOf(this.#pending);
+    }
+    // Only a head that did not arrive whole needs its timeout.
+    if (this.#state === READ_HEAD && this.#pending !== null && !this.#headTimed) {
+      this.#timeHead(performance.now());
     }
   };
 
@@ -244,22 +254,41 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
       this.#conn = null;
       this.#state = CLOSED;
       this.#finishStats(true);
-      this.#report();
+      this.#report(performance.now());
     } else if (this.#state !== CLOSED && this.#state !== READ_HEAD) this.#abort("DC");
     this.#state = CLOSED;
-    if (this.#headerTimer !== null) clearTimeout(this.#headerTimer);
+    this.#deadline.stop();
     this.#ctx.onSessionClosed(this);
   };
 
-  #onIdle = (): void => {
-    // Downstream idle timeout: only a connection with no request in flight is closed.
-    if (this.#state === READ_HEAD && this.#pending === null) this.#close();
+  #onDeadline = (): void => {
+    switch (this.#state) {
+      case READ_HEAD:
+        // Downstream idle timeout, or a head that took too long (slowloris).
+        if (this.#pending === null) this.#close();
+        else this.#reject("REMORA_ERR_HEADER_TIMEOUT");
+        return;
+      case CONNECTING:
+      case ACTIVE:
+        this.#failUpstream("REMORA_ERR_UPSTREAM_TIMEOUT");
+        return;
+    }
   };
 
-  #onHeaderTimeout = (): void => {
-    if (this.#state === READ_HEAD && this.#pending !== null)
-      this.#reject("REMORA_ERR_HEADER_TIMEOUT");
-  };
+  /** Between requests: the downstream idle timeout runs. */
+  #awaitRequest(now: number): void {
+    const ms = this.#ctx.idleTimeoutMs;
+    if (ms > 0) this.#deadline.set(now, ms);
+    else this.#deadline.clear();
+  }
+
+  /** A head has started arriving: it must be complete within the request-headers timeout. */
+  #timeHead(now: number): void {
+    this.#headTimed = true;
+    const ms = this.#ctx.requestHeadersTimeoutMs;
+    if (ms > 0) this.#deadline.set(now, ms);
+    else this.#deadline.clear();
+  }
 
   // ---------------------------------------------------------------- request heads
 
@@ -268,20 +297,10 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
     if (this.#pending === null) {
       this.#pending = chunk;
       this.#pendingBorrowed = this.#reader !== null;
-      if (this.#state === READ_HEAD) this.#armHeaderTimer();
     } else {
       this.#pending = Buffer.concat([this.#pending, chunk]);
       this.#pendingBorrowed = false;
     }
-  }
-
-  #armHeaderTimer(): void {
-    const ms = this.#ctx.requestHeadersTimeoutMs;
-    if (ms <= 0) return;
-    if (this.#headerTimer === null) {
-      this.#headerTimer = setTimeout(this.#onHeaderTimeout, ms);
-      this.#headerTimer.unref();
-    } else this.#headerTimer.refresh();
   }
 
   /** Parse and start every complete request head in the buffer, one exchange at a time. */
@@ -326,13 +345,13 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
     this.#pending = null;
     this.#scanned = 0;
     this.#started = performance.now();
-    this.#record.startMs = Date.now();
+    this.#record.startMs = performance.timeOrigin + this.#started;
     this.#record.status = ERRORS[code].status;
     this.#record.flags = ERRORS[code].flag;
     this.#socket.end(localReply(code, false));
     this.#state = CLOSED;
     this.#linger();
-    this.#report();
+    this.#report(this.#started);
   }
 
   // ---------------------------------------------------------------- the exchange
@@ -340,9 +359,11 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
   #startExchange(head: RequestHead): void {
     this.#head = head;
     this.#state = CONNECTING;
-    this.#started = performance.now();
+    this.#headTimed = false;
+    const started = performance.now();
+    this.#started = started;
     const record = this.#record;
-    record.startMs = Date.now();
+    record.startMs = performance.timeOrigin + started;
     record.method = head.method;
     record.flags = "-";
     record.status = 0;
@@ -386,7 +407,8 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
     cluster.stats.active++;
     cluster.onStart(endpoint);
     const timeoutMs = cluster.settings.timeoutMs;
-    if (timeoutMs > 0) this.#timer = setTimeout(this.#onRequestTimeout, timeoutMs);
+    if (timeoutMs > 0) this.#deadline.set(started, timeoutMs);
+    else this.#deadline.clear();
 
     const expectHandled = head.expectContinue;
     const upgrade = head.upgrade !== undefined && !isH2c(head.upgrade) ? head.upgrade : undefined;
@@ -607,7 +629,7 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
       case TUNNEL:
         this.#socket.end();
         this.#state = CLOSED;
-        this.#report();
+        this.#report(performance.now());
         return;
       case ACTIVE:
         break;
@@ -655,12 +677,6 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
     if (this.#bodySent === 0 && this.#replay === null) return true;
     return this.#replay !== null && isIdempotent(this.#head!.method);
   }
-
-  #onRequestTimeout = (): void => {
-    this.#timer = null;
-    if (this.#state !== ACTIVE && this.#state !== CONNECTING) return;
-    this.#failUpstream("REMORA_ERR_UPSTREAM_TIMEOUT");
-  };
 
   // ---------------------------------------------------------------- responses
 
@@ -820,7 +836,7 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
     this.#state = TUNNEL;
     this.#record.status = 101;
     this.#upstreamReusable = false;
-    this.#clearTimer();
+    this.#deadline.clear();
     this.#writeClientText(serializeResponseHead(head, FRAMING_NONE, "upgrade"));
     if (pos < buf.length) this.#writeClient(buf.subarray(pos));
     const pending = this.#pending;
@@ -883,14 +899,14 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
     this.#state = CLOSED;
     this.#socket.destroy();
     if (wasActive) this.#finishStats(false);
-    this.#clearTimer();
-    this.#report();
+    this.#deadline.clear();
+    this.#report(performance.now());
   }
 
   #endExchange(upstreamAnswered: boolean): void {
-    this.#clearTimer();
+    const now = performance.now();
     this.#finishStats(upstreamAnswered);
-    this.#report();
+    this.#report(now);
     this.#head = null;
     this.#cluster = null;
     this.#endpoint = null;
@@ -913,10 +929,10 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
     this.#state = READ_HEAD;
     this.#resume(PAUSE_BACKPRESSURE | PAUSE_PIPELINE);
     if (this.#pending !== null) {
-      this.#armHeaderTimer();
+      this.#timeHead(now);
       // Answer the next pipelined request; deferred when called from inside #drive.
       if (!this.#driving) this.#drive();
-    }
+    } else this.#awaitRequest(now);
   }
 
   #finishStats(ok: boolean): void {
@@ -930,17 +946,10 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
     this.#cluster = null;
   }
 
-  #report(): void {
+  #report(now: number): void {
     const record = this.#record;
-    record.durationMs = performance.now() - this.#started;
+    record.durationMs = now - this.#started;
     this.#ctx.reporter.report(record);
-  }
-
-  #clearTimer(): void {
-    if (this.#timer !== null) {
-      clearTimeout(this.#timer);
-      this.#timer = null;
-    }
   }
 
   /** A method, not an inline test, so TypeScript does not keep a narrowing across calls. */

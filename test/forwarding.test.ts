@@ -666,6 +666,28 @@ services: [{ name: hello, endpoints: [{ address: "${backend.address}" }] }]
     expect((await client.response()).status).toBe(200);
     expect(await client.waitClosed(2000)).toBe(true);
   });
+
+  it("does not apply the idle timeout to an exchange in flight", async () => {
+    // Regression guard for the single per-session deadline: each phase sets its own timeout.
+    const backend = await rawBackend((socket) => {
+      setTimeout(() => socket.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"), 400);
+    });
+    cleanups.push(() => backend.close());
+    const remora = await startRemora(`
+admin: { port: 0 }
+listeners: [{ name: out, kind: outbound, port: 0, timeouts: { idle: 150ms } }]
+services: [{ name: hello, timeout: 600ms, endpoints: [{ address: "${backend.address}" }] }]
+`);
+    cleanups.push(() => remora.stop());
+    const client = await RawClient.open(remora.port());
+    for (let i = 0; i < 2; i++) {
+      client.write("GET / HTTP/1.1\r\nHost: hello\r\n\r\n");
+      const res = await client.response();
+      expect(res.status).toBe(200);
+      expect(res.body.toString()).toBe("ok");
+    }
+    expect(await client.waitClosed(2000)).toBe(true);
+  });
 });
 
 describe("backpressure", () => {

@@ -1,4 +1,5 @@
 import type { Socket } from "node:net";
+import { Deadline } from "../deadline.js";
 import type { ReadBuffer } from "../read-buffer.js";
 
 /**
@@ -29,25 +30,30 @@ export class UpstreamConnection {
   owner: UpstreamOwner | null = null;
   #home: ConnectionHome;
   #closed = false;
+  readonly #idleTimeoutMs: number;
+  readonly #idle: Deadline;
 
   constructor(socket: Socket, reader: ReadBuffer, home: ConnectionHome, idleTimeoutMs: number) {
     this.socket = socket;
     this.reader = reader;
     this.#home = home;
+    this.#idleTimeoutMs = idleTimeoutMs;
+    this.#idle = new Deadline(this.#onIdleTimeout);
     socket.setNoDelay(true);
-    // One inactivity timer for the connection's whole life: it only matters while idle in the
-    // pool (an owner keeps it busy or ignores it), so it is never re-armed per request.
-    if (idleTimeoutMs > 0) socket.setTimeout(idleTimeoutMs);
     reader.sink = this.#onData;
     socket.on("drain", this.#onDrain);
     socket.on("end", this.#onEnd);
     socket.on("error", this.#onError);
     socket.on("close", this.#onClose);
-    socket.on("timeout", this.#onTimeout);
   }
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /** The connection went back to the pool at `now`: the idle timeout starts. */
+  idleFrom(now: number): void {
+    if (this.#idleTimeoutMs > 0) this.#idle.set(now, this.#idleTimeoutMs);
   }
 
   /** Close now, discarding anything in flight. */
@@ -78,13 +84,15 @@ export class UpstreamConnection {
     this.#finish(undefined);
   };
 
-  #onTimeout = (): void => {
+  #onIdleTimeout = (): void => {
+    // Only an idle connection closes; one in use was given a new deadline when released.
     if (this.owner === null) this.socket.destroy();
   };
 
   #finish(error: Error | undefined): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#idle.stop();
     const owner = this.owner;
     this.owner = null;
     this.#home.onConnectionClosed(this);

@@ -81,6 +81,7 @@ export class UpstreamPool implements ConnectionHome {
       conn.destroy();
       return;
     }
+    conn.idleFrom(performance.now());
     this.#idle.push(conn);
   }
 

@@ -1,10 +1,11 @@
-import { type AddressInfo, createServer, type Server, type Socket } from "node:net";
+import { type AddressInfo, createServer, type Socket } from "node:net";
 import type { Cluster } from "../cluster.js";
 import type { ExchangeReporter } from "../exchange.js";
 import type { HeadLimits } from "../http/head.js";
 import { HttpSession, type SessionContext } from "../http-session.js";
 import { adoptAccepted, ReadBuffer } from "../read-buffer.js";
 import { STREAM_HIGH_WATER } from "../upstream/pool.js";
+import { LISTEN_SOCKETS, ListenerSockets } from "./accept.js";
 
 export interface HttpListenerOptions {
   readonly name: string;
@@ -29,7 +30,7 @@ export class HttpListener implements SessionContext {
   readonly route: (authority: string) => Cluster | undefined;
   draining = false;
   #options: HttpListenerOptions;
-  #server: Server;
+  #sockets: ListenerSockets;
   #sessions = new Set<HttpSession>();
 
   constructor(options: HttpListenerOptions) {
@@ -42,15 +43,13 @@ export class HttpListener implements SessionContext {
     this.route = options.route;
     // allowHalfOpen: a client that half-closes after its request still gets the response.
     // pauseOnConnect: the socket moves to one that reads into a ReadBuffer before reading starts.
-    this.#server = createServer(
-      {
-        allowHalfOpen: true,
-        noDelay: true,
-        pauseOnConnect: true,
-        highWaterMark: STREAM_HIGH_WATER,
-      },
-      this.#onConnection,
-    );
+    const serverOptions = {
+      allowHalfOpen: true,
+      noDelay: true,
+      pauseOnConnect: true,
+      highWaterMark: STREAM_HIGH_WATER,
+    };
+    this.#sockets = new ListenerSockets(() => createServer(serverOptions, this.#onConnection));
   }
 
   get connections(): number {
@@ -58,7 +57,7 @@ export class HttpListener implements SessionContext {
   }
 
   listen(): Promise<AddressInfo> {
-    return listen(this.#server, this.#options.address, this.#options.port);
+    return this.#sockets.listen(this.#options.address, this.#options.port, LISTEN_SOCKETS);
   }
 
   onSessionClosed(session: HttpSession): void {
@@ -68,12 +67,12 @@ export class HttpListener implements SessionContext {
   /** Stop accepting; idle connections close now, busy ones after their current exchange. */
   drain(): void {
     this.draining = true;
-    this.#server.close();
+    this.#sockets.close();
     for (const session of this.#sessions) session.drain();
   }
 
   close(): void {
-    this.#server.close();
+    this.#sockets.close();
     for (const session of this.#sessions) session.destroy();
   }
 
@@ -89,14 +88,3 @@ export class HttpListener implements SessionContext {
 }
 
 const ADOPT = { allowHalfOpen: true, writableHighWaterMark: STREAM_HIGH_WATER };
-
-/** Bind a server, resolving with the bound address (the real port when asked for 0). */
-export function listen(server: Server, address: string, port: number): Promise<AddressInfo> {
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen({ host: address, port, backlog: 4096 }, () => {
-      server.off("error", reject);
-      resolve(server.address() as AddressInfo);
-    });
-  });
-}

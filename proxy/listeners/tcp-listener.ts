@@ -1,9 +1,9 @@
-import { type AddressInfo, connect, createServer, type Server, type Socket } from "node:net";
+import { type AddressInfo, connect, createServer, type Socket } from "node:net";
 import { EMPTY_PICK_CONTEXT } from "../../lb/balancer.js";
 import type { Cluster } from "../cluster.js";
 import type { ExchangeReporter } from "../exchange.js";
 import { emptyRecord } from "../exchange.js";
-import { listen } from "./http-listener.js";
+import { LISTEN_SOCKETS, ListenerSockets } from "./accept.js";
 
 export interface TcpListenerOptions {
   readonly name: string;
@@ -20,12 +20,14 @@ export interface TcpListenerOptions {
 /** Opaque TCP: one endpoint chosen per connection, bytes piped both ways with backpressure. */
 export class TcpListener {
   #options: TcpListenerOptions;
-  #server: Server;
+  #listening: ListenerSockets;
   #sockets = new Set<Socket>();
 
   constructor(options: TcpListenerOptions) {
     this.#options = options;
-    this.#server = createServer({ allowHalfOpen: true, noDelay: true }, this.#onConnection);
+    this.#listening = new ListenerSockets(() =>
+      createServer({ allowHalfOpen: true, noDelay: true }, this.#onConnection),
+    );
   }
 
   get connections(): number {
@@ -33,16 +35,16 @@ export class TcpListener {
   }
 
   listen(): Promise<AddressInfo> {
-    return listen(this.#server, this.#options.address, this.#options.port);
+    return this.#listening.listen(this.#options.address, this.#options.port, LISTEN_SOCKETS);
   }
 
   /** Stop accepting; open connections carry on until either side closes. */
   drain(): void {
-    this.#server.close();
+    this.#listening.close();
   }
 
   close(): void {
-    this.#server.close();
+    this.#listening.close();
     for (const socket of this.#sockets) socket.destroy();
   }
 

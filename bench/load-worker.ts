@@ -1,7 +1,9 @@
 /**
  * The load generator's child process (started by load.ts, pinned to the load core). Runs
- * autocannon (or, for large transfers, stream-client.ts) for each request it receives over
- * IPC, forwards per-second ticks, and returns a run sample.
+ * autocannon (or, for large transfers, stream-client.ts; for idle connections,
+ * hold-client.ts; for saturation, wrk as a child process, which inherits this process's core)
+ * for each request it receives over IPC, forwards per-second ticks (wrk has none), and
+ * returns a run sample.
  *
  * autocannon's histogram rounds latencies to whole milliseconds, too coarse for the
  * sub-millisecond latency a proxy adds on loopback; so every response time is also kept here
@@ -12,6 +14,7 @@ import { runHoldLoad } from "./hold-client.js";
 import type { LoadRequest, ParentMessage, WorkerMessage } from "./load.js";
 import { fromAutocannon, latencyFromSamples } from "./report.js";
 import { runStreamLoad } from "./stream-client.js";
+import { killRunningWrk, runWrkLoad } from "./wrk.js";
 
 function send(message: WorkerMessage): void {
   process.send?.(message);
@@ -124,11 +127,24 @@ function runStream(id: number, req: LoadRequest): void {
   );
 }
 
+/** wrk prints its figures only when done, so a wrk run sends no ticks. */
+function runWrk(id: number, req: LoadRequest): void {
+  runWrkLoad(req).then(
+    (result) => send({ type: "done", id, result }),
+    (err: unknown) =>
+      send({ type: "failed", id, message: err instanceof Error ? err.message : String(err) }),
+  );
+}
+
 process.on("message", (raw) => {
   const msg = raw as ParentMessage;
   if (msg.type !== "run") return;
   if (msg.request.client === "stream") runStream(msg.id, msg.request);
   else if (msg.request.client === "hold") runHold(msg.id, msg.request);
+  else if (msg.request.client === "wrk") runWrk(msg.id, msg.request);
   else runAutocannon(msg.id, msg.request);
 });
-process.on("disconnect", () => process.exit(0));
+process.on("disconnect", () => {
+  killRunningWrk();
+  process.exit(0);
+});

@@ -1,6 +1,6 @@
 /**
  * The load generator as the run sees it: one long-lived child process (load-worker.ts)
- * running autocannon, pinned to the load core so it never competes with the proxy, driven
+ * running autocannon (or starting wrk, or a client of its own), pinned to the load core so it never competes with the proxy, driven
  * over IPC. One process for the whole run keeps its JIT warm and its startup out of the
  * measurements.
  */
@@ -13,9 +13,11 @@ export interface LoadRequest {
   /**
    * "autocannon" for request-rate scenarios; "stream" for the large transfers, where
    * autocannon's JavaScript body parsing would be the bottleneck (see stream-client.ts);
-   * "hold" for connections opened and then kept idle (see hold-client.ts).
+   * "hold" for connections opened and then kept idle (see hold-client.ts); "wrk" for the
+   * saturation scenarios when wrk is installed, because autocannon saturates below the
+   * fastest proxies (see wrk.ts).
    */
-  readonly client: "autocannon" | "stream" | "hold";
+  readonly client: "autocannon" | "stream" | "hold" | "wrk";
   readonly url: string;
   readonly connections: number;
   readonly durationSec: number;
@@ -85,7 +87,10 @@ export class LoadGenerator {
     }
   }
 
-  /** Runs one load; `onTick` gets the responses of each second as they happen. */
+  /**
+   * Runs one load; `onTick` gets the responses of each second as they happen (never for
+   * wrk, which reports only at the end).
+   */
   run(request: LoadRequest, onTick: (rps: number) => void = () => {}): Promise<LoadResult> {
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {

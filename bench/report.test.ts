@@ -105,6 +105,7 @@ function throughputScenario(): ScenarioOutcome {
     title: "Small GET",
     focus: "throughput",
     params: { connections: 32 },
+    loadGenerator: "wrk 4.1.0 (1 thread)",
     targets: [
       {
         targetId: "direct",
@@ -273,6 +274,8 @@ describe("Markdown", () => {
   it("renders one row per target with medians, ranges and ratios", () => {
     const md = markdownScenario(throughputScenario());
     expect(md).toContain("### Small GET");
+    expect(md).toContain("connections 32. Load: wrk 4.1.0 (1 thread).");
+    expect(markdownScenario(latencyScenario())).not.toContain("Load:");
     expect(md).toContain("| target | runs | req/s | × direct | × HAProxy |");
     expect(md).toContain("| remora | 2 | 25,000 (24,000–26,000) | 0.50× | 0.63× |");
     expect(md).toContain("| remora, 2 hops mTLS | 0 | skipped: mTLS not built yet |");
@@ -325,6 +328,7 @@ describe("svgChart", () => {
     expect(svg).toContain("remora: 25,000 req/s");
     expect(svg).toContain("remora: +0.800 ms p99");
     expect(svg).toContain("AMD EPYC &amp; friends");
+    expect(svg).toContain("load: wrk 4.1.0 (1 thread)");
     expect(svg).not.toContain("remora, 2 hops mTLS");
   });
 

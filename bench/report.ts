@@ -25,9 +25,11 @@ export interface RunSample {
   readonly latency: LatencySummary;
   /**
    * "exact": computed from every response time at sub-millisecond resolution;
-   * "autocannon": autocannon's own histogram, which rounds to whole milliseconds.
+   * "autocannon": autocannon's own histogram, which rounds to whole milliseconds;
+   * "wrk": wrk's histogram (microseconds; p50/p90/p99 and max as wrk prints them, p99.9 from
+   * its Lua `done` hook), see wrk.ts.
    */
-  readonly latencySource: "exact" | "autocannon";
+  readonly latencySource: "exact" | "autocannon" | "wrk";
   readonly completed: number;
   readonly non2xx: number;
   /** Connection errors, resets and timeouts: requests that got no response at all. */
@@ -65,6 +67,11 @@ export interface ScenarioOutcome {
   readonly focus: ScenarioFocus;
   /** Load shape as run: connections, duration, rate, body size... */
   readonly params: Readonly<Record<string, number | string>>;
+  /**
+   * What generated the load and measured it, e.g. "wrk 4.1.0 (1 thread)" or "autocannon
+   * 9.0.0"; absent in results from before the harness recorded it.
+   */
+  readonly loadGenerator?: string;
   readonly targets: TargetOutcome[];
 }
 
@@ -419,7 +426,7 @@ export function markdownScenario(scenario: ScenarioOutcome): string {
   return [
     `### ${scenario.title}`,
     "",
-    `${describeParams(scenario.params)}.`,
+    `${describeParams(scenario.params)}.${scenario.loadGenerator === undefined ? "" : ` Load: ${scenario.loadGenerator}.`}`,
     "",
     head,
     rule,
@@ -655,6 +662,7 @@ function drawGroupedBars(
 ): void {
   const groups = scenarios.map((sc) => ({
     title: sc.title,
+    load: sc.loadGenerator,
     rows: summarizeScenario(sc).filter((r) => r.rps !== null),
   }));
   const peak = Math.max(0, ...groups.flatMap((g) => g.rows.map((r) => r.rps?.max ?? 0)));
@@ -714,6 +722,14 @@ function drawGroupedBars(
       g.title,
       'text-anchor="middle" fill="#212529"',
     );
+    if (g.load !== undefined) {
+      text(
+        box.x + gi * groupW + groupW / 2,
+        box.y + box.h + 36,
+        `load: ${g.load}`,
+        'text-anchor="middle" fill="#868e96" font-size="11"',
+      );
+    }
   });
 }
 

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { type Backend, type BackendKind, nginxVersion, startBackend } from "./backend.js";
-import { detectPinning, killAllLaunched, type Pinning, pinProcess } from "./launch.js";
+import { commandText, detectPinning, killAllLaunched, type Pinning, pinProcess } from "./launch.js";
 import { LoadGenerator, type LoadRequest } from "./load.js";
 import { CoreContention, PeakRssProbe, procAvailable, processCpuMs, treeCpuMs } from "./proc.js";
 import { Progress } from "./progress.js";
@@ -26,11 +26,14 @@ import {
   type TargetOutcome,
 } from "./report.js";
 import {
+  type LoadChoice,
+  loadClientFor,
   SCENARIO_ALIASES,
   SCENARIOS,
   type ScenarioShape,
   type ScenarioSpec,
   selectScenarios,
+  wrkCanDrive,
 } from "./scenarios.js";
 import {
   packageVersion,
@@ -39,6 +42,7 @@ import {
   TARGETS,
   type TargetSpec,
 } from "./targets.js";
+import { wrkVersion } from "./wrk.js";
 
 const HELP = `Usage: npm run bench -- [options]
 
@@ -57,6 +61,13 @@ Options:
   --connections N       connections for every selected scenario (default: per scenario)
   --runs N              measured runs per target and scenario; medians are reported (default 3)
   --warmup SECONDS      unmeasured load before the runs (default 3; 1 with --quick)
+  --load auto|autocannon|wrk
+                        client for the saturation scenarios (${SCENARIOS.filter(wrkCanDrive)
+                          .map((s) => s.id)
+                          .join(", ")}):
+                        auto (default): wrk when it is on PATH, else autocannon (which
+                        saturates below the fastest proxies); wrk: always wrk, an error if it
+                        is missing. Other scenarios keep their own clients
   --no-save             print the table but do not write bench/results/
   -h, --help            this text
 `;
@@ -69,6 +80,7 @@ interface Options {
   readonly connections: number | null;
   readonly runs: number;
   readonly warmupSec: number;
+  readonly load: LoadChoice;
   readonly save: boolean;
 }
 
@@ -91,6 +103,7 @@ function parseOptions(argv: string[]): Options | null {
       connections: { type: "string" },
       runs: { type: "string" },
       warmup: { type: "string" },
+      load: { type: "string", default: "auto" },
       "no-save": { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
@@ -107,6 +120,10 @@ function parseOptions(argv: string[]): Options | null {
       }
     }
   }
+  const load = values.load;
+  if (load !== "auto" && load !== "autocannon" && load !== "wrk") {
+    throw new Error(`--load must be auto, autocannon or wrk, got "${load}"`);
+  }
   const connections = positive("connections", values.connections);
   const runs = positive("runs", values.runs);
   return {
@@ -117,6 +134,7 @@ function parseOptions(argv: string[]): Options | null {
     connections: connections === null ? null : Math.round(connections),
     runs: runs === null ? 3 : Math.round(runs),
     warmupSec: positive("warmup", values.warmup) ?? (quick ? 1 : 3),
+    load,
     save: values["no-save"] !== true,
   };
 }
@@ -419,6 +437,29 @@ function paramsOf(
   return params;
 }
 
+/** wrk's version when a `wrk` binary is on PATH, else null. */
+function installedWrk(): string | null {
+  const out = commandText("wrk", ["-v"]);
+  return out === null ? null : (wrkVersion(out) ?? "(unknown version)");
+}
+
+/** What drives a scenario's load, as the report names it. */
+function loadGeneratorOf(
+  client: ScenarioSpec["client"],
+  versions: Readonly<Record<string, string>>,
+): string {
+  switch (client) {
+    case "wrk":
+      return `wrk ${versions.wrk ?? "?"} (1 thread)`;
+    case "autocannon":
+      return `autocannon ${versions.autocannon ?? "?"}`;
+    case "stream":
+      return "bench/stream-client.ts (node:http)";
+    case "hold":
+      return "bench/hold-client.ts (node:net)";
+  }
+}
+
 function datedName(iso: string): string {
   // 2025-01-31T12:34:56.789Z -> 2025-01-31T12-34
   return iso.slice(0, 16).replace(":", "-");
@@ -435,6 +476,13 @@ async function main(): Promise<number> {
   if (options === null) {
     process.stdout.write(HELP);
     return 0;
+  }
+  const wrk = options.load === "autocannon" ? null : installedWrk();
+  if (options.load === "wrk" && wrk === null) {
+    process.stderr.write(
+      "bench: --load wrk: no wrk on PATH (Debian/Ubuntu: apt-get install wrk); or use --load autocannon\n",
+    );
+    return 2;
   }
   const startedAt = new Date().toISOString();
   const pinning = detectPinning();
@@ -464,8 +512,17 @@ async function main(): Promise<number> {
     ? `nginx ${nginxBackendVersion} (1 worker; the upload scenario uses the Node.js backend)`
     : "Node.js (node:cluster, one worker per core it may use), nginx not installed";
   versions.autocannon = packageVersion("autocannon") ?? "?";
+  if (options.load === "auto" && wrk === null && options.scenarios.some(wrkCanDrive)) {
+    process.stderr.write(
+      "bench: wrk not found; autocannon drives the saturation scenarios and may be slower than the proxies it measures\n",
+    );
+  }
 
-  const plan = options.scenarios.map((spec) => {
+  const plan = options.scenarios.map((scenario) => {
+    // The --load choice, applied: wrk may stand in for autocannon.
+    const client = loadClientFor(scenario, options.load, wrk !== null);
+    const spec = client === scenario.client ? scenario : { ...scenario, client };
+    if (client === "wrk") versions.wrk = wrk ?? "?";
     const shape = shapeOf(spec, options);
     const targets = available.filter((t) => !spec.needsMultiEndpoint || t.multiEndpoint);
     const warm = spec.freshPerRun
@@ -476,6 +533,7 @@ async function main(): Promise<number> {
       shape,
       targets,
       seconds: targets.length * (warm + options.runs * shape.durationSec),
+      loadGenerator: loadGeneratorOf(client, versions),
     };
   });
   const progress = new Progress(plan.reduce((sum, p) => sum + p.seconds, 0));
@@ -488,7 +546,7 @@ async function main(): Promise<number> {
   const ctx: RunContext = { options, pinning, load, progress, dir, nginxBackend };
   const scenarios: ScenarioOutcome[] = [];
   try {
-    for (const { spec, shape, targets } of plan) {
+    for (const { spec, shape, targets, loadGenerator } of plan) {
       const results = spec.freshPerRun
         ? await runFresh(ctx, spec, shape, targets)
         : await runShared(ctx, spec, shape, targets);
@@ -522,6 +580,7 @@ async function main(): Promise<number> {
         title: spec.title,
         focus: spec.focus,
         params: paramsOf(spec, shape, options.runs, options.warmupSec),
+        loadGenerator,
         targets: rows,
       });
     }

@@ -4,6 +4,7 @@
  * applies it to every target in turn.
  */
 import { type BackendKind, STREAM_BYTES } from "./backend.js";
+import type { LoadRequest } from "./load.js";
 import type { ScenarioFocus } from "./report.js";
 
 export interface ScenarioShape {
@@ -18,8 +19,11 @@ export interface ScenarioSpec {
   readonly method: "GET" | "POST";
   readonly path: string;
   readonly bodyBytes: number;
-  /** Which load client drives it; see LoadRequest.client. */
-  readonly client: "autocannon" | "stream" | "hold";
+  /**
+   * Which load client drives it; see LoadRequest.client. Scenarios name autocannon, "stream"
+   * or "hold"; run.ts swaps in wrk where loadClientFor says so.
+   */
+  readonly client: LoadRequest["client"];
   /** Fixed total request rate; absent means as fast as the connections go. */
   readonly overallRate?: number;
   readonly timeoutSec: number;
@@ -175,6 +179,37 @@ export const SCENARIOS: readonly ScenarioSpec[] = [
     },
   },
 ];
+
+/** `--load`: which client drives the saturation scenarios. */
+export type LoadChoice = "auto" | "autocannon" | "wrk";
+
+/**
+ * Whether wrk can stand in for autocannon: a closed-loop run as fast as the connections go.
+ * Not the fixed-rate latency scenario (wrk has no rate limit), not failover (its figures
+ * are error counts, kept comparable with earlier runs), not the stream/hold clients.
+ */
+export function wrkCanDrive(spec: ScenarioSpec): boolean {
+  return (
+    spec.focus === "throughput" &&
+    spec.client === "autocannon" &&
+    spec.overallRate === undefined &&
+    spec.disruption === undefined
+  );
+}
+
+/**
+ * The client that drives `spec` for a `--load` choice: wrk for the saturation scenarios when
+ * chosen (or, with "auto", when installed), the scenario's own client otherwise.
+ */
+export function loadClientFor(
+  spec: ScenarioSpec,
+  choice: LoadChoice,
+  wrkInstalled: boolean,
+): LoadRequest["client"] {
+  if (!wrkCanDrive(spec) || choice === "autocannon") return spec.client;
+  if (choice === "wrk" || wrkInstalled) return "wrk";
+  return spec.client;
+}
 
 /** Names that select several scenarios at once. */
 export const SCENARIO_ALIASES: Readonly<Record<string, readonly string[]>> = {

@@ -556,8 +556,7 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
   /** Client bytes (possibly a view of the read buffer) to the attached upstream. */
   #writeUpstream(bytes: Buffer): void {
     const socket = this.#conn!.socket;
-    const ok = socket.write(bytes);
-    this.#reader?.noteWrite(socket);
+    const ok = this.#reader !== null ? this.#reader.write(socket, bytes) : socket.write(bytes);
     if (!ok) this.#pause(PAUSE_BACKPRESSURE);
   }
 
@@ -776,24 +775,25 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
     this.#writeClient(buf.subarray(start, end));
   }
 
+  /** Response bytes to the client; `bytes` may be a view of the upstream's read buffer. */
   #writeClient(bytes: Buffer): void {
     const held = this.#heldHead;
-    if (held !== null) {
-      this.#heldHead = null;
-      if (bytes.length <= COALESCE_LIMIT) {
-        // One small buffer and one write() beat a corked writev through Node's stream layer.
-        const out = Buffer.allocUnsafe(held.length + bytes.length);
-        out.write(held, 0, "latin1");
-        bytes.copy(out, held.length);
-        bytes = out;
-      } else this.#writeClientText(held);
-    }
-    this.#record.responseBytes += bytes.length;
-    const ok = this.#socket.write(bytes);
     const conn = this.#conn;
-    if (conn === null) return;
-    conn.reader.noteWrite(this.#socket);
-    if (!ok && !this.#upstreamPaused) {
+    let ok: boolean;
+    if (held !== null && bytes.length <= COALESCE_LIMIT) {
+      // One small buffer and one write() beat a corked writev through Node's stream layer.
+      this.#heldHead = null;
+      const out = Buffer.allocUnsafe(held.length + bytes.length);
+      out.write(held, 0, "latin1");
+      bytes.copy(out, held.length);
+      this.#record.responseBytes += out.length;
+      ok = this.#socket.write(out);
+    } else {
+      if (held !== null) this.#flushHead();
+      this.#record.responseBytes += bytes.length;
+      ok = conn !== null ? conn.reader.write(this.#socket, bytes) : this.#socket.write(bytes);
+    }
+    if (!ok && conn !== null && !this.#upstreamPaused) {
       this.#upstreamPaused = true;
       conn.socket.pause();
     }

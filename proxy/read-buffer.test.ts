@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { type AddressInfo, connect, createServer, type Server, Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
@@ -36,30 +37,61 @@ async function adoptingServer(): Promise<{
   return { port: (server.address() as AddressInfo).port, accepted };
 }
 
+/** A connected socket whose writes stay queued (corked) until `release` returns what arrives. */
+async function stalledDestination(): Promise<{ socket: Socket; release(): Promise<string> }> {
+  let received = "";
+  let closed!: Promise<unknown>;
+  const server = createServer((peer) => {
+    peer.on("data", (d: Buffer) => (received += d.toString("latin1")));
+    closed = once(peer, "end");
+  });
+  servers.push(server);
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const socket = connect((server.address() as AddressInfo).port, "127.0.0.1");
+  sockets.push(socket);
+  await once(socket, "connect");
+  socket.cork();
+  return {
+    socket,
+    release: async () => {
+      socket.uncork();
+      socket.end();
+      await closed;
+      return received;
+    },
+  };
+}
+
 async function until(check: () => boolean): Promise<void> {
   for (let i = 0; i < 500 && !check(); i++) await new Promise((r) => setTimeout(r, 5));
   expect(check()).toBe(true);
 }
 
 describe("ReadBuffer", () => {
-  it("adopts an accepted socket on this Node and reads into one reused buffer", async () => {
+  it("adopts accepted sockets on this Node; quiet sockets share one buffer", async () => {
     const { port, accepted } = await adoptingServer();
-    const client = connect(port, "127.0.0.1");
-    sockets.push(client);
-    const { chunks } = await accepted;
-    client.write("first");
-    await until(() => chunks.length === 1);
-    // Kept past the callback, so copied: the next read overwrites the buffer.
-    const first = copyOf(chunks[0]!);
-    client.write("second");
-    await until(() => chunks.length === 2);
-    expect(first.toString()).toBe("first");
-    expect(chunks[1]!.toString()).toBe("second");
-    expect(chunks[1]!.buffer).toBe(chunks[0]!.buffer);
-    expect(chunks[0]!.toString()).toBe("secon");
+    const a = connect(port, "127.0.0.1");
+    sockets.push(a);
+    const first = await accepted;
+    a.write("first");
+    await until(() => first.chunks.length === 1);
+    // Kept past the callback, so copied: the next read anywhere overwrites the buffer.
+    const kept = copyOf(first.chunks[0]!);
+    const second = await adoptingServer();
+    const b = connect(second.port, "127.0.0.1");
+    sockets.push(b);
+    const other = await second.accepted;
+    b.write("second");
+    await until(() => other.chunks.length === 1);
+    expect(kept.toString()).toBe("first");
+    expect(other.chunks[0]!.toString()).toBe("second");
+    expect(other.chunks[0]!.buffer).toBe(first.chunks[0]!.buffer);
+    expect(first.chunks[0]!.toString()).toBe("secon");
+    expect(first.reader.shared).toBe(true);
   });
 
-  it("grows to 64 KiB while a body streams and shrinks back after a short read", async () => {
+  it("moves to a 64 KiB buffer of its own while a body streams, and back after a short read", async () => {
     const { port, accepted } = await adoptingServer();
     const client = connect(port, "127.0.0.1");
     sockets.push(client);
@@ -72,62 +104,54 @@ describe("ReadBuffer", () => {
     };
     client.write(Buffer.alloc(4 * 1024 * 1024, 1));
     await until(() => total === 4 * 1024 * 1024);
-    expect(sizes[0]).toBe(4096);
+    expect(sizes[0]).toBe(16384);
     expect(sizes).toContain(65536);
     client.write("x");
     await until(() => total === 4 * 1024 * 1024 + 1);
     client.write("y");
     await until(() => total === 4 * 1024 * 1024 + 2);
-    expect(sizes.at(-1)).toBe(4096);
+    expect(sizes.at(-1)).toBe(16384);
+    expect(reader.shared).toBe(true);
   });
 
-  it("reads into a new buffer once a chunk is lent to a write that has not finished", async () => {
-    const { port, accepted } = await adoptingServer();
-    const client = connect(port, "127.0.0.1");
-    sockets.push(client);
-    const { socket, reader, chunks } = await accepted;
-    // A destination that never reads: writes to it stay queued (writableHighWaterMark is 1).
-    const sink = createServer({ pauseOnConnect: true }, () => {});
-    servers.push(sink);
-    sink.listen(0, "127.0.0.1");
-    await once(sink, "listening");
-    const dest = connect((sink.address() as AddressInfo).port, "127.0.0.1");
-    sockets.push(dest);
-    await once(dest, "connect");
-    dest.cork(); // nothing leaves: the write below is certainly still pending
-
-    // As in the proxy: the chunk is written on, and noted, inside the read callback.
-    reader.sink = (chunk) => {
-      chunks.push(chunk);
-      if (chunks.length === 1) {
-        dest.write(chunk);
-        reader.noteWrite(dest);
-      }
-    };
-    client.write("lent");
-    await until(() => chunks.length === 1);
-    client.write("next");
-    await until(() => chunks.length === 2);
-    expect(chunks[1]!.buffer).not.toBe(chunks[0]!.buffer);
-    expect(chunks[0]!.toString()).toBe("lent");
-    expect(socket.destroyed).toBe(false);
-  });
-
-  it("keeps the buffer when the write finished at once", async () => {
+  it("write() copies a chunk of the shared buffer, so a pending write keeps its bytes", async () => {
     const { port, accepted } = await adoptingServer();
     const client = connect(port, "127.0.0.1");
     sockets.push(client);
     const { reader, chunks } = await accepted;
-    const idle = new Socket(); // nothing queued: writableLength is 0
+    const dest = await stalledDestination();
     reader.sink = (chunk) => {
       chunks.push(chunk);
-      reader.noteWrite(idle);
+      if (chunks.length === 1) reader.write(dest.socket, chunk);
     };
-    client.write("a");
+    client.write("kept");
     await until(() => chunks.length === 1);
-    client.write("b");
+    client.write("over"); // lands in the same shared buffer
     await until(() => chunks.length === 2);
-    expect(chunks[1]!.buffer).toBe(chunks[0]!.buffer);
+    expect(dest.socket.writableLength).toBe(4);
+    expect(await dest.release()).toBe("kept");
+  });
+
+  it("write() from a buffer of its own lends it until the write is done", async () => {
+    const { port, accepted } = await adoptingServer();
+    const client = connect(port, "127.0.0.1");
+    sockets.push(client);
+    const { reader } = await accepted;
+    const dest = await stalledDestination();
+    let total = 0;
+    let written = "";
+    reader.sink = (chunk) => {
+      total += chunk.length;
+      // The first chunk read into a buffer of its own goes to the stalled destination.
+      if (written === "" && !reader.shared) {
+        written = chunk.toString("latin1");
+        reader.write(dest.socket, chunk);
+      }
+    };
+    const body = randomBytes(1_000_000);
+    client.write(body);
+    await until(() => total === body.length);
+    expect(await dest.release()).toBe(written);
   });
 
   it("connectReading delivers chunks and then 'end' on the peer's FIN", async () => {

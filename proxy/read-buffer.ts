@@ -6,19 +6,22 @@ import { connect, type NetConnectOpts, type OnReadOpts, Socket } from "node:net"
  * the Readable stream machinery. On the small-GET benchmark that default costs about a tenth of
  * the proxy's CPU (a blind byte pump: ~49k req/s with 'data' events, ~56k with `onread`).
  *
+ * Quiet sockets (request heads, small bodies, idle keep-alive connections) all read into one
+ * buffer shared by the whole process, so an idle connection holds no read memory at all. A read
+ * that fills it means a body is streaming: that socket moves to a 64 KiB buffer of its own, and
+ * back to the shared one after a short read.
+ *
  * The contract for code handed a chunk:
  * - it is valid only until the callback returns: bytes kept for later are copied (`copyOf`);
- * - after writing any part of it to a socket, call `noteWrite(socket)`: when the write could not
- *   finish at once, the socket still points at this memory, so the next read needs a new buffer.
- *
- * Sizes adapt per connection: a read that fills the buffer moves to 64 KiB (a body is streaming),
- * a short read moves back to 4 KiB, so the many idle keep-alive connections of a busy sidecar hold
- * 4 KiB each rather than 64.
+ * - it goes to another socket through `write(socket, chunk)`, which copies a chunk of the shared
+ *   buffer, and for a socket's own buffer marks it lent when the write could not finish at once
+ *   (the socket still points at that memory, so the next read needs a new buffer).
  */
 export class ReadBuffer {
   /** Receives each chunk; set by the socket's owner before reading starts. */
   sink: (chunk: Buffer) => void = discard;
-  #buffer = Buffer.allocUnsafeSlow(SMALL_READ);
+  /** This socket's own buffer while a body streams; null while it reads into the shared one. */
+  #own: Buffer | null = null;
   #lastRead = 0;
   #lent = false;
 
@@ -27,9 +30,17 @@ export class ReadBuffer {
     return { buffer: this.#next, callback: this.#onRead };
   }
 
-  /** Bytes of the current chunk were written to `socket`; keep them safe if it still holds them. */
-  noteWrite(socket: Socket): void {
+  /** Whether chunks currently land in the shared buffer. */
+  get shared(): boolean {
+    return this.#own === null;
+  }
+
+  /** Write (part of) the current chunk to `socket`, keeping the bytes safe until it is sent. */
+  write(socket: Socket, chunk: Buffer): boolean {
+    if (this.#own === null) return socket.write(copyOf(chunk));
+    const ok = socket.write(chunk);
     if (socket.writableLength > 0) this.#lent = true;
+    return ok;
   }
 
   #onRead = (nread: number, buffer: Uint8Array): boolean => {
@@ -41,21 +52,29 @@ export class ReadBuffer {
 
   /** Called by Node after every callback for where the next read goes. */
   #next = (): Buffer => {
-    const size = this.#buffer.length;
-    let want = size;
-    if (this.#lastRead === size) want = LARGE_READ;
-    else if (this.#lastRead <= SMALL_READ) want = SMALL_READ;
-    if (this.#lent || want !== size) {
-      this.#buffer = Buffer.allocUnsafeSlow(want);
-      this.#lent = false;
-    }
-    return this.#buffer;
+    const own = this.#own;
+    const read = this.#lastRead;
+    if (own === null) {
+      if (read < SHARED.length) return SHARED;
+    } else if (read <= SHARED_READ_LIMIT) {
+      this.#own = null;
+      return SHARED;
+    } else if (!this.#lent) return own;
+    this.#lent = false;
+    this.#own = Buffer.allocUnsafeSlow(OWN_READ);
+    return this.#own;
   };
 }
 
-const SMALL_READ = 4 * 1024;
+/**
+ * One read buffer for every quiet socket: reads run one at a time on this thread, and nothing
+ * keeps a view of it past the read callback.
+ */
+const SHARED = Buffer.allocUnsafeSlow(16 * 1024);
+/** A read this short ends a streaming phase. */
+const SHARED_READ_LIMIT = 4 * 1024;
 /** Node's own read size: one read per 64 KiB of a streaming body. */
-const LARGE_READ = 64 * 1024;
+const OWN_READ = 64 * 1024;
 
 function discard(): void {}
 

@@ -151,4 +151,44 @@ describe("large bodies", () => {
     expect(JSON.parse(reply)).toEqual({ length: SIZE, sha256: expectedHash() });
     expect(await peakRss(remora.child.pid!)).toBeLessThan(RSS_LIMIT);
   });
+  it("keeps bytes of many small reads intact while the upstream is stalled", async () => {
+    // Small client writes arrive as small reads in remora's shared read buffer; with the
+    // backend not reading, the upstream writes back up and must not point into that buffer.
+    const upload = (body: Buffer) =>
+      new Promise<string>((resolve, reject) => {
+        const req = request(
+          {
+            host: "127.0.0.1",
+            port: port(),
+            method: "POST",
+            path: "/small",
+            headers: { host: "big", "transfer-encoding": "chunked" },
+          },
+          (res) => {
+            let text = "";
+            res.on("data", (d: Buffer) => (text += d.toString()));
+            res.on("end", () => resolve(text));
+          },
+        );
+        req.on("error", reject);
+        let at = 0;
+        // One small write per event-loop turn, so remora sees them as small reads.
+        const pump = () => {
+          if (at >= body.length) return void req.end();
+          const piece = body.subarray(at, at + 1000);
+          at += piece.length;
+          if (req.write(piece)) setImmediate(pump);
+          else req.once("drain", pump);
+        };
+        pump();
+      });
+    const bodies = [randomBytes(6_000_000), randomBytes(6_000_000)];
+    const replies = await Promise.all(bodies.map(upload));
+    for (let i = 0; i < bodies.length; i++) {
+      expect(JSON.parse(replies[i]!)).toEqual({
+        length: bodies[i]!.length,
+        sha256: createHash("sha256").update(bodies[i]!).digest("hex"),
+      });
+    }
+  });
 });

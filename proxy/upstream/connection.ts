@@ -23,7 +23,7 @@ export interface ConnectionHome {
 /** One keep-alive TCP connection to one endpoint. */
 export class UpstreamConnection {
   readonly socket: Socket;
-  /** Where the socket reads; writers of its chunks report to it (ReadBuffer.noteWrite). */
+  /** Where the socket reads; its chunks go to other sockets through `reader.write`. */
   readonly reader: ReadBuffer;
   /** Requests sent on this connection so far; > 0 at acquire means the connection is reused. */
   requests = 0;

@@ -19,8 +19,12 @@ export class Deadline {
     this.#clock = clock;
   }
 
-  /** Expire `ms` after `now` unless set again or cleared first. */
+  /** Expire `ms` after `now` unless set again or cleared first; `ms` <= 0 means no deadline. */
   set(now: number, ms: number): void {
+    if (ms <= 0) {
+      this.clear();
+      return;
+    }
     const at = now + ms;
     this.#at = at;
     if (at < this.#armedAt) this.#arm(at, ms);

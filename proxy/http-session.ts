@@ -277,17 +277,13 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
 
   /** Between requests: the downstream idle timeout runs. */
   #awaitRequest(now: number): void {
-    const ms = this.#ctx.idleTimeoutMs;
-    if (ms > 0) this.#deadline.set(now, ms);
-    else this.#deadline.clear();
+    this.#deadline.set(now, this.#ctx.idleTimeoutMs);
   }
 
   /** A head has started arriving: it must be complete within the request-headers timeout. */
   #timeHead(now: number): void {
     this.#headTimed = true;
-    const ms = this.#ctx.requestHeadersTimeoutMs;
-    if (ms > 0) this.#deadline.set(now, ms);
-    else this.#deadline.clear();
+    this.#deadline.set(now, this.#ctx.requestHeadersTimeoutMs);
   }
 
   // ---------------------------------------------------------------- request heads
@@ -406,9 +402,7 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
     cluster.stats.requests++;
     cluster.stats.active++;
     cluster.onStart(endpoint);
-    const timeoutMs = cluster.settings.timeoutMs;
-    if (timeoutMs > 0) this.#deadline.set(started, timeoutMs);
-    else this.#deadline.clear();
+    this.#deadline.set(started, cluster.settings.timeoutMs);
 
     const expectHandled = head.expectContinue;
     const upgrade = head.upgrade !== undefined && !isH2c(head.upgrade) ? head.upgrade : undefined;
@@ -816,6 +810,7 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
 
   #completeResponse(): void {
     if (this.#heldHead !== null) this.#flushHead();
+    const now = performance.now();
     const conn = this.#conn;
     if (conn !== null) {
       this.#conn = null;
@@ -823,9 +818,9 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
         this.#upstreamPaused = false;
         conn.socket.resume();
       }
-      this.#pool!.release(conn, this.#upstreamReusable && this.#requestDone);
+      this.#pool!.release(conn, this.#upstreamReusable && this.#requestDone, now);
     }
-    this.#endExchange(true);
+    this.#endExchange(true, now);
   }
 
   #startTunnel(head: ResponseHead, buf: Buffer, pos: number): void {
@@ -903,8 +898,7 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
     this.#report(performance.now());
   }
 
-  #endExchange(upstreamAnswered: boolean): void {
-    const now = performance.now();
+  #endExchange(upstreamAnswered: boolean, now = performance.now()): void {
     this.#finishStats(upstreamAnswered);
     this.#report(now);
     this.#head = null;

@@ -28,16 +28,14 @@ export class ListenerSockets {
   }
 
   /** Bind `wanted` sockets (fewer when unsupported); resolves with the bound address. */
-  async listen(host: string, port: number, wanted: number): Promise<AddressInfo> {
+  async listen(host: string, port: number, wanted = LISTEN_SOCKETS): Promise<AddressInfo> {
+    // Bound exclusively first: an error here is the familiar EADDRINUSE; port 0 picks a free port.
     const first = this.#make();
-    const shared = wanted > 1 && reusePortSupported();
-    if (!shared) {
-      const bound = await bind(first, { host, port, backlog: BACKLOG });
-      this.#servers.push(first);
-      return bound;
-    }
-    // Exclusive probe: an error here is the familiar EADDRINUSE; port 0 picks a free port.
     const probe = await bind(first, { host, port, backlog: BACKLOG });
+    if (wanted <= 1 || !reusePortSupported()) {
+      this.#servers.push(first);
+      return probe;
+    }
     await new Promise<void>((resolve) => first.close(() => resolve()));
     let bound: AddressInfo | undefined;
     try {

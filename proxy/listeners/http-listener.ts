@@ -5,7 +5,7 @@ import type { HeadLimits } from "../http/head.js";
 import { HttpSession, type SessionContext } from "../http-session.js";
 import { adoptAccepted, ReadBuffer } from "../read-buffer.js";
 import { STREAM_HIGH_WATER } from "../upstream/pool.js";
-import { LISTEN_SOCKETS, ListenerSockets } from "./accept.js";
+import { ListenerSockets } from "./accept.js";
 
 export interface HttpListenerOptions {
   readonly name: string;
@@ -57,7 +57,7 @@ export class HttpListener implements SessionContext {
   }
 
   listen(): Promise<AddressInfo> {
-    return this.#sockets.listen(this.#options.address, this.#options.port, LISTEN_SOCKETS);
+    return this.#sockets.listen(this.#options.address, this.#options.port);
   }
 
   onSessionClosed(session: HttpSession): void {

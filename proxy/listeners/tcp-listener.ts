@@ -3,7 +3,7 @@ import { EMPTY_PICK_CONTEXT } from "../../lb/balancer.js";
 import type { Cluster } from "../cluster.js";
 import type { ExchangeReporter } from "../exchange.js";
 import { emptyRecord } from "../exchange.js";
-import { LISTEN_SOCKETS, ListenerSockets } from "./accept.js";
+import { ListenerSockets } from "./accept.js";
 
 export interface TcpListenerOptions {
   readonly name: string;
@@ -35,7 +35,7 @@ export class TcpListener {
   }
 
   listen(): Promise<AddressInfo> {
-    return this.#listening.listen(this.#options.address, this.#options.port, LISTEN_SOCKETS);
+    return this.#listening.listen(this.#options.address, this.#options.port);
   }
 
   /** Stop accepting; open connections carry on until either side closes. */

@@ -53,7 +53,7 @@ export class UpstreamConnection {
 
   /** The connection went back to the pool at `now`: the idle timeout starts. */
   idleFrom(now: number): void {
-    if (this.#idleTimeoutMs > 0) this.#idle.set(now, this.#idleTimeoutMs);
+    this.#idle.set(now, this.#idleTimeoutMs);
   }
 
   /** Close now, discarding anything in flight. */

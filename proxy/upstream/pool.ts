@@ -73,15 +73,15 @@ export class UpstreamPool implements ConnectionHome {
     return "connecting";
   }
 
-  /** Give a connection back after a complete exchange; `reusable` false closes it. */
-  release(conn: UpstreamConnection, reusable: boolean): void {
+  /** Give a connection back after a complete exchange at `now`; `reusable` false closes it. */
+  release(conn: UpstreamConnection, reusable: boolean, now = performance.now()): void {
     conn.owner = null;
     const max = this.#settings.maxRequestsPerConnection;
     if (!reusable || this.#closing || conn.closed || (max > 0 && conn.requests >= max)) {
       conn.destroy();
       return;
     }
-    conn.idleFrom(performance.now());
+    conn.idleFrom(now);
     this.#idle.push(conn);
   }
 

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { FileSource } from "../discovery/file-source.js";
 import { ServiceRegistry } from "../discovery/registry.js";
 import { StaticSource } from "../discovery/static-source.js";
@@ -27,6 +28,28 @@ export interface RuntimeOptions {
   readonly reporter?: ExchangeReporter;
   /** Called when the admin API asks the process to exit (POST /quitquitquit). */
   readonly onQuit?: () => void;
+}
+
+/**
+ * The loaded config's identity and the outcome of reloads: read by the admin API, the metrics
+ * (`remora_config_reloads_total`, the config hash) and the dashboard. Only the reload path writes it.
+ */
+export interface ReloadStatus {
+  /** Reloads applied and refused since start. */
+  ok: number;
+  failed: number;
+  /** sha256 of the applied config (canonical JSON), first 16 hex digits. */
+  hash: string;
+  /** When the applied config was loaded (ms since the epoch). */
+  appliedAtMs: number;
+  /** The last reload attempt (ms since the epoch; 0 = none) and its error ("" when it applied). */
+  lastAttemptMs: number;
+  lastError: string;
+}
+
+/** A short, stable fingerprint of a validated config (key order as the schema emits it). */
+export function configHash(config: RemoraConfig): string {
+  return createHash("sha256").update(JSON.stringify(config)).digest("hex").slice(0, 16);
 }
 
 type Listener = (HttpListener | TcpListener) & { drain(): void; close(): void };
@@ -75,6 +98,7 @@ export class Runtime {
   /** Inbound listeners' local-app clusters, shown in the admin API with the services. */
   readonly appClusters: Cluster[] = [];
   adminPort = 0;
+  readonly reloads: ReloadStatus;
   #logger: Logger;
   #options: RuntimeOptions;
   #defaults: ClusterSettings;
@@ -90,6 +114,14 @@ export class Runtime {
    */
   constructor(config: RemoraConfig, serviceDefaults: ServiceConfig, options: RuntimeOptions = {}) {
     this.config = config;
+    this.reloads = {
+      ok: 0,
+      failed: 0,
+      hash: configHash(config),
+      appliedAtMs: Date.now(),
+      lastAttemptMs: 0,
+      lastError: "",
+    };
     this.#options = options;
     this.#logger = options.logger ?? silentLogger();
     this.counters = new FlagCounter(options.reporter);

@@ -9,6 +9,7 @@ import { ConfigError } from "./config/errors.js";
 import { buildQuickConfig, type LoadedConfig, loadConfig } from "./config/isolated.js";
 import { demoBanner, demoConfig, startDemoBackends } from "./demo.js";
 import { createLogger } from "./log.js";
+import { unsupportedNodeMessage } from "./node-version.js";
 import { Runtime } from "./runtime.js";
 
 const USAGE = `remora — a sidecar data-plane proxy
@@ -113,7 +114,15 @@ async function runProxy(
   await runtime.start();
   process.on("SIGTERM", () => void stop("SIGTERM"));
   process.on("SIGINT", () => void stop("SIGINT"));
-  logger.info({ listeners: runtime.listeners, admin: runtime.adminPort }, "remora ready");
+  logger.info(
+    {
+      listeners: runtime.listeners,
+      admin: runtime.adminPort,
+      version: version(),
+      node: process.version,
+    },
+    "remora ready",
+  );
   if (banner) process.stdout.write(banner(runtime));
 }
 
@@ -124,8 +133,13 @@ async function main(argv: string[]): Promise<number> {
     return command === undefined ? 1 : 0;
   }
   if (command === "-v" || command === "--version") {
-    process.stdout.write(`${version()}\n`);
+    process.stdout.write(`remora ${version()} (Node.js ${process.version})\n`);
     return 0;
+  }
+  const unsupported = unsupportedNodeMessage();
+  if (unsupported !== undefined) {
+    process.stderr.write(`${unsupported}\n`);
+    return 1;
   }
   if (command === "help") {
     const topic = rest[0];

@@ -1,7 +1,7 @@
 /** The CLI as a user runs it: help, validate, quick mode, config files, signals. */
 import { execFile, spawn } from "node:child_process";
 import { once } from "node:events";
-import { mkdtemp, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -42,6 +42,13 @@ describe("remora CLI", () => {
       expect(res.code, command).toBe(0);
       expect(res.stdout, command).toContain(`remora ${command}`);
     }
+  });
+
+  it("--version names remora's version and the Node.js running it", async () => {
+    const pkg = JSON.parse(await readFile(new URL("../package.json", import.meta.url), "utf8"));
+    const res = await cli(["--version"]);
+    expect(res.code).toBe(0);
+    expect(res.stdout).toBe(`remora ${pkg.version} (Node.js ${process.version})\n`);
   });
 
   it("rejects an unknown command and unknown flags with exit 2", async () => {
@@ -94,6 +101,12 @@ describe("remora CLI", () => {
       expect(ready.status).toBe(200);
       expect(await remora.stop("SIGTERM")).toBe(0);
       expect(remora.stderr()).toContain('"msg":"stopped"');
+      // The startup line names the Node.js that runs the proxy (operators ask "which runtime?").
+      const readyLine = remora
+        .stderr()
+        .split("\n")
+        .find((line) => line.includes('"msg":"remora ready"'));
+      expect(JSON.parse(readyLine!).node).toBe(process.version);
     } finally {
       await backend.close();
     }

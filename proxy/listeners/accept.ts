@@ -6,9 +6,10 @@ import type { AddressInfo, Server } from "node:net";
  * libuv accepts one connection per event-loop turn (since libuv 1.45, libuv PR #3696). Under load
  * a turn takes milliseconds, so a burst of new connections waits in the kernel's accept queue:
  * measured here, 500 connections arriving while 250 others kept remora busy were accepted over
- * 1.4 s (Node 20) and 2.8 s (Node 22), one per turn. Where Node can set SO_REUSEPORT (22.12+ and
- * 23.1+, on Linux) a listener binds several sockets to its port; the kernel spreads new
- * connections across them and every turn accepts one per socket. Elsewhere it binds one.
+ * 1.4 s (Node 20) and 2.8 s (Node 22, one socket), one per turn. So a listener binds several
+ * sockets to its port with SO_REUSEPORT (`server.listen({ reusePort })`, Node 22.12+, the oldest
+ * Node remora supports); the kernel spreads new connections across them and every turn accepts
+ * one per socket. Where the platform has no SO_REUSEPORT for Node (macOS, Windows) it binds one.
  *
  * SO_REUSEPORT would also let a second process of the same user bind the port silently, so the
  * port is first bound exclusively (which fails as usual when it is taken) and only then shared.
@@ -65,7 +66,11 @@ export const LISTEN_SOCKETS = 4;
 /** Room in the kernel's accept queue per socket for a burst of connections. */
 const BACKLOG = 4096;
 
-/** SO_REUSEPORT through server.listen({ reusePort }): Node 22.12+ / 23.1+, Linux only. */
+/**
+ * SO_REUSEPORT through server.listen({ reusePort }): Linux, on Node 22.12+ / 23.1+. Every Node
+ * remora supports has it (node-version.ts); the version test remains for the benchmark, which
+ * runs remora on an older Node (REMORA_ALLOW_UNSUPPORTED_NODE) to measure the difference.
+ */
 export function reusePortSupported(
   version: string = process.versions.node,
   platform: string = process.platform,

@@ -39,8 +39,11 @@ import {
   packageVersion,
   type RunningTarget,
   SERVICE_NAME,
+  type NodeRuntime,
+  nodeRuntime,
   TARGETS,
   type TargetSpec,
+  targetsWith,
 } from "./targets.js";
 import { wrkVersion } from "./wrk.js";
 
@@ -68,6 +71,9 @@ Options:
                         auto (default): wrk when it is on PATH, else autocannon (which
                         saturates below the fastest proxies); wrk: always wrk, an error if it
                         is missing. Other scenarios keep their own clients
+  --compare-node PATH   also run the Node.js targets (remora, node-http-proxy,
+                        @fastify/http-proxy) with this Node.js binary, as extra rows
+                        ("remora@node20"), to measure a runtime change in one run; repeatable
   --no-save             print the table but do not write bench/results/
   -h, --help            this text
 `;
@@ -82,6 +88,9 @@ interface Options {
   readonly warmupSec: number;
   readonly load: LoadChoice;
   readonly save: boolean;
+  /** Every target this run may measure: TARGETS plus the --compare-node variants. */
+  readonly targets: readonly TargetSpec[];
+  readonly compareNodes: readonly NodeRuntime[];
 }
 
 function positive(name: string, raw: string | undefined): number | null {
@@ -105,18 +114,21 @@ function parseOptions(argv: string[]): Options | null {
       warmup: { type: "string" },
       load: { type: "string", default: "auto" },
       "no-save": { type: "boolean", default: false },
+      "compare-node": { type: "string", multiple: true },
       help: { type: "boolean", short: "h", default: false },
     },
   });
   if (values.help) return null;
   const quick = values.quick === true;
   const scenarios = selectScenarios(values.scenario ?? [quick ? "quick" : "all"]);
+  const compareNodes = (values["compare-node"] ?? []).map(nodeRuntime);
+  const targets = targetsWith(compareNodes);
   let targetIds: Set<string> | null = null;
   if (values.target !== undefined) {
     targetIds = new Set(values.target.flatMap((t) => t.split(",")).map((t) => t.trim()));
     for (const id of targetIds) {
-      if (!TARGETS.some((t) => t.id === id)) {
-        throw new Error(`unknown target "${id}" (known: ${TARGETS.map((t) => t.id).join(", ")})`);
+      if (!targets.some((t) => t.id === id)) {
+        throw new Error(`unknown target "${id}" (known: ${targets.map((t) => t.id).join(", ")})`);
       }
     }
   }
@@ -136,6 +148,8 @@ function parseOptions(argv: string[]): Options | null {
     warmupSec: positive("warmup", values.warmup) ?? (quick ? 1 : 3),
     load,
     save: values["no-save"] !== true,
+    targets,
+    compareNodes,
   };
 }
 
@@ -493,9 +507,11 @@ async function main(): Promise<number> {
 
   // Which targets can run here at all.
   const versions: Record<string, string> = { node: process.versions.node };
+  if (options.compareNodes.length > 0)
+    versions["node (compared)"] = options.compareNodes.map((n) => n.version).join(", ");
   const skipped: { targetId: string; reason: string }[] = [];
   const available: TargetSpec[] = [];
-  for (const t of TARGETS) {
+  for (const t of options.targets) {
     if (options.targetIds !== null && !options.targetIds.has(t.id)) continue;
     const a = t.available();
     if (a.ok) {
@@ -551,7 +567,7 @@ async function main(): Promise<number> {
         ? await runFresh(ctx, spec, shape, targets)
         : await runShared(ctx, spec, shape, targets);
       const rows: TargetOutcome[] = [];
-      for (const t of TARGETS) {
+      for (const t of options.targets) {
         if (options.targetIds !== null && !options.targetIds.has(t.id)) continue;
         const globalSkip = skipped.find((s) => s.targetId === t.id);
         const result = results.get(t.id);

@@ -7,6 +7,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { ALLOW_UNSUPPORTED_ENV } from "../proxy/node-version.js";
 import { nginxConfig } from "./backend.js";
 import { commandText, freePort, type Launched, launch, waitForHttp } from "./launch.js";
 
@@ -47,6 +48,45 @@ export interface TargetSpec {
   available(): Availability;
   /** Starts the target and resolves once a request through it succeeds; throws with a reason. */
   start(ctx: TargetContext): Promise<RunningTarget>;
+  /** For Node.js programs: the same target run by another Node.js binary (`--compare-node`). */
+  forNode?(node: NodeRuntime): TargetSpec;
+}
+
+/** A Node.js binary to run the Node.js targets with, besides the one running the harness. */
+export interface NodeRuntime {
+  readonly path: string;
+  /** As `node --version` prints it, without the "v": "20.20.2". */
+  readonly version: string;
+}
+
+/** The harness's own Node.js: what `npm run bench` runs (package.json's pinned Node). */
+const OWN_NODE: NodeRuntime = { path: process.execPath, version: process.versions.node };
+
+/** Asks a Node.js binary its version; throws when it is not one. */
+export function nodeRuntime(path: string): NodeRuntime {
+  const out = commandText(path, ["--version"])?.trim();
+  const version = out === undefined ? undefined : /^v(\d+\.\d+\.\d+)$/.exec(out)?.[1];
+  if (version === undefined) throw new Error(`--compare-node ${path}: not a Node.js binary`);
+  return { path, version };
+}
+
+/** "remora@node20": a variant's id, from its base id and Node.js major version. */
+function variantId(id: string, node: NodeRuntime): string {
+  return `${id}@node${node.version.split(".")[0]}`;
+}
+
+/**
+ * The targets to run: TARGETS, and after each Node.js program one variant per extra runtime,
+ * so "remora on Node 20" sits next to "remora" in every table.
+ */
+export function targetsWith(runtimes: readonly NodeRuntime[]): TargetSpec[] {
+  const out: TargetSpec[] = [];
+  for (const t of TARGETS) {
+    out.push(t);
+    if (t.forNode === undefined) continue;
+    for (const node of runtimes) out.push(t.forNode(node));
+  }
+  return out;
 }
 
 /** The installed version of an npm package, or null when it is not installed. */
@@ -105,48 +145,57 @@ function remoraVersion(): string {
   return `${pkg.version ?? "?"}${rev ? ` (${rev}${dirty ? "+dirty" : ""})` : ""}`;
 }
 
-const remora: TargetSpec = {
-  id: "remora",
-  label: "remora",
-  multiEndpoint: true,
-  available() {
-    if (!existsSync(REMORA_CLI)) {
-      return {
-        ok: false,
-        reason: "dist/proxy/cli.js is missing (run `npm run build` once the proxy exists)",
-      };
-    }
-    return { ok: true, versions: { remora: remoraVersion() } };
-  },
-  async start(ctx) {
-    const port = await freePort();
-    const admin = await freePort();
-    const how = remoraLaunch();
-    const proc = launch(
-      "remora",
-      process.execPath,
-      [
-        ...how.flags,
-        REMORA_CLI,
-        "run",
-        "--listen",
-        String(port),
-        "--admin-port",
-        String(admin),
-        "--service",
-        `${SERVICE_NAME}=${ctx.backends.join(",")}`,
-      ],
-      { core: ctx.core, env: { ...process.env, ...how.env } },
-    );
-    try {
-      await waitForHttp(proc, `http://127.0.0.1:${admin}/ready`, { timeoutMs: 15_000 });
-    } catch (err) {
-      await proc.stop();
-      throw err;
-    }
-    return readyThrough(proc, `http://127.0.0.1:${port}`);
-  },
-};
+/** remora run by `node` (the harness's own Node.js unless comparing runtimes). */
+function remoraTarget(node: NodeRuntime = OWN_NODE): TargetSpec {
+  const own = node === OWN_NODE;
+  return {
+    id: own ? "remora" : variantId("remora", node),
+    label: own ? "remora" : `remora, Node ${node.version}`,
+    multiEndpoint: true,
+    available() {
+      if (!existsSync(REMORA_CLI)) {
+        return {
+          ok: false,
+          reason: "dist/proxy/cli.js is missing (run `npm run build` once the proxy exists)",
+        };
+      }
+      return { ok: true, versions: { remora: remoraVersion() } };
+    },
+    async start(ctx) {
+      const port = await freePort();
+      const admin = await freePort();
+      const how = remoraLaunch();
+      // An older Node than remora supports runs only to be measured against the supported one.
+      const env = own ? how.env : { ...how.env, [ALLOW_UNSUPPORTED_ENV]: "1" };
+      const proc = launch(
+        "remora",
+        node.path,
+        [
+          ...how.flags,
+          REMORA_CLI,
+          "run",
+          "--listen",
+          String(port),
+          "--admin-port",
+          String(admin),
+          "--service",
+          `${SERVICE_NAME}=${ctx.backends.join(",")}`,
+        ],
+        { core: ctx.core, env: { ...process.env, ...env } },
+      );
+      try {
+        await waitForHttp(proc, `http://127.0.0.1:${admin}/ready`, { timeoutMs: 15_000 });
+      } catch (err) {
+        await proc.stop();
+        throw err;
+      }
+      return readyThrough(proc, `http://127.0.0.1:${port}`);
+    },
+    ...(own ? { forNode: remoraTarget } : {}),
+  };
+}
+
+const remora = remoraTarget();
 
 /**
  * How the `remora` command starts Node.js: the environment assignments and flags on cli.js's
@@ -181,11 +230,13 @@ function nodePeer(
   label: string,
   script: string,
   packages: readonly string[],
+  node: NodeRuntime = OWN_NODE,
 ): TargetSpec {
   const file = join(DIST_BENCH, script);
+  const own = node === OWN_NODE;
   return {
-    id,
-    label,
+    id: own ? id : variantId(id, node),
+    label: own ? label : `${label}, Node ${node.version}`,
     // Both take a single upstream URL; balancing is left to the user's own code.
     multiEndpoint: false,
     available() {
@@ -200,12 +251,15 @@ function nodePeer(
       const port = await freePort();
       const proc = launch(
         label,
-        process.execPath,
+        node.path,
         [file, "--port", String(port), "--upstream", `http://${ctx.backends[0]}`],
         { core: ctx.core },
       );
       return readyThrough(proc, `http://127.0.0.1:${port}`);
     },
+    ...(own
+      ? { forNode: (other: NodeRuntime) => nodePeer(id, label, script, packages, other) }
+      : {}),
   };
 }
 

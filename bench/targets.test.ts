@@ -1,0 +1,58 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { httpBackend, RawClient } from "../test/harness.js";
+// The built module: it finds dist/proxy/cli.js relative to itself, as `npm run bench` runs it.
+import { nodeRuntime, SERVICE_NAME, TARGETS, targetsWith } from "../dist/bench/targets.js";
+
+describe("--compare-node target variants", () => {
+  it("adds one variant per Node.js program, right after it", () => {
+    const ids = targetsWith([{ path: "/opt/node20/bin/node", version: "20.20.2" }]).map(
+      (t) => t.id,
+    );
+    expect(ids).toEqual([
+      "direct",
+      "remora",
+      "remora@node20",
+      "remora-mtls",
+      "node-http-proxy",
+      "node-http-proxy@node20",
+      "fastify-http-proxy",
+      "fastify-http-proxy@node20",
+      "haproxy",
+      "nginx",
+    ]);
+    expect(targetsWith([]).map((t) => t.id)).toEqual(TARGETS.map((t) => t.id));
+  });
+
+  it("labels a variant with its Node.js version", () => {
+    const node = { path: "/opt/node20/bin/node", version: "20.20.2" };
+    const labels = targetsWith([node]).map((t) => t.label);
+    expect(labels).toContain("remora, Node 20.20.2");
+    expect(labels).toContain("node-http-proxy, Node 20.20.2");
+  });
+
+  it("asks a binary its version, and refuses one that is not Node.js", () => {
+    expect(nodeRuntime(process.execPath).version).toBe(process.versions.node);
+    expect(() => nodeRuntime("/bin/true")).toThrow(/not a Node.js binary/);
+  });
+
+  it("starts remora with the variant's binary and forwards through it", async () => {
+    const backend = await httpBackend((_req, res) => res.end("through the variant"));
+    const dir = await mkdtemp(join(tmpdir(), "remora-bench-variant-"));
+    const variant = targetsWith([{ path: process.execPath, version: "0.0.1" }]).find(
+      (t) => t.id === "remora@node0",
+    )!;
+    const running = await variant.start({ backends: [backend.address], core: null, dir });
+    try {
+      const port = Number(new URL(running.url).port);
+      const res = await RawClient.exchange(port, `GET / HTTP/1.1\r\nHost: ${SERVICE_NAME}\r\n\r\n`);
+      expect(res.body.toString()).toBe("through the variant");
+    } finally {
+      await running.stop();
+      await backend.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -36,11 +36,11 @@ import {
   wrkCanDrive,
 } from "./scenarios.js";
 import {
+  type NodeRuntime,
+  nodeRuntime,
   packageVersion,
   type RunningTarget,
   SERVICE_NAME,
-  type NodeRuntime,
-  nodeRuntime,
   TARGETS,
   type TargetSpec,
   targetsWith,

@@ -2,9 +2,9 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { httpBackend, RawClient } from "../test/harness.js";
 // The built module: it finds dist/proxy/cli.js relative to itself, as `npm run bench` runs it.
 import { nodeRuntime, SERVICE_NAME, TARGETS, targetsWith } from "../dist/bench/targets.js";
+import { httpBackend, RawClient } from "../test/harness.js";
 
 describe("--compare-node target variants", () => {
   it("adds one variant per Node.js program, right after it", () => {

@@ -32,7 +32,7 @@ const HELP: Record<string, string> = {
   remora run -c FILE [--log-level LEVEL] [--drain-time DURATION]
   remora run --listen PORT --admin-port PORT --service NAME=HOST:PORT[,HOST:PORT...] ...
 
-Runs the proxy. With -c, everything comes from the YAML config (see README, "Config").
+Runs the proxy. With -c, everything comes from the YAML config (see docs/config.md).
 Quick mode builds the same config from flags: an outbound listener on 127.0.0.1:PORT that
 routes requests whose Host is NAME (or NAME.NAMESPACE[.svc[.cluster.local]]) to the listed
 endpoints, round-robin. --service may be repeated.

@@ -3,9 +3,9 @@ import { describe, expect, it } from "vitest";
 import { ERRORS } from "./errors.js";
 import { localReply } from "./local-reply.js";
 
-/** The README's error table, parsed: code → [status, flag]. */
+/** The error table in docs/http.md, parsed: code → [status, flag]. */
 function documented(): Map<string, [number, string]> {
-  const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
+  const readme = readFileSync(new URL("../docs/http.md", import.meta.url), "utf8");
   const rows = new Map<string, [number, string]>();
   for (const match of readme.matchAll(
     /^\| `(REMORA_ERR_[A-Z_]+)`\s*\| (\d{3})\s*\| ([A-Z]+)\s*\|/gm,
@@ -16,7 +16,7 @@ function documented(): Map<string, [number, string]> {
 }
 
 describe("error codes", () => {
-  it("every code is documented in the README with its status and flag, and nothing else is", () => {
+  it("every code is documented in docs/http.md with its status and flag, and nothing else is", () => {
     const docs = documented();
     expect([...docs.keys()].sort()).toEqual(Object.keys(ERRORS).sort());
     for (const [code, { status, flag }] of Object.entries(ERRORS)) {

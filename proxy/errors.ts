@@ -1,7 +1,7 @@
 /**
  * Every error remora answers a client with, in one table: a stable code, the HTTP status, the
  * Envoy response flag that access logs and metrics carry, and the short plain-text body.
- * Codes are never reused (fastify's rule); `errors.test.ts` checks this table against the README.
+ * Codes are never reused (fastify's rule); `errors.test.ts` checks this table against docs/http.md.
  */
 export const ERRORS = {
   REMORA_ERR_NO_ROUTE: { status: 404, flag: "NR", body: "no route to a service for this host" },

@@ -27,6 +27,6 @@ export function unsupportedNodeMessage(
   return (
     `remora needs Node.js ${MIN_NODE} or newer (24 LTS recommended); this is ${version} ` +
     `(${process.execPath}). Run it through npm (\`npm start\`, \`npx remora\`), which uses the ` +
-    `Node.js pinned in package.json, or install Node.js 24. See README, "Runtime".`
+    `Node.js pinned in package.json, or install Node.js 24. See docs/runtime.md.`
   );
 }

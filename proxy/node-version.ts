@@ -1,12 +1,13 @@
 /**
  * The Node.js lines remora supports, checked once when the CLI starts.
  *
- * 22.12 is the floor: it is the first 22.x with `reusePort` on `server.listen()` (SO_REUSEPORT),
- * which the listeners rely on to accept more than one connection per event-loop turn
- * (listeners/accept.ts), and the oldest line still maintained (until April 2027). Node 20 went
- * end of life on 2026-04-30. Keep this in step with `engines.node` in package.json (a test checks).
+ * 22 is the oldest line still maintained (until April 2027); Node 20 went end of life on
+ * 2026-04-30. Within 22, two floors: 22.12 is the first with `reusePort` on `server.listen()`
+ * (SO_REUSEPORT), which the listeners rely on to accept more than one connection per event-loop
+ * turn (listeners/accept.ts), and undici 8, remora's HTTP client, needs 22.19. Keep this in step
+ * with `engines.node` in package.json (a test checks).
  */
-export const MIN_NODE = "22.12.0";
+export const MIN_NODE = "22.19.0";
 
 /** Set to "1" to run on an older Node anyway; the benchmark uses it to compare runtimes. */
 export const ALLOW_UNSUPPORTED_ENV = "REMORA_ALLOW_UNSUPPORTED_NODE";

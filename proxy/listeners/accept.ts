@@ -7,7 +7,7 @@ import type { AddressInfo, Server } from "node:net";
  * a turn takes milliseconds, so a burst of new connections waits in the kernel's accept queue:
  * measured here, 500 connections arriving while 250 others kept remora busy were accepted over
  * 1.4 s (Node 20) and 2.8 s (Node 22, one socket), one per turn. So a listener binds several
- * sockets to its port with SO_REUSEPORT (`server.listen({ reusePort })`, Node 22.12+, the oldest
+ * sockets to its port with SO_REUSEPORT (`server.listen({ reusePort })`, Node 22.12+; remora needs 22.19+
  * Node remora supports); the kernel spreads new connections across them and every turn accepts
  * one per socket. Where the platform has no SO_REUSEPORT for Node (macOS, Windows) it binds one.
  *

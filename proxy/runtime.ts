@@ -132,7 +132,8 @@ export class Runtime {
   #static: StaticSource | undefined;
   /** Serving listeners by name; #servers also holds retired ones until they have drained. */
   #running = new Map<string, RunningListener>();
-  #retiring = new Set<NodeJS.Timeout>();
+  /** Listeners a reload retired, until they have drained (their close-check timers). */
+  #retiring = new Map<NodeJS.Timeout, RunningListener>();
   #probes: ProbeServer | undefined;
   #reloader: ConfigReloader | undefined;
   #reloading: Promise<unknown> = Promise.resolve();
@@ -360,13 +361,14 @@ export class Runtime {
       if (listener.server.connections > 0 && Date.now() < deadline) return;
       clearInterval(timer);
       this.#retiring.delete(timer);
+      const cut = listener.server.connections;
       listener.server.close();
       listener.app?.close();
       remove(this.#servers, listener.server);
-      this.#logger.info({ listener: name }, "listener closed");
+      this.#logger.info({ listener: name, connectionsClosed: cut }, "listener closed");
     }, 100);
     timer.unref();
-    this.#retiring.add(timer);
+    this.#retiring.set(timer, listener);
   }
 
   /** A reload changed `discovery.file`: the new source publishes first, then the old withdraws. */
@@ -419,7 +421,10 @@ export class Runtime {
 
   async stop(): Promise<void> {
     this.#reloader?.stop();
-    for (const timer of this.#retiring) clearInterval(timer);
+    for (const [timer, listener] of this.#retiring) {
+      clearInterval(timer);
+      listener.app?.close();
+    }
     this.#retiring.clear();
     for (const server of this.#servers) server.close();
     this.#servers = [];

@@ -3,16 +3,18 @@
  * POST /reload; what applies live and what keeps running across a reload.
  */
 import { mkdtemp, rename, writeFile } from "node:fs/promises";
-import { connect } from "node:net";
+import { type AddressInfo, connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { parseConfig, serviceDefaults } from "../proxy/config/load.js";
 import {
   type HttpBackend,
   httpBackend,
   RawClient,
   type SpawnedRemora,
   spawnRemora,
+  startRemora,
 } from "./harness.js";
 
 const running: SpawnedRemora[] = [];
@@ -364,6 +366,50 @@ services:
     expect(body.error).toContain("listeners: at least one listener is required");
     expect(await ask(remora.ports.get("out")!, "hello")).toEqual({ status: 200, body: "a" });
   });
+  it("adds, moves and drops the discovery file; readiness holds throughout", async () => {
+    const a = await named("a");
+    const b = await named("b");
+    const listeners = "listeners: [{ name: out, kind: outbound, port: 0 }]\n";
+    const file = await configFile(config(listeners));
+    const dir = join(file.path, "..");
+    await writeFile(
+      join(dir, "a.yaml"),
+      `services: [{ name: found, endpoints: [{ address: "${a.address}" }] }]\n`,
+    );
+    await writeFile(
+      join(dir, "b.yaml"),
+      `services: [{ name: found, endpoints: [{ address: "${b.address}" }] }]\n`,
+    );
+    const remora = await spawnRemora(["run", "-c", file.path]);
+    running.push(remora);
+    const port = remora.ports.get("out")!;
+    const ready = async () => (await admin(remora, "/ready")).status;
+    expect((await ask(port, "found")).status).toBe(404);
+
+    // Relative to the config file's directory, as at start.
+    await file.save(config(`discovery: { file: a.yaml }\n${listeners}`));
+    expect((await logged(remora, "config reloaded", 1)).discoveryFile).toEqual({
+      from: null,
+      to: join(dir, "a.yaml"),
+    });
+    expect(await ready()).toBe(200);
+    expect(await ask(port, "found")).toEqual({ status: 200, body: "a" });
+
+    await file.save(config(`discovery: { file: b.yaml }\n${listeners}`));
+    await logged(remora, "config reloaded", 2);
+    expect(await ready()).toBe(200);
+    expect(await ask(port, "found")).toEqual({ status: 200, body: "b" });
+
+    // A missing discovery file fails the reload before anything changes.
+    await file.save(config(`discovery: { file: nope.yaml }\n${listeners}`));
+    expect((await logged(remora, "config reload failed")).msg).toContain("cannot read");
+    expect(await ask(port, "found")).toEqual({ status: 200, body: "b" });
+
+    await file.save(config(listeners));
+    await logged(remora, "config reloaded", 3);
+    expect(await ready()).toBe(200);
+    expect((await ask(port, "found")).status).toBe(404);
+  });
 });
 
 describe("quick mode", () => {
@@ -386,5 +432,86 @@ describe("quick mode", () => {
     expect(remora.child.exitCode).toBeNull();
     expect(await ask(remora.ports.get("outbound")!, "hello")).toEqual({ status: 200, body: "a" });
     expect((await admin(remora, "/reload", "POST")).status).toBe(409);
+  });
+});
+
+describe("Runtime.reload (in process)", () => {
+  /** A port that was free a moment ago. */
+  async function freePort(): Promise<number> {
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const port = (server.address() as AddressInfo).port;
+    await new Promise((resolve) => server.close(resolve));
+    return port;
+  }
+
+  const load = (text: string) => ({
+    config: parseConfig(text, "next.yaml"),
+    serviceDefaults: serviceDefaults(),
+  });
+
+  it("rebinds a listener whose settings changed on the port its old version releases", async () => {
+    const a = await named("a");
+    const port = await freePort();
+    const services = `services: [{ name: hello, endpoints: [{ address: "${a.address}" }] }]\n`;
+    const remora = await startRemora(
+      config(`listeners: [{ name: out, kind: outbound, port: ${port} }]\n${services}`),
+    );
+    try {
+      const outcome = await remora.runtime.reload(
+        load(
+          config(
+            `listeners: [{ name: out, kind: outbound, port: ${port}, maxRequestHeadersKb: 1 }]\n${services}`,
+          ),
+        ),
+      );
+      expect(outcome).toMatchObject({ result: "applied", changes: { listenersRebound: ["out"] } });
+      expect(remora.runtime.listeners).toEqual([expect.objectContaining({ name: "out", port })]);
+      expect(await ask(port, "hello")).toEqual({ status: 200, body: "a" });
+      // The new settings are in force: a 2 KiB head is over the new 1 KiB limit.
+      const big = await RawClient.exchange(
+        port,
+        `GET / HTTP/1.1\r\nHost: hello\r\nx-big: ${"x".repeat(2048)}\r\n\r\n`,
+      );
+      expect(big.status).toBe(431);
+    } finally {
+      await remora.stop();
+    }
+  });
+
+  it("changes nothing when a new listener cannot bind, and closes what it had bound", async () => {
+    const a = await named("a");
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+    const takenPort = (taken.address() as AddressInfo).port;
+    const freeNow = await freePort();
+    const services = (address: string) =>
+      `services: [{ name: hello, endpoints: [{ address: "${address}" }] }]\n`;
+    const remora = await startRemora(
+      config(`listeners: [{ name: out, kind: outbound, port: 0 }]\n${services(a.address)}`),
+    );
+    try {
+      const before = remora.runtime.config;
+      const outcome = await remora.runtime.reload(
+        load(
+          config(`listeners:
+  - { name: out, kind: outbound, port: 0 }
+  - { name: first, kind: outbound, port: ${freeNow} }
+  - { name: second, kind: outbound, port: ${takenPort} }
+${services("127.0.0.1:9")}`),
+        ),
+      );
+      expect(outcome.result).toBe("failed");
+      expect(outcome.error).toContain("EADDRINUSE");
+      expect(remora.runtime.config).toBe(before);
+      expect(remora.runtime.reloads).toMatchObject({ ok: 0, failed: 1 });
+      expect(remora.runtime.listeners.map((l) => l.name)).toEqual(["out"]);
+      expect(await refuses(freeNow)).toBe(true);
+      // Services were not swapped either.
+      expect(await ask(remora.port("out"), "hello")).toEqual({ status: 200, body: "a" });
+    } finally {
+      await remora.stop();
+      await new Promise((resolve) => taken.close(resolve));
+    }
   });
 });

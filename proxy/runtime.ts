@@ -137,6 +137,7 @@ export class Runtime {
   #probes: ProbeServer | undefined;
   #reloader: ConfigReloader | undefined;
   #reloading: Promise<unknown> = Promise.resolve();
+  #router: HostRouter | undefined;
   #started = false;
   #draining = false;
 
@@ -230,12 +231,11 @@ export class Runtime {
   /** Re-read the config file (SIGHUP, POST /reload); without one (quick mode), nothing to do. */
   reloadConfigFile(trigger: ReloadTrigger): Promise<ReloadOutcome> {
     if (this.#reloader !== undefined) return this.#reloader.reload(trigger);
-    this.#logger.info({ trigger }, "nothing to reload: started without a config file");
-    return Promise.resolve({
-      result: "skipped",
-      hash: this.reloads.hash,
-      error: "started without a config file (quick mode): nothing to reload",
-    });
+    const why = this.#started
+      ? "nothing to reload: started without a config file"
+      : "not reloading: still starting";
+    this.#logger.info({ trigger }, why);
+    return Promise.resolve({ result: "skipped", hash: this.reloads.hash, error: why });
   }
 
   /** The running proxy as reload.ts sees it. */
@@ -294,10 +294,13 @@ export class Runtime {
     } else {
       let route: (authority: string) => Cluster | undefined;
       if (listener.kind === "outbound") {
-        const router = new HostRouter(
+        // One router for every outbound listener: each subscribes to cluster changes for good,
+        // and listeners come and go with reloads.
+        this.#router ??= new HostRouter(
           this.clusters,
           this.#options.namespace ?? process.env.POD_NAMESPACE ?? "default",
         );
+        const router = this.#router;
         route = (authority) => router.resolve(authority);
       } else {
         const app = appCluster(listener.name, listener.app, this.#defaults);

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { ConfigError } from "../proxy/config/errors.js";
-import { FileSource } from "./file-source.js";
+import { FileSource, readServicesFile } from "./file-source.js";
 import { ServiceRegistry } from "./registry.js";
 
 const DEBOUNCE_MS = 20;
@@ -180,5 +180,26 @@ describe("FileSource", () => {
     await expect(source.start()).rejects.toThrow(/services\[0\]\.name: expected a DNS-1123 label/);
     expect(registry.isSynced()).toBe(false);
     expect(registry.keys()).toEqual([]);
+  });
+
+  it("startFrom publishes contents read earlier at once, then catches up with the file", async () => {
+    writeFileSync(path, servicesYaml([9101]));
+    const contents = await readServicesFile(path);
+    writeFileSync(path, servicesYaml([9102]));
+    source = new FileSource(registry, path, { logger: { warn }, debounceMs: DEBOUNCE_MS });
+    source.startFrom(contents);
+    expect(registry.isSynced()).toBe(true);
+    expect(ports()).toEqual([9101]);
+    await vi.waitFor(() => expect(ports()).toEqual([9102]));
+  });
+
+  it("readServicesFile rejects a bad file with every issue and publishes nothing", async () => {
+    writeFileSync(path, "services:\n  - name: Hello\n    bogus: 1\n");
+    const error = await readServicesFile(path).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).issues.map((i) => i.path)).toEqual([
+      "services[0].name",
+      "services[0].bogus",
+    ]);
   });
 });

@@ -207,6 +207,18 @@ describe("ServiceRegistry", () => {
       ]);
     });
 
+    it("re-sending unchanged endpoints keeps the writer's place (a reload re-sends static)", () => {
+      const registry = new ServiceRegistry();
+      registry.apply("static", { kind: "reset", services: [svc("a", [1])] });
+      registry.apply("file", { kind: "reset", services: [svc("a", [2])] });
+      const events = record(registry);
+      registry.apply("static", { kind: "reset", services: [svc("a", [1])] });
+      expect(ports(registry.get("a.default"))).toEqual([2]);
+      expect(events).toEqual([]);
+      registry.apply("static", { kind: "reset", services: [svc("a", [3])] });
+      expect(ports(registry.get("a.default"))).toEqual([3]);
+    });
+
     it("removing the older writer changes nothing visible", () => {
       const registry = new ServiceRegistry();
       registry.apply("one", { kind: "add", services: [svc("a", [1])] });

@@ -15,7 +15,7 @@ interface SourceState {
  * `get` frozen snapshots and `subscribe` to changes.
  *
  * Two sources contributing the same service key are not merged: the source that wrote the key
- * most recently wins. If that source later removes the key, the previous writer's endpoints
+ * most recently wins (re-sending unchanged endpoints is not a write). If that source later removes the key, the previous writer's endpoints
  * (if it still contributes the key) become effective again.
  *
  * Cost: an update rebuilds only the services it touches, and a rebuilt service whose endpoints
@@ -124,7 +124,12 @@ export class ServiceRegistry {
     touched: Set<string>,
   ): void {
     const key = serviceKey(service.name, service.namespace);
+    const previous = state.services.get(key);
     state.services.set(key, service);
+    // Repeating what the source already contributes is not a write: it keeps its place among
+    // the key's writers (a config reload re-sends every static service and must not take one
+    // over from a discovery file that wrote it later).
+    if (previous !== undefined && sameEndpoints(previous.endpoints, service.endpoints)) return;
     let writers = this.#writers.get(key);
     if (writers === undefined) {
       writers = [];

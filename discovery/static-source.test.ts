@@ -47,4 +47,30 @@ describe("StaticSource", () => {
     registry.apply("s", { kind: "reset", services: [hello!] });
     expect(registry.get("hello.default")?.endpoints[0]).toBe(endpoint);
   });
+
+  it("update publishes a reloaded config's services as one reset: changed, added, removed", () => {
+    const registry = new ServiceRegistry();
+    const source = new StaticSource(registry, config.services);
+    source.start();
+    const changed: string[] = [];
+    registry.subscribe((snapshot, key) => changed.push(`${key}:${snapshot ? "set" : "gone"}`));
+    const next = parseConfig(
+      [
+        "listeners: [{ name: out, kind: outbound, port: 0 }]",
+        "services:",
+        "  - name: hello",
+        "    endpoints:",
+        "      - { address: 127.0.0.1:9101, weight: 3, labels: { version: v1 } }",
+        "  - { name: db, namespace: data }",
+        "  - { name: new, endpoints: [{ address: 127.0.0.1:9200 }] }",
+      ].join("\n"),
+      "next.yaml",
+    );
+    source.update(next.services);
+    // db.data is unchanged, so it is not republished.
+    expect(changed.sort()).toEqual(["hello.default:set", "new.default:set"]);
+    expect(registry.get("hello.default")?.endpoints.map((e) => e.id)).toEqual(["127.0.0.1:9101"]);
+    source.update([]);
+    expect(registry.keys()).toEqual([]);
+  });
 });

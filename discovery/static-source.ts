@@ -4,11 +4,11 @@ import type { Endpoint } from "./endpoint.js";
 import type { ServiceRegistry } from "./registry.js";
 import type { ServiceEndpoints } from "./update.js";
 
-/** The `services` of the config file, published once. */
+/** The `services` of the config file: published at start, and again on each config reload. */
 export class StaticSource {
   readonly id = "static";
   readonly #registry: ServiceRegistry;
-  readonly #services: readonly ServiceConfig[];
+  #services: readonly ServiceConfig[];
 
   constructor(registry: ServiceRegistry, services: readonly ServiceConfig[]) {
     this.#registry = registry;
@@ -19,6 +19,15 @@ export class StaticSource {
   start(): void {
     this.#registry.apply(this.id, { kind: "reset", services: serviceEndpoints(this.#services) });
     this.#registry.markSynced(this.id);
+  }
+
+  /**
+   * A reloaded config's services as one reset: services left out are withdrawn, and only
+   * services whose endpoints changed are republished (see ServiceRegistry).
+   */
+  update(services: readonly ServiceConfig[]): void {
+    this.#services = services;
+    this.#registry.apply(this.id, { kind: "reset", services: serviceEndpoints(services) });
   }
 }
 

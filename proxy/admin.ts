@@ -1,7 +1,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Cluster } from "./cluster.js";
+import { redact } from "./config/redact.js";
 import type { Logger } from "./log.js";
+import { readinessReply } from "./probes.js";
 import type { Runtime } from "./runtime.js";
 
 /**
@@ -44,15 +46,9 @@ export class AdminServer {
     const route = `${method} ${path}`;
     switch (route) {
       case "GET /ready":
-      case "GET /healthz/ready": {
-        const ready = this.#runtime.ready;
-        text(
-          res,
-          ready ? 200 : 503,
-          ready ? "LIVE\n" : this.#runtime.draining ? "DRAINING\n" : "NOT READY\n",
-        );
+      case "GET /healthz/ready":
+        text(res, ...readinessReply(this.#runtime));
         return;
-      }
       case "GET /healthz":
         text(res, 200, "OK\n");
         return;
@@ -63,7 +59,12 @@ export class AdminServer {
         json(res, 200, this.#clusters());
         return;
       case "GET /config_dump":
-        json(res, 200, this.#runtime.config);
+        json(res, 200, configDump(this.#runtime));
+        return;
+      case "POST /reload":
+        void this.#runtime.reloadConfigFile("POST /reload").then((outcome) => {
+          json(res, RELOAD_STATUS[outcome.result], outcome);
+        });
         return;
       case "GET /stats":
         json(res, 200, {
@@ -105,7 +106,28 @@ const ROUTES = new Set([
   "/stats",
   "/drain",
   "/quitquitquit",
+  "/reload",
 ]);
+
+/** POST /reload: applied or unchanged 200; invalid config 400; nothing to reload 409. */
+const RELOAD_STATUS = { applied: 200, unchanged: 200, failed: 400, skipped: 409 } as const;
+
+/** GET /config_dump: the applied config (secrets redacted), its hash and the reload counters. */
+function configDump(runtime: Runtime): object {
+  const reloads = runtime.reloads;
+  return {
+    hash: reloads.hash,
+    appliedAt: new Date(reloads.appliedAtMs).toISOString(),
+    reloads: {
+      ok: reloads.ok,
+      failed: reloads.failed,
+      lastAttempt:
+        reloads.lastAttemptMs === 0 ? null : new Date(reloads.lastAttemptMs).toISOString(),
+      lastError: reloads.lastError === "" ? null : reloads.lastError,
+    },
+    config: redact(runtime.config),
+  };
+}
 
 function describe(cluster: Cluster): object {
   const byClass = cluster.stats.byClass;

@@ -47,6 +47,8 @@ Options:
 
 Logs are JSON lines on stderr; each listener logs "listener ready" with its bound port.
 SIGTERM and SIGINT drain: listeners stop accepting, in-flight requests finish, then exit 0.
+With -c, the file is watched and reloaded when it changes, on SIGHUP and on the admin API's
+POST /reload; an invalid file is logged and the running config stays (docs/operations.md).
 `,
   validate: `Usage:
   remora validate -c FILE
@@ -95,6 +97,7 @@ async function runProxy(
   logLevel: string | undefined,
   drainMs: number,
   banner?: (runtime: Runtime) => string,
+  configPath?: string,
 ): Promise<void> {
   const logger = createLogger(logLevel);
   let stopping = false;
@@ -110,10 +113,14 @@ async function runProxy(
   const runtime = new Runtime(loaded.config, loaded.serviceDefaults, {
     logger,
     onQuit: () => void stop("quitquitquit"),
+    configFile: configPath === undefined ? undefined : { path: configPath, text: loaded.text },
+    drainMs,
   });
   await runtime.start();
   process.on("SIGTERM", () => void stop("SIGTERM"));
   process.on("SIGINT", () => void stop("SIGINT"));
+  // Without a handler SIGHUP would end the process; in quick mode it logs that nothing reloads.
+  process.on("SIGHUP", () => void runtime.reloadConfigFile("SIGHUP"));
   logger.info(
     {
       listeners: runtime.listeners,
@@ -193,7 +200,7 @@ async function main(argv: string[]): Promise<number> {
           services: values.service ?? [],
         });
       }
-      await runProxy(loaded, values["log-level"], drainMs);
+      await runProxy(loaded, values["log-level"], drainMs, undefined, values.config);
       return -1;
     }
     case "demo": {

@@ -128,15 +128,30 @@ export class ClusterManager {
     this.#unsubscribe = registry.subscribe((snapshot, key) => this.#onSnapshot(key, snapshot));
   }
 
-  /** Configured services with their settings, keyed "name.namespace". */
+  /**
+   * Configured services with their settings, keyed "name.namespace" (at start and on each config
+   * reload). A cluster whose settings are unchanged is left alone (its pools stay warm); a
+   * changed one swaps settings for new requests while in-flight ones finish on their pools. A
+   * service no longer configured goes back to the defaults while discovery still publishes it,
+   * and is removed otherwise (its pools close as their requests finish).
+   */
   configure(services: ReadonlyMap<string, ClusterSettings & { name: string; namespace: string }>) {
+    const previous = this.#configured;
     this.#configured = new Map(services);
     for (const [key, settings] of services) {
       const existing = this.#clusters.get(key);
-      if (existing) existing.configure(settings);
-      else this.#add(settings.name, settings.namespace, settings);
+      if (existing === undefined) {
+        this.#add(settings.name, settings.namespace, settings).update(this.#registry.get(key));
+      } else if (!sameSettings(existing.settings, settings)) existing.configure(settings);
     }
-    for (const key of this.#registry.keys()) this.#onSnapshot(key, this.#registry.get(key));
+    for (const key of previous.keys()) {
+      const cluster = this.#clusters.get(key);
+      if (services.has(key) || cluster === undefined) continue;
+      if (this.#registry.get(key) === undefined) {
+        cluster.close();
+        this.#clusters.delete(key);
+      } else if (!sameSettings(cluster.settings, this.#defaults)) cluster.configure(this.#defaults);
+    }
     this.#changed();
   }
 
@@ -184,4 +199,17 @@ export class ClusterManager {
   #changed(): void {
     for (const listener of this.#listeners) listener();
   }
+}
+
+/**
+ * Settings are plain data built by one function (runtime.ts clusterSettings), so they are
+ * compared whole: a field added later can never be missed. The identity fields that configure()
+ * receives alongside are left out.
+ */
+function sameSettings(a: ClusterSettings, b: ClusterSettings): boolean {
+  return JSON.stringify(a, withoutIdentity) === JSON.stringify(b, withoutIdentity);
+}
+
+function withoutIdentity(this: unknown, key: string, value: unknown): unknown {
+  return key === "name" || key === "namespace" ? undefined : value;
 }

@@ -1,16 +1,23 @@
 import { createHash } from "node:crypto";
-import { FileSource } from "../discovery/file-source.js";
+import {
+  FileSource,
+  readServicesFile,
+  type ServicesFileContents,
+} from "../discovery/file-source.js";
 import { ServiceRegistry } from "../discovery/registry.js";
 import { StaticSource } from "../discovery/static-source.js";
 import { AdminServer } from "./admin.js";
 import { Cluster, ClusterManager, type ClusterSettings } from "./cluster.js";
 import { formatAddress, parseAddress } from "./config/address.js";
-import { parseServicesText } from "./config/isolated.js";
-import type { RemoraConfig, ServiceConfig } from "./config/schema.js";
+import { type LoadedConfig, parseServicesText } from "./config/isolated.js";
+import type { ListenerConfig, RemoraConfig, ServiceConfig } from "./config/schema.js";
+import { ConfigReloader, type ReloadTrigger } from "./config-reloader.js";
 import type { ExchangeRecord, ExchangeReporter } from "./exchange.js";
 import { HttpListener } from "./listeners/http-listener.js";
 import { TcpListener } from "./listeners/tcp-listener.js";
 import { type Logger, silentLogger } from "./log.js";
+import { ProbeServer } from "./probes.js";
+import { applyReload, type ReloadOutcome, type ReloadTarget } from "./reload.js";
 import { HostRouter } from "./router.js";
 
 export interface BoundListener {
@@ -28,6 +35,13 @@ export interface RuntimeOptions {
   readonly reporter?: ExchangeReporter;
   /** Called when the admin API asks the process to exit (POST /quitquitquit). */
   readonly onQuit?: () => void;
+  /**
+   * The file the config came from: watched and reloaded on change, SIGHUP and POST /reload.
+   * `text` is what the running config was validated from (LoadedConfig.text).
+   */
+  readonly configFile?: { readonly path: string; readonly text?: string };
+  /** How long a listener removed or rebound by a reload may drain before it closes (default 5s). */
+  readonly drainMs?: number;
 }
 
 /**
@@ -53,6 +67,14 @@ export function configHash(config: RemoraConfig): string {
 }
 
 type Listener = (HttpListener | TcpListener) & { drain(): void; close(): void };
+
+/** A bound listener: its config, its sockets, what the admin API lists, its app cluster. */
+interface RunningListener {
+  readonly config: ListenerConfig;
+  readonly server: Listener;
+  readonly bound: BoundListener;
+  readonly app: Cluster | undefined;
+}
 
 /** Totals across listeners by response flag, for the admin API until metrics land. */
 class FlagCounter implements ExchangeReporter {
@@ -90,7 +112,6 @@ export function clusterSettings(service: ServiceConfig): ClusterSettings {
  * API, built from a validated config.
  */
 export class Runtime {
-  readonly config: RemoraConfig;
   readonly registry = new ServiceRegistry();
   readonly clusters: ClusterManager;
   readonly listeners: BoundListener[] = [];
@@ -98,13 +119,25 @@ export class Runtime {
   /** Inbound listeners' local-app clusters, shown in the admin API with the services. */
   readonly appClusters: Cluster[] = [];
   adminPort = 0;
+  /** The probe listener's bound port; undefined when `probes.port` is null. */
+  probesPort: number | undefined;
   readonly reloads: ReloadStatus;
+  #config: RemoraConfig;
   #logger: Logger;
   #options: RuntimeOptions;
   #defaults: ClusterSettings;
   #servers: Listener[] = [];
   #admin: AdminServer | undefined;
   #fileSource: FileSource | undefined;
+  #static: StaticSource | undefined;
+  /** Serving listeners by name; #servers also holds retired ones until they have drained. */
+  #running = new Map<string, RunningListener>();
+  /** Listeners a reload retired, until they have drained (their close-check timers). */
+  #retiring = new Map<NodeJS.Timeout, RunningListener>();
+  #probes: ProbeServer | undefined;
+  #reloader: ConfigReloader | undefined;
+  #reloading: Promise<unknown> = Promise.resolve();
+  #router: HostRouter | undefined;
   #started = false;
   #draining = false;
 
@@ -113,7 +146,7 @@ export class Runtime {
    * services known only to discovery (config/load.ts serviceDefaults(), or LoadedConfig's).
    */
   constructor(config: RemoraConfig, serviceDefaults: ServiceConfig, options: RuntimeOptions = {}) {
-    this.config = config;
+    this.#config = config;
     this.reloads = {
       ok: 0,
       failed: 0,
@@ -129,6 +162,11 @@ export class Runtime {
     this.clusters = new ClusterManager(this.registry, this.#defaults);
   }
 
+  /** The applied config: the loaded one, then each reload's (see reload.ts). */
+  get config(): RemoraConfig {
+    return this.#config;
+  }
+
   /** Ready: listeners bound and every discovery source has synced (the admin's /ready). */
   get ready(): boolean {
     return this.#started && !this.#draining && this.registry.isSynced();
@@ -140,16 +178,9 @@ export class Runtime {
 
   async start(): Promise<void> {
     const config = this.config;
-    const configured = new Map<string, ClusterSettings & { name: string; namespace: string }>();
-    for (const service of config.services) {
-      configured.set(`${service.name}.${service.namespace}`, {
-        ...clusterSettings(service),
-        name: service.name,
-        namespace: service.namespace,
-      });
-    }
-    this.clusters.configure(configured);
-    new StaticSource(this.registry, config.services).start();
+    this.clusters.configure(configuredClusters(config.services));
+    this.#static = new StaticSource(this.registry, config.services);
+    this.#static.start();
     if (config.discovery !== undefined) {
       this.#fileSource = new FileSource(this.registry, config.discovery.file, {
         logger: this.#logger,
@@ -164,16 +195,91 @@ export class Runtime {
         { address: config.admin.address, port: this.adminPort },
         "admin API listening",
       );
-      for (const listener of config.listeners) await this.#startListener(listener);
+      if (config.probes.port !== null) {
+        this.#probes = new ProbeServer(this);
+        this.probesPort = await this.#probes.listen(config.probes.address, config.probes.port);
+        this.#logger.info(
+          { address: config.probes.address, port: this.probesPort },
+          "probes listening",
+        );
+      }
+      for (const listener of config.listeners) {
+        this.#serveListener(await this.#bindListener(listener));
+      }
     } catch (error) {
       await this.stop();
       throw error;
     }
     this.#started = true;
+    const file = this.#options.configFile;
+    if (file !== undefined) {
+      this.#reloader = new ConfigReloader(this, file.path, { logger: this.#logger });
+      this.#reloader.start(file.text);
+    }
   }
 
-  async #startListener(listener: RemoraConfig["listeners"][number]): Promise<void> {
+  /**
+   * Apply a validated config (see reload.ts for what applies live and in which order); never
+   * rejects. Reloads run one at a time.
+   */
+  reload(loaded: LoadedConfig): Promise<ReloadOutcome> {
+    const attempt = this.#reloading.then(() => applyReload(this.#reloadTarget, loaded.config));
+    this.#reloading = attempt.catch(() => {});
+    return attempt;
+  }
+
+  /** Re-read the config file (SIGHUP, POST /reload); without one (quick mode), nothing to do. */
+  reloadConfigFile(trigger: ReloadTrigger): Promise<ReloadOutcome> {
+    if (this.#reloader !== undefined) return this.#reloader.reload(trigger);
+    const why = this.#started
+      ? "nothing to reload: started without a config file"
+      : "not reloading: still starting";
+    this.#logger.info({ trigger }, why);
+    return Promise.resolve({ result: "skipped", hash: this.reloads.hash, error: why });
+  }
+
+  /** The running proxy as reload.ts sees it. */
+  readonly #reloadTarget: ReloadTarget<RunningListener> = (() => {
+    const runtime = this;
+    return {
+      get config() {
+        return runtime.#config;
+      },
+      get reloads() {
+        return runtime.reloads;
+      },
+      get logger() {
+        return runtime.#logger;
+      },
+      get draining() {
+        return runtime.#draining;
+      },
+      boundPort: (name) => runtime.#running.get(name)?.bound.port,
+      bindListener: (config) => runtime.#bindListener(config),
+      discardListener: (listener) => {
+        listener.server.close();
+        listener.app?.close();
+      },
+      serveListener: (listener) => runtime.#serveListener(listener),
+      retireListener: (name) => runtime.#retireListener(name),
+      readDiscovery: (path) => readServicesFile(path, parseServicesText),
+      applyServices: (services) => {
+        runtime.#static?.update(services);
+        runtime.clusters.configure(configuredClusters(services));
+      },
+      switchDiscovery: (path, contents) => runtime.#switchDiscovery(path, contents),
+      setConfig: (config) => {
+        runtime.#config = config;
+        const order = config.listeners.map((l) => l.name);
+        runtime.listeners.sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name));
+      },
+    };
+  })();
+
+  /** Bind a listener's sockets; it serves connections from then on. */
+  async #bindListener(listener: ListenerConfig): Promise<RunningListener> {
     let server: Listener;
+    let inbound: Cluster | undefined;
     const reporter = this.counters;
     if (listener.kind === "tcp") {
       server = new TcpListener({
@@ -188,14 +294,17 @@ export class Runtime {
     } else {
       let route: (authority: string) => Cluster | undefined;
       if (listener.kind === "outbound") {
-        const router = new HostRouter(
+        // One router for every outbound listener: each subscribes to cluster changes for good,
+        // and listeners come and go with reloads.
+        this.#router ??= new HostRouter(
           this.clusters,
           this.#options.namespace ?? process.env.POD_NAMESPACE ?? "default",
         );
+        const router = this.#router;
         route = (authority) => router.resolve(authority);
       } else {
         const app = appCluster(listener.name, listener.app, this.#defaults);
-        this.appClusters.push(app);
+        inbound = app;
         route = () => app;
       }
       server = new HttpListener({
@@ -209,18 +318,83 @@ export class Runtime {
         route,
       });
     }
-    const bound = await server.listen();
-    this.#servers.push(server);
-    this.listeners.push({
-      name: listener.name,
-      kind: listener.kind,
-      address: bound.address,
-      port: bound.port,
-    });
+    let bound: { address: string; port: number };
+    try {
+      bound = await server.listen();
+    } catch (error) {
+      inbound?.close();
+      throw error;
+    }
+    return {
+      config: listener,
+      server,
+      bound: { name: listener.name, kind: listener.kind, address: bound.address, port: bound.port },
+      app: inbound,
+    };
+  }
+
+  /** List a bound listener under its name (admin /listeners; drain and stop reach it). */
+  #serveListener(listener: RunningListener): void {
+    this.#servers.push(listener.server);
+    this.#running.set(listener.config.name, listener);
+    this.listeners.push(listener.bound);
+    if (listener.app !== undefined) this.appClusters.push(listener.app);
+    const { name, kind, address, port } = listener.bound;
+    this.#logger.info({ listener: name, kind, address, port }, "listener ready");
+  }
+
+  /**
+   * A listener a reload removed or rebound: it stops accepting now, its connections finish
+   * (HTTP ones close after their current exchange), and it closes once they are gone or after
+   * the drain time, whichever comes first.
+   */
+  #retireListener(name: string): void {
+    const listener = this.#running.get(name);
+    if (listener === undefined) return;
+    this.#running.delete(name);
+    remove(this.listeners, listener.bound);
+    if (listener.app !== undefined) remove(this.appClusters, listener.app);
+    listener.server.drain();
     this.#logger.info(
-      { listener: listener.name, kind: listener.kind, address: bound.address, port: bound.port },
-      "listener ready",
+      { listener: name, port: listener.bound.port, connections: listener.server.connections },
+      "listener draining",
     );
+    const deadline = Date.now() + (this.#options.drainMs ?? 5000);
+    const timer = setInterval(() => {
+      if (listener.server.connections > 0 && Date.now() < deadline) return;
+      clearInterval(timer);
+      this.#retiring.delete(timer);
+      const cut = listener.server.connections;
+      listener.server.close();
+      listener.app?.close();
+      remove(this.#servers, listener.server);
+      this.#logger.info({ listener: name, connectionsClosed: cut }, "listener closed");
+    }, 100);
+    timer.unref();
+    this.#retiring.set(timer, listener);
+  }
+
+  /** A reload changed `discovery.file`: the new source publishes first, then the old withdraws. */
+  #switchDiscovery(path: string | undefined, contents: ServicesFileContents | undefined): void {
+    const old = this.#fileSource;
+    this.#fileSource = undefined;
+    if (path !== undefined && contents !== undefined) {
+      const source = new FileSource(this.registry, path, {
+        logger: this.#logger,
+        parse: parseServicesText,
+      });
+      try {
+        source.startFrom(contents);
+        this.#fileSource = source;
+      } catch (error) {
+        this.registry.removeSource(source.id);
+        this.#logger.error({ err: error, path }, "discovery file cannot be watched; not used");
+      }
+    }
+    if (old !== undefined) {
+      old.stop();
+      this.registry.removeSource(old.id);
+    }
   }
 
   /** Open downstream connections across listeners. */
@@ -249,13 +423,40 @@ export class Runtime {
   }
 
   async stop(): Promise<void> {
+    this.#reloader?.stop();
+    for (const [timer, listener] of this.#retiring) {
+      clearInterval(timer);
+      listener.app?.close();
+    }
+    this.#retiring.clear();
     for (const server of this.#servers) server.close();
     this.#servers = [];
     this.#fileSource?.stop();
     this.clusters.close();
     for (const app of this.appClusters) app.close();
+    await this.#probes?.close();
     await this.#admin?.close();
   }
+}
+
+/** Configured services' cluster settings, keyed "name.namespace" (ClusterManager.configure). */
+function configuredClusters(
+  services: readonly ServiceConfig[],
+): Map<string, ClusterSettings & { name: string; namespace: string }> {
+  const configured = new Map<string, ClusterSettings & { name: string; namespace: string }>();
+  for (const service of services) {
+    configured.set(`${service.name}.${service.namespace}`, {
+      ...clusterSettings(service),
+      name: service.name,
+      namespace: service.namespace,
+    });
+  }
+  return configured;
+}
+
+function remove<T>(list: T[], item: T): void {
+  const at = list.indexOf(item);
+  if (at !== -1) list.splice(at, 1);
 }
 
 /** The inbound listener's one destination: the local application. */

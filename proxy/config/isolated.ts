@@ -22,6 +22,8 @@ export type WorkerReply =
 export interface LoadedConfig {
   readonly config: RemoraConfig;
   readonly serviceDefaults: ServiceConfig;
+  /** The file's text as validated (file jobs only): the config watch's starting point. */
+  readonly text?: string;
 }
 
 const WORKER = new URL("./validate-worker.js", import.meta.url);

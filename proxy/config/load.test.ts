@@ -103,6 +103,7 @@ describe("parseConfig", () => {
   it("fills a minimal config", () => {
     const config = parseConfig(LISTENER, "min.yaml");
     expect(config.admin).toEqual({ port: 15000, address: "127.0.0.1" });
+    expect(config.probes).toEqual({ port: 15021, address: "0.0.0.0" });
     expect(config.discovery).toBeUndefined();
     expect(config.services).toEqual([]);
   });
@@ -334,6 +335,28 @@ describe("parseConfig", () => {
       expect(issues.map((i) => [i.path, i.message])).toEqual([
         ["listeners[1].port", "port 15001 is already used by listeners[0].port"],
         ["listeners[2].port", "port 15000 is already used by admin.port"],
+      ]);
+    });
+
+    it("takes probes port null (no probe listener) and checks a probe port like the others", () => {
+      expect(parseConfig(`probes: { port: null }\n${LISTENER}`, "x").probes.port).toBeNull();
+      const issues = issuesOf(
+        [
+          "admin: { port: 15000 }",
+          "probes: { port: 15000, address: 10.0.0.1 }",
+          "listeners: [{ name: a, kind: outbound, port: 15021 }]",
+        ].join("\n"),
+      );
+      expect(issues.map((i) => [i.path, i.message])).toEqual([
+        ["probes.port", "port 15000 is already used by admin.port"],
+      ]);
+      expect(
+        issuesOf("probes: { port: 15021 }\nlisteners: [{ name: a, kind: outbound, port: 15021 }]"),
+      ).toEqual([
+        expect.objectContaining({
+          path: "listeners[0].port",
+          message: "port 15021 is already used by probes.port",
+        }),
       ]);
     });
 

@@ -23,11 +23,17 @@ export function parseConfig(text: string, source: string): RemoraConfig {
 
 /** Read, parse and validate a config file; a relative `discovery.file` is resolved against its directory. */
 export function loadConfigFile(path: string): RemoraConfig {
-  const config = parseConfig(readText(path), path);
+  return readConfigFile(path).config;
+}
+
+/** loadConfigFile, with the text it validated (a file watch compares later reads to it). */
+export function readConfigFile(path: string): { config: RemoraConfig; text: string } {
+  const text = readText(path);
+  const config = parseConfig(text, path);
   if (config.discovery !== undefined) {
     config.discovery.file = resolve(dirname(resolve(path)), config.discovery.file);
   }
-  return config;
+  return { config, text };
 }
 
 /** Parse and validate a discovery file (top-level `services:`). */

@@ -33,6 +33,8 @@ export function quickConfig(opts: QuickOptions): RemoraConfig {
     configSchema,
     {
       admin: { port: opts.adminPort },
+      // No kubelet on a laptop; and two local remoras must not collide on 15021.
+      probes: { port: null },
       listeners: [{ name: "outbound", kind: "outbound", port: opts.listen }],
       services,
     } satisfies RemoraConfigInput,

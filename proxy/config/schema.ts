@@ -255,6 +255,15 @@ export const configSchema = z
         address: bindAddress.default("127.0.0.1"),
       })
       .prefault({}),
+    /** `GET /healthz/ready` for the kubelet (Istio's status port); a restart applies changes. */
+    probes: z
+      .strictObject({
+        /** All interfaces: the kubelet probes from the node, not from inside the pod. */
+        address: bindAddress.default("0.0.0.0"),
+        /** Istio's 15021; 0 picks a free one; null = no probe listener (admin /ready still answers). */
+        port: port.nullable().default(15021),
+      })
+      .prefault({}),
     /** Optional extra endpoint source: a watched YAML file with a top-level `services:` list. */
     discovery: z
       .strictObject({ file: z.string().min(1, { error: "required: a file path" }) })
@@ -266,6 +275,15 @@ export const configSchema = z
     const names = new Map<string, number>();
     const ports = new Map<number, string>();
     if (config.admin.port !== 0) ports.set(config.admin.port, "admin.port");
+    if (config.probes.port !== null && config.probes.port !== 0) {
+      if (ports.has(config.probes.port)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["probes", "port"],
+          message: `port ${config.probes.port} is already used by admin.port`,
+        });
+      } else ports.set(config.probes.port, "probes.port");
+    }
     config.listeners.forEach((listener, index) => {
       const first = names.get(listener.name);
       if (first === undefined) names.set(listener.name, index);

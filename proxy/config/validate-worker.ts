@@ -6,13 +6,15 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { ConfigError } from "./errors.js";
 import type { ConfigJob, WorkerReply } from "./isolated.js";
-import { loadConfigFile, parseServicesFile, serviceDefaults } from "./load.js";
+import { parseServicesFile, readConfigFile, serviceDefaults } from "./load.js";
 import { quickConfig } from "./quick.js";
 
 function run(job: ConfigJob): unknown {
   switch (job.kind) {
-    case "file":
-      return { config: loadConfigFile(job.path), serviceDefaults: serviceDefaults() };
+    case "file": {
+      const { config, text } = readConfigFile(job.path);
+      return { config, serviceDefaults: serviceDefaults(), text };
+    }
     case "quick":
       return { config: quickConfig(job.options), serviceDefaults: serviceDefaults() };
     case "services":

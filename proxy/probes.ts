@@ -1,0 +1,63 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+
+/** What the probe answers from: the runtime's readiness, read per request. */
+export interface Readiness {
+  readonly ready: boolean;
+  readonly draining: boolean;
+}
+
+/**
+ * The kubelet's port (Istio's 15021): `GET /healthz/ready` answers like the admin API's /ready,
+ * and nothing else is served, so exposing it on every interface reveals no admin function.
+ * node:http: it is probed every few seconds, never on the hot path.
+ */
+export class ProbeServer {
+  readonly #readiness: Readiness;
+  readonly #server: Server;
+
+  constructor(readiness: Readiness) {
+    this.#readiness = readiness;
+    this.#server = createServer(this.#handle);
+    // Probes open a connection per check; keep none of them around.
+    this.#server.keepAliveTimeout = 1000;
+  }
+
+  listen(address: string, port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.#server.once("error", reject);
+      this.#server.listen({ host: address, port }, () => {
+        this.#server.off("error", reject);
+        resolve((this.#server.address() as AddressInfo).port);
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#server.close(() => resolve());
+      this.#server.closeAllConnections();
+    });
+  }
+
+  #handle = (req: IncomingMessage, res: ServerResponse): void => {
+    const path = (req.url ?? "/").split("?")[0];
+    if (path !== "/healthz/ready") reply(res, 404, "not found; try GET /healthz/ready\n");
+    else if (req.method !== "GET" && req.method !== "HEAD") reply(res, 405, "method not allowed\n");
+    else reply(res, ...readinessReply(this.#readiness));
+  };
+}
+
+/** The status and body of /ready and /healthz/ready (admin API and probe port alike). */
+export function readinessReply(readiness: Readiness): [status: number, body: string] {
+  if (readiness.ready) return [200, "LIVE\n"];
+  return [503, readiness.draining ? "DRAINING\n" : "NOT READY\n"];
+}
+
+function reply(res: ServerResponse, status: number, body: string): void {
+  res.writeHead(status, {
+    "content-type": "text/plain; charset=utf-8",
+    "content-length": Buffer.byteLength(body),
+  });
+  res.end(body);
+}

@@ -1,6 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Cluster } from "./cluster.js";
+import { dashboardSnapshot } from "./dashboard.js";
+import { sendDashboardPage } from "./dashboard-page.js";
 import type { Logger } from "./log.js";
 import type { Runtime } from "./runtime.js";
 
@@ -56,6 +58,12 @@ export class AdminServer {
       case "GET /healthz":
         text(res, 200, "OK\n");
         return;
+      case "GET /":
+        sendDashboardPage(res);
+        return;
+      case "GET /dashboard.json":
+        json(res, 200, dashboardSnapshot(this.#runtime, describe));
+        return;
       case "GET /listeners":
         json(res, 200, this.#runtime.listeners);
         return;
@@ -96,6 +104,8 @@ export class AdminServer {
 }
 
 const ROUTES = new Set([
+  "/",
+  "/dashboard.json",
   "/ready",
   "/healthz/ready",
   "/healthz",
@@ -107,7 +117,8 @@ const ROUTES = new Set([
   "/quitquitquit",
 ]);
 
-function describe(cluster: Cluster): object {
+/** One cluster as /clusters shows it (the dashboard adds its last minute of traffic). */
+export function describe(cluster: Cluster) {
   const byClass = cluster.stats.byClass;
   return {
     name: cluster.key,

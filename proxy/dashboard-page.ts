@@ -176,7 +176,8 @@ const SCRIPT = `
 
   function trafficCells(row, minute, withSpark) {
     var rateCell = cell(row, null, "num rate");
-    if (withSpark && minute.perSecond) rateCell.appendChild(sparkline(minute.perSecond));
+    // Whole seconds only: the current one is still filling and would always read as a dip.
+    if (withSpark && minute.perSecond) rateCell.appendChild(sparkline(minute.perSecond.slice(0, -1)));
     rateCell.appendChild(document.createTextNode(rate(minute.requestsPerSecond)));
     var err = cell(row, percent(minute.errorRate), errorClass(minute.errorRate) + " errors");
     if (minute.errors > 0) err.title = minute.errors + " of " + minute.requests + " in the window";

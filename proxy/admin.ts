@@ -2,6 +2,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import type { Cluster } from "./cluster.js";
 import { redact } from "./config/redact.js";
+import { dashboardSnapshot } from "./dashboard.js";
+import { sendDashboardPage } from "./dashboard-page.js";
 import type { Logger } from "./log.js";
 import { readinessReply } from "./probes.js";
 import type { Runtime } from "./runtime.js";
@@ -52,6 +54,12 @@ export class AdminServer {
       case "GET /healthz":
         text(res, 200, "OK\n");
         return;
+      case "GET /":
+        sendDashboardPage(res);
+        return;
+      case "GET /dashboard.json":
+        json(res, 200, dashboardSnapshot(this.#runtime, describe));
+        return;
       case "GET /listeners":
         json(res, 200, this.#runtime.listeners);
         return;
@@ -97,6 +105,8 @@ export class AdminServer {
 }
 
 const ROUTES = new Set([
+  "/",
+  "/dashboard.json",
   "/ready",
   "/healthz/ready",
   "/healthz",
@@ -129,7 +139,8 @@ function configDump(runtime: Runtime): object {
   };
 }
 
-function describe(cluster: Cluster): object {
+/** One cluster as /clusters shows it (the dashboard adds its last minute of traffic). */
+export function describe(cluster: Cluster) {
   const byClass = cluster.stats.byClass;
   return {
     name: cluster.key,

@@ -20,6 +20,7 @@ Usage:
                                      quick mode: one outbound listener, services from flags
   remora validate -c FILE            check a config file; exit 1 with every error
   remora demo                        start demo backends and a proxy in front of them
+  remora status [--admin URL]        services, endpoints, health and traffic of a running remora
   remora help [COMMAND]              this text, or a command's
 
 Options for every command:
@@ -59,8 +60,24 @@ every problem with the path of the offending key and exits 1.
   demo: `Usage:
   remora demo [--port PORT] [--admin-port PORT]
 
-Starts two small HTTP backends and a proxy in front of them (service "hello"), and prints
-curl commands to try. Defaults: proxy 15001, admin 15000 (Istio's ports).
+Starts three small HTTP backends and a proxy in front of them (service "hello"), and prints
+curl commands to try and the dashboard's URL (the admin API's /). The third backend fails on
+purpose: of every 4 requests it receives, it answers the 2nd with 503 and cuts the 4th off
+mid-response, so failures show in the dashboard, /clusters and the metrics.
+Defaults: proxy 15001, admin 15000 (Istio's ports).
+`,
+  status: `Usage:
+  remora status [--admin URL] [--json] [--timeout DURATION]
+
+Asks a running remora's admin API (GET /dashboard.json) and prints its state, config hash and
+a table of services and endpoints: health, requests per second, error rate, p50 and p99 latency
+and response flags over the last minute (see docs/dashboard.md). Exits 1 with the reason when
+nothing answers.
+
+Options:
+      --admin URL         admin API: URL, HOST:PORT or PORT (default http://127.0.0.1:15000)
+      --json              print the JSON document instead of the table, for scripts
+      --timeout DUR       how long to wait for an answer (default 3s)
 `,
   help: "Usage:\n  remora help [COMMAND]\n",
 };
@@ -84,10 +101,13 @@ function parsePort(text: string | undefined, flag: string, fallback?: number): n
 }
 
 function parseDrain(text: string | undefined): number {
-  if (text === undefined) return 5000;
+  return parseDuration(text, "--drain-time", 5000);
+}
+
+function parseDuration(text: string | undefined, flag: string, fallback: number): number {
+  if (text === undefined) return fallback;
   const match = /^(\d+(?:\.\d+)?)(ms|s|m)$/.exec(text);
-  if (match === null)
-    throw new UsageError(`--drain-time: expected a duration like 5s, got "${text}"`);
+  if (match === null) throw new UsageError(`${flag}: expected a duration like 5s, got "${text}"`);
   const n = Number(match[1]);
   return match[2] === "ms" ? n : match[2] === "s" ? n * 1000 : n * 60_000;
 }
@@ -168,6 +188,9 @@ async function main(argv: string[]): Promise<number> {
       service: { type: "string", multiple: true },
       "log-level": { type: "string" },
       "drain-time": { type: "string" },
+      admin: { type: "string" },
+      json: { type: "boolean" },
+      timeout: { type: "string" },
     },
     strict: true,
     allowPositionals: false,
@@ -206,12 +229,21 @@ async function main(argv: string[]): Promise<number> {
     case "demo": {
       const port = parsePort(values.port, "--port", 15001);
       const adminPort = parsePort(values["admin-port"], "--admin-port", 15000);
-      const backends = await startDemoBackends(2);
+      const backends = await startDemoBackends(2, true);
       const loaded = await demoConfig(port, adminPort, backends.addresses);
       await runProxy(loaded, values["log-level"] ?? "warn", parseDrain(values["drain-time"]), (r) =>
         demoBanner(r.listeners[0]?.port ?? port, r.adminPort, backends.addresses),
       );
       return -1;
+    }
+    case "status": {
+      // Loaded on demand: the proxy itself never pays for undici's client.
+      const { DEFAULT_ADMIN, runStatus } = await import("./status.js");
+      return runStatus({
+        admin: values.admin ?? DEFAULT_ADMIN,
+        json: values.json ?? false,
+        timeoutMs: parseDuration(values.timeout, "--timeout", 3000),
+      });
     }
     default:
       process.stdout.write(help);

@@ -9,14 +9,20 @@ export interface DemoBackends {
 
 /**
  * Small HTTP backends for `remora demo`: each answers with its own name, the path and the
- * headers the proxy added, so round-robin and X-Forwarded-* are visible from curl.
+ * headers the proxy added, so round-robin and X-Forwarded-* are visible from curl. With
+ * `flaky`, one more backend fails on a fixed pattern (FLAKY_PATTERN), so a newcomer sees errors,
+ * response flags and unhealthy traffic in the dashboard, /clusters and the metrics.
  */
-export async function startDemoBackends(count: number): Promise<DemoBackends> {
+export async function startDemoBackends(count: number, flaky = false): Promise<DemoBackends> {
   const servers: Server[] = [];
   const addresses: string[] = [];
-  for (let i = 0; i < count; i++) {
+  const total = count + (flaky ? 1 : 0);
+  for (let i = 0; i < total; i++) {
     const name = `hello-v${i + 1}`;
+    const fails = flaky && i === count;
+    let served = 0;
     const server = createServer((req, res) => {
+      served++;
       const body = `${JSON.stringify(
         {
           backend: name,
@@ -29,6 +35,26 @@ export async function startDemoBackends(count: number): Promise<DemoBackends> {
         null,
         2,
       )}\n`;
+      const outcome = fails ? FLAKY_PATTERN[(served - 1) % FLAKY_PATTERN.length]! : "ok";
+      if (outcome === "503") {
+        const text = `${name}: failing on purpose (every 2nd of 4 requests it receives)\n`;
+        res.writeHead(503, {
+          "content-type": "text/plain",
+          "content-length": Buffer.byteLength(text),
+        });
+        res.end(text);
+        return;
+      }
+      if (outcome === "reset") {
+        // Cut the response off mid-body: no retry can hide it, the client sees a reset, and the
+        // proxy flags it UC (upstream connection terminated).
+        res.writeHead(200, {
+          "content-type": "application/json",
+          "content-length": Buffer.byteLength(body),
+        });
+        res.write(body.slice(0, 10), () => res.socket?.destroy());
+        return;
+      }
       res.writeHead(200, { "content-type": "application/json" });
       res.end(body);
     });
@@ -46,6 +72,13 @@ export async function startDemoBackends(count: number): Promise<DemoBackends> {
   };
 }
 
+/**
+ * What the flaky backend does with the Nth request it receives, cycling: deterministic, so the
+ * demo test can count on it. Half of its requests fail; with round-robin over three backends,
+ * one request in six through `hello`.
+ */
+export const FLAKY_PATTERN = ["ok", "503", "ok", "reset"] as const;
+
 /** The demo's config: `hello` with the backends as endpoints. */
 export function demoConfig(
   port: number,
@@ -56,17 +89,25 @@ export function demoConfig(
 }
 
 export function demoBanner(port: number, adminPort: number, backends: string[]): string {
+  const admin = `http://127.0.0.1:${adminPort}`;
   return [
     "",
     "remora demo is running: service `hello` has endpoints",
-    ...backends.map((b) => `  ${b}`),
+    ...backends.map(
+      (b, i) =>
+        `  ${b}${i === backends.length - 1 ? "   (fails on purpose: every 4 requests, one 503 and one reset)" : ""}`,
+    ),
+    "",
+    `Dashboard: ${admin}/   (live: services, endpoints, rates, errors, latency)`,
     "",
     "Try (each request goes to the next endpoint, round-robin):",
     `  curl -H 'Host: hello' http://127.0.0.1:${port}/greeting`,
     `  curl -x http://127.0.0.1:${port} http://hello.default.svc.cluster.local/any/path`,
     `  curl -H 'Host: nope' http://127.0.0.1:${port}/            # 404: no route`,
-    `  curl http://127.0.0.1:${adminPort}/clusters                # endpoints and counters`,
-    `  curl http://127.0.0.1:${adminPort}/ready`,
+    `  for i in $(seq 30); do curl -sS -o /dev/null -w '%{http_code} ' -H 'Host: hello' http://127.0.0.1:${port}/; done; echo`,
+    `  remora status --admin ${admin}      # the same figures as a table`,
+    `  curl ${admin}/clusters                # endpoints and counters`,
+    `  curl ${admin}/ready`,
     "",
     "Press Ctrl-C to stop.",
     "",

@@ -19,6 +19,7 @@ import { type Logger, silentLogger } from "./log.js";
 import { ProbeServer } from "./probes.js";
 import { applyReload, type ReloadOutcome, type ReloadTarget } from "./reload.js";
 import { HostRouter } from "./router.js";
+import { TrafficWindow } from "./traffic-window.js";
 
 export interface BoundListener {
   readonly name: string;
@@ -116,6 +117,8 @@ export class Runtime {
   readonly clusters: ClusterManager;
   readonly listeners: BoundListener[] = [];
   readonly counters: FlagCounter;
+  /** The last minute of traffic per service and endpoint (dashboard, `remora status`). */
+  readonly traffic: TrafficWindow;
   /** Inbound listeners' local-app clusters, shown in the admin API with the services. */
   readonly appClusters: Cluster[] = [];
   adminPort = 0;
@@ -157,7 +160,8 @@ export class Runtime {
     };
     this.#options = options;
     this.#logger = options.logger ?? silentLogger();
-    this.counters = new FlagCounter(options.reporter);
+    this.traffic = new TrafficWindow({ next: options.reporter });
+    this.counters = new FlagCounter(this.traffic);
     this.#defaults = clusterSettings(serviceDefaults);
     this.clusters = new ClusterManager(this.registry, this.#defaults);
   }

@@ -37,7 +37,7 @@ describe("remora CLI", () => {
     const top = await cli(["--help"]);
     expect(top.code).toBe(0);
     expect(top.stdout).toContain("remora run -c FILE");
-    for (const command of ["run", "validate", "demo"]) {
+    for (const command of ["run", "validate", "demo", "status"]) {
       const res = await cli([command, "--help"]);
       expect(res.code, command).toBe(0);
       expect(res.stdout, command).toContain(`remora ${command}`);
@@ -177,7 +177,7 @@ describe("remora CLI", () => {
 });
 
 describe("remora demo", () => {
-  it("starts backends and a proxy, prints curl lines that work, and round-robins", async () => {
+  it("starts backends, one of them flaky, and a proxy; prints curl lines that work and the dashboard", async () => {
     const child = spawn(process.execPath, [CLI, "demo", "--port", "0", "--admin-port", "0"], {
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -191,17 +191,48 @@ describe("remora demo", () => {
       const match = /curl -H 'Host: hello' http:\/\/127\.0\.0\.1:(\d+)\/greeting/.exec(out);
       expect(match, out).not.toBeNull();
       const port = Number(match![1]);
+      const dashboard = /Dashboard: (http:\/\/127\.0\.0\.1:\d+\/) /.exec(out);
+      expect(dashboard, out).not.toBeNull();
+      const page = await fetch(dashboard![1]!);
+      expect(page.headers.get("content-type")).toContain("text/html");
+
+      // Round-robin over three backends: 12 requests give each 4. The flaky one answers the 2nd
+      // of its 4 with 503 and cuts the 4th off mid-response (FLAKY_PATTERN in proxy/demo.ts).
       const seen = new Set<string>();
-      for (let i = 0; i < 4; i++) {
-        // fetch() may not set Host (a forbidden header), so a raw client asks.
-        const res = await RawClient.exchange(port, "GET /greeting HTTP/1.1\r\nHost: hello\r\n\r\n");
-        expect(res.status).toBe(200);
-        seen.add(JSON.parse(res.body.toString()).backend);
+      const outcomes: (number | "reset")[] = [];
+      for (let i = 0; i < 12; i++) {
+        try {
+          // fetch() may not set Host (a forbidden header), so a raw client asks.
+          const res = await RawClient.exchange(
+            port,
+            "GET /greeting HTTP/1.1\r\nHost: hello\r\n\r\n",
+          );
+          outcomes.push(res.status);
+          if (res.status === 200) seen.add(JSON.parse(res.body.toString()).backend);
+        } catch (error) {
+          expect(String(error)).toContain("connection closed");
+          outcomes.push("reset");
+        }
       }
-      expect(seen).toEqual(new Set(["hello-v1", "hello-v2"]));
+      expect(seen).toEqual(new Set(["hello-v1", "hello-v2", "hello-v3"]));
+      expect(outcomes.filter((o) => o === 200)).toHaveLength(10);
+      expect(outcomes.filter((o) => o === 503)).toHaveLength(1);
+      expect(outcomes.filter((o) => o === "reset")).toHaveLength(1);
+
       const admin = /curl http:\/\/127\.0\.0\.1:(\d+)\/clusters/.exec(out);
-      const clusters = await (await fetch(`http://127.0.0.1:${admin![1]}/clusters`)).json();
-      expect(clusters[0].requests).toBe(4);
+      const base = `http://127.0.0.1:${admin![1]}`;
+      expect(dashboard![1]).toBe(`${base}/`);
+      const clusters = await (await fetch(`${base}/clusters`)).json();
+      expect(clusters[0].requests).toBe(12);
+      expect(clusters[0].endpoints).toHaveLength(3);
+      expect(clusters[0].responses["5xx"]).toBe(1);
+      const snapshot = await (await fetch(`${base}/dashboard.json`)).json();
+      const hello = snapshot.services[0];
+      expect(hello.lastMinute).toMatchObject({ requests: 12, errors: 2, responseFlags: { UC: 1 } });
+      const flaky = hello.endpoints.find((e: { address: string }) =>
+        out.includes(`${e.address}   (fails`),
+      );
+      expect(flaky.lastMinute).toMatchObject({ requests: 4, errors: 2, errorRate: 0.5 });
     } finally {
       child.kill("SIGTERM");
       await once(child, "exit");

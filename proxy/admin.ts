@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import type { Cluster } from "./cluster.js";
 import type { Logger } from "./log.js";
+import { servePrometheus } from "./metrics/server.js";
 import type { Runtime } from "./runtime.js";
 
 /**
@@ -72,6 +73,9 @@ export class AdminServer {
           downstreamConnections: this.#runtime.connections,
         });
         return;
+      case "GET /stats/prometheus":
+        void servePrometheus(res, this.#runtime.metrics);
+        return;
       case "POST /drain":
         this.#runtime.drain();
         text(res, 200, "draining\n");
@@ -103,6 +107,7 @@ const ROUTES = new Set([
   "/clusters",
   "/config_dump",
   "/stats",
+  "/stats/prometheus",
   "/drain",
   "/quitquitquit",
 ]);

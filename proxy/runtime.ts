@@ -11,6 +11,7 @@ import type { ExchangeRecord, ExchangeReporter } from "./exchange.js";
 import { HttpListener } from "./listeners/http-listener.js";
 import { TcpListener } from "./listeners/tcp-listener.js";
 import { type Logger, silentLogger } from "./log.js";
+import { RuntimeMetrics } from "./metrics/runtime-metrics.js";
 import { HostRouter } from "./router.js";
 
 export interface BoundListener {
@@ -99,6 +100,10 @@ export class Runtime {
   readonly appClusters: Cluster[] = [];
   adminPort = 0;
   readonly reloads: ReloadStatus;
+  /** Prometheus metrics; undefined when `metrics.enabled` is false. */
+  readonly metrics: RuntimeMetrics | undefined;
+  /** The metrics listener's bound port; null when there is none (`metrics.port: null`). */
+  metricsPort: number | null = null;
   #logger: Logger;
   #options: RuntimeOptions;
   #defaults: ClusterSettings;
@@ -124,7 +129,10 @@ export class Runtime {
     };
     this.#options = options;
     this.#logger = options.logger ?? silentLogger();
-    this.counters = new FlagCounter(options.reporter);
+    this.metrics = config.metrics.enabled
+      ? new RuntimeMetrics(this, { workload: config.workload, next: options.reporter })
+      : undefined;
+    this.counters = new FlagCounter(this.metrics?.exchanges ?? options.reporter);
     this.#defaults = clusterSettings(serviceDefaults);
     this.clusters = new ClusterManager(this.registry, this.#defaults);
   }
@@ -164,6 +172,11 @@ export class Runtime {
         { address: config.admin.address, port: this.adminPort },
         "admin API listening",
       );
+      if (this.metrics !== undefined && config.metrics.port !== null) {
+        const { address, port } = config.metrics;
+        this.metricsPort = await this.metrics.listen(address, port);
+        this.#logger.info({ address, port: this.metricsPort }, "metrics listening");
+      }
       for (const listener of config.listeners) await this.#startListener(listener);
     } catch (error) {
       await this.stop();
@@ -184,6 +197,7 @@ export class Runtime {
         cluster: (key) => this.clusters.get(key),
         reporter,
         idleTimeoutMs: listener.timeouts.idle,
+        observer: this.metrics?.exchanges,
       });
     } else {
       let route: (authority: string) => Cluster | undefined;
@@ -209,6 +223,7 @@ export class Runtime {
         route,
       });
     }
+    this.metrics?.addListener(listener.name, listener.kind, server);
     const bound = await server.listen();
     this.#servers.push(server);
     this.listeners.push({
@@ -255,6 +270,7 @@ export class Runtime {
     this.clusters.close();
     for (const app of this.appClusters) app.close();
     await this.#admin?.close();
+    await this.metrics?.close();
   }
 }
 

@@ -432,6 +432,7 @@ describe("routing", () => {
     const backend = await echo();
     const remora = await startRemora(`
 admin: { port: 0 }
+metrics: { port: null }
 listeners: [{ name: out, kind: outbound, port: 0 }]
 services:
   - { name: hello, namespace: shop, endpoints: [{ address: "${backend.address}" }] }
@@ -477,6 +478,7 @@ services:
   it("answers 404 for an unknown service and 503 for a service without endpoints", async () => {
     const remora = await startRemora(`
 admin: { port: 0 }
+metrics: { port: null }
 listeners: [{ name: out, kind: outbound, port: 0 }]
 services: [{ name: empty }]
 `);
@@ -561,6 +563,7 @@ describe("upstream failures and timeouts", () => {
     cleanups.push(() => backend.close());
     const remora = await startRemora(`
 admin: { port: 0 }
+metrics: { port: null }
 listeners: [{ name: out, kind: outbound, port: 0 }]
 services:
   - { name: hello, timeout: 200ms, endpoints: [{ address: "${backend.address}" }] }
@@ -637,6 +640,7 @@ services:
     cleanups.push(() => backend.close());
     const remora = await startRemora(`
 admin: { port: 0 }
+metrics: { port: null }
 listeners: [{ name: out, kind: outbound, port: 0, timeouts: { requestHeaders: 200ms } }]
 services: [{ name: hello, endpoints: [{ address: "${backend.address}" }] }]
 `);
@@ -657,6 +661,7 @@ services: [{ name: hello, endpoints: [{ address: "${backend.address}" }] }]
     const backend = await echo();
     const remora = await startRemora(`
 admin: { port: 0 }
+metrics: { port: null }
 listeners: [{ name: out, kind: outbound, port: 0, timeouts: { idle: 150ms } }]
 services: [{ name: hello, endpoints: [{ address: "${backend.address}" }] }]
 `);
@@ -675,6 +680,7 @@ services: [{ name: hello, endpoints: [{ address: "${backend.address}" }] }]
     cleanups.push(() => backend.close());
     const remora = await startRemora(`
 admin: { port: 0 }
+metrics: { port: null }
 listeners: [{ name: out, kind: outbound, port: 0, timeouts: { idle: 150ms } }]
 services: [{ name: hello, timeout: 600ms, endpoints: [{ address: "${backend.address}" }] }]
 `);
@@ -735,6 +741,7 @@ describe("listeners", () => {
     const app = await echo();
     const remora = await startRemora(`
 admin: { port: 0 }
+metrics: { port: null }
 listeners:
   - { name: inbound, kind: inbound, port: 0, address: 127.0.0.1, app: "${app.address}" }
 `);
@@ -755,6 +762,7 @@ listeners:
     cleanups.push(() => backend.close());
     const remora = await startRemora(`
 admin: { port: 0 }
+metrics: { port: null }
 listeners: [{ name: db, kind: tcp, port: 0, service: postgres }]
 services: [{ name: postgres, endpoints: [{ address: "${backend.address}" }] }]
 `);

@@ -145,6 +145,7 @@ export async function startRemora(yaml: string): Promise<InProcessRemora> {
 export function outboundConfig(endpoints: string[], extra = ""): string {
   return `
 admin: { port: 0 }
+metrics: { port: null }
 listeners:
   - { name: outbound, kind: outbound, port: 0 }
 services:

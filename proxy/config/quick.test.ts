@@ -13,6 +13,7 @@ describe("quickConfig", () => {
     const file = parseConfig(
       [
         "admin: { port: 15000 }",
+        "metrics: { port: null }",
         "listeners: [{ name: outbound, kind: outbound, port: 15001 }]",
         "services:",
         "  - name: hello",

@@ -33,6 +33,8 @@ export function quickConfig(opts: QuickOptions): RemoraConfig {
     configSchema,
     {
       admin: { port: opts.adminPort },
+      // Admin only (/stats/prometheus there), so two local remoras never collide on 15090.
+      metrics: { port: null },
       listeners: [{ name: "outbound", kind: "outbound", port: opts.listen }],
       services,
     } satisfies RemoraConfigInput,

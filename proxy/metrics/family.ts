@@ -228,7 +228,11 @@ export class HistogramFamily extends TallyFamily {
           metricName: `${this.name}_bucket`,
         });
       }
-      values.push({ value: tally.sum, labels: { ...labels.labels }, metricName: `${this.name}_sum` });
+      values.push({
+        value: tally.sum,
+        labels: { ...labels.labels },
+        metricName: `${this.name}_sum`,
+      });
       values.push({
         value: tally.count,
         labels: { ...labels.labels },

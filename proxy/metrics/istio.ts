@@ -153,8 +153,12 @@ function endpointPeer(cluster: ClusterView, endpointId: string): Peer {
       labelOf(labels, "service.istio.io/canonical-name", "app.kubernetes.io/name", "app") ??
       UNKNOWN,
     canonicalRevision:
-      labelOf(labels, "service.istio.io/canonical-revision", "app.kubernetes.io/version", "version") ??
-      "latest",
+      labelOf(
+        labels,
+        "service.istio.io/canonical-revision",
+        "app.kubernetes.io/version",
+        "version",
+      ) ?? "latest",
     // A Kubernetes Service selects pods of its own namespace.
     namespace: cluster.namespace,
     // TODO(mTLS): the peer certificate's SPIFFE id.

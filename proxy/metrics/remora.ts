@@ -216,7 +216,9 @@ export class RemoraMetrics {
       let labels = seen.get(cluster.key);
       if (labels === undefined) {
         labels = {
-          states: POOL_STATES.map((state) => new LabelSet(["cluster", "state"], [cluster.key, state])),
+          states: POOL_STATES.map(
+            (state) => new LabelSet(["cluster", "state"], [cluster.key, state]),
+          ),
           cluster: new LabelSet(["cluster"], [cluster.key]),
         };
         seen.set(cluster.key, labels);

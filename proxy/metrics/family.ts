@@ -6,15 +6,19 @@
  *
  * Why a renderer of our own: prom-client formats every label of every line on every scrape. With
  * Istio's 25 labels and 22 lines per histogram series, 1,000 services took 260-380 ms in
- * prom-client and about 70-110 ms with label text rendered once (bench/micro.ts, "scrape").
+ * prom-client; label bytes encoded once and copied into Buffers (writer.ts) take a fraction of
+ * that (bench/micro.ts, "scrape", and docs/metrics.md for the figures).
  */
 import type { Registry } from "prom-client";
+import { ExpositionWriter, formatValue } from "./writer.js";
 
 /** A series' labels: the object prom-client consumers read and the text the renderer writes. */
 export class LabelSet {
   readonly labels: Readonly<Record<string, string>>;
   /** `name="value",...` with values escaped; "" for no labels. */
   readonly text: string;
+  /** `text` as UTF-8, copied as is into every line of the series. */
+  readonly bytes: Buffer;
 
   constructor(names: readonly string[], values: readonly string[]) {
     const labels: Record<string, string> = {};
@@ -26,6 +30,7 @@ export class LabelSet {
     }
     this.labels = Object.freeze(labels);
     this.text = parts.join(",");
+    this.bytes = Buffer.from(this.text, "utf8");
   }
 
   static readonly EMPTY = new LabelSet([], []);
@@ -104,8 +109,8 @@ abstract class TallyFamily {
     return this;
   }
 
-  /** Append this family's exposition text (HELP, TYPE, one line per sample) to `out`. */
-  abstract render(out: string[]): void;
+  /** Write this family's exposition text (HELP, TYPE, one line per sample). */
+  abstract render(out: ExpositionWriter): void;
 
   /** prom-client's `get()`: the same numbers as objects. */
   abstract get(): Promise<{
@@ -119,8 +124,8 @@ abstract class TallyFamily {
   /** prom-client's `registry.resetMetrics()` calls this; the numbers belong to their owners. */
   reset(): void {}
 
-  protected header(out: string[]): void {
-    out.push(`# HELP ${this.name} ${escapeHelp(this.help)}\n# TYPE ${this.name} ${this.type}\n`);
+  protected header(out: ExpositionWriter): void {
+    out.text(`# HELP ${this.name} ${escapeHelp(this.help)}\n# TYPE ${this.name} ${this.type}\n`);
   }
 }
 
@@ -141,15 +146,18 @@ export class ValueFamily extends TallyFamily {
     this.#collect = options.collect;
   }
 
-  render(out: string[]): void {
+  render(out: ExpositionWriter): void {
     this.header(out);
-    const name = this.name;
+    const alone = Buffer.from(`${this.name} `);
+    const open = Buffer.from(`${this.name}{`);
     this.#collect((labels, value) => {
-      out.push(
-        labels.text === ""
-          ? `${name} ${formatValue(value)}\n`
-          : `${name}{${labels.text}} ${formatValue(value)}\n`,
-      );
+      if (labels.text === "") out.bytes(alone);
+      else {
+        out.bytes(open);
+        out.bytes(labels.bytes);
+        out.bytes(CLOSE);
+      }
+      out.value(value);
     });
   }
 
@@ -166,8 +174,9 @@ export class HistogramFamily extends TallyFamily {
   readonly bounds: readonly number[];
   readonly #collect: (visit: HistogramVisitor) => void;
   /** `,le="0.5"} ` ... `,le="+Inf"} `, built once. */
-  readonly #le: readonly string[];
-  readonly #leAlone: readonly string[];
+  readonly #le: readonly Buffer[];
+  /** `NAME_bucket{le="0.5"} ` ..., for a series without labels. */
+  readonly #leAlone: readonly Buffer[];
 
   constructor(options: {
     name: string;
@@ -180,38 +189,50 @@ export class HistogramFamily extends TallyFamily {
     this.bounds = options.bounds;
     this.#collect = options.collect;
     const le = [...options.bounds.map(formatValue), "+Inf"];
-    this.#le = le.map((bound) => `,le="${bound}"} `);
-    this.#leAlone = le.map((bound) => `{le="${bound}"} `);
+    this.#le = le.map((bound) => Buffer.from(`,le="${bound}"} `));
+    this.#leAlone = le.map((bound) => Buffer.from(`${this.name}_bucket{le="${bound}"} `));
   }
 
-  render(out: string[]): void {
+  render(out: ExpositionWriter): void {
     this.header(out);
-    const bucket = `${this.name}_bucket{`;
-    const bucketAlone = `${this.name}_bucket`;
-    const sum = `${this.name}_sum`;
-    const count = `${this.name}_count`;
+    const bucket = Buffer.from(`${this.name}_bucket{`);
+    const sum = Buffer.from(`${this.name}_sum{`);
+    const count = Buffer.from(`${this.name}_count{`);
+    const sumAlone = Buffer.from(`${this.name}_sum `);
+    const countAlone = Buffer.from(`${this.name}_count `);
     const le = this.#le;
     const leAlone = this.#leAlone;
     this.#collect((labels, tally) => {
-      // One string per series: a rope of ~22 short concatenations is cheaper than 22 pushes.
-      let text = "";
-      let cumulative = 0;
       const counts = tally.counts;
+      let cumulative = 0;
       if (labels.text === "") {
         for (let i = 0; i < counts.length; i++) {
           cumulative += counts[i]!;
-          text += `${bucketAlone}${leAlone[i]}${cumulative}\n`;
+          out.bytes(leAlone[i]!);
+          out.value(cumulative);
         }
-        text += `${sum} ${formatValue(tally.sum)}\n${count} ${tally.count}\n`;
-      } else {
-        const own = labels.text;
-        for (let i = 0; i < counts.length; i++) {
-          cumulative += counts[i]!;
-          text += `${bucket}${own}${le[i]}${cumulative}\n`;
-        }
-        text += `${sum}{${own}} ${formatValue(tally.sum)}\n${count}{${own}} ${tally.count}\n`;
+        out.bytes(sumAlone);
+        out.value(tally.sum);
+        out.bytes(countAlone);
+        out.value(tally.count);
+        return;
       }
-      out.push(text);
+      const own = labels.bytes;
+      for (let i = 0; i < counts.length; i++) {
+        cumulative += counts[i]!;
+        out.bytes(bucket);
+        out.bytes(own);
+        out.bytes(le[i]!);
+        out.value(cumulative);
+      }
+      out.bytes(sum);
+      out.bytes(own);
+      out.bytes(CLOSE);
+      out.value(tally.sum);
+      out.bytes(count);
+      out.bytes(own);
+      out.bytes(CLOSE);
+      out.value(tally.count);
     });
   }
 
@@ -243,25 +264,20 @@ export class HistogramFamily extends TallyFamily {
   }
 }
 
-/** A number as the text format writes it (Go's strconv style for the specials). */
-export function formatValue(value: number): string {
-  if (Number.isFinite(value)) return String(value);
-  if (Number.isNaN(value)) return "NaN";
-  return value > 0 ? "+Inf" : "-Inf";
-}
-
 /**
  * The whole exposition: families of ours render themselves, prom-client's own metrics (process
  * metrics, small collect-time gauges) go through prom-client. Same layout as `registry.metrics()`.
  */
-export async function renderRegistry(registry: Registry): Promise<string> {
-  const out: string[] = [];
+export async function renderRegistry(registry: Registry): Promise<Buffer[]> {
+  const out = new ExpositionWriter();
   for (const metric of registry.getMetricsAsArray() as unknown[]) {
     if (metric instanceof TallyFamily) metric.render(out);
     else {
       const name = (metric as { name: string }).name;
-      out.push(`${await registry.getSingleMetricAsString(name)}\n`);
+      out.text(`${await registry.getSingleMetricAsString(name)}\n`);
     }
   }
-  return out.join("");
+  return out.finish();
 }
+
+const CLOSE = Buffer.from("} ");

@@ -52,9 +52,14 @@ export class RuntimeMetrics {
     this.#remora.removeListener(name);
   }
 
-  /** The scrape text (Prometheus text format 0.0.4). */
-  exposition(): Promise<string> {
+  /** The scrape (Prometheus text format 0.0.4) as the Buffers written, for the socket. */
+  expositionChunks(): Promise<Buffer[]> {
     return renderRegistry(this.registry);
+  }
+
+  /** The scrape text as a string (tests, the dashboard). */
+  async exposition(): Promise<string> {
+    return Buffer.concat(await this.expositionChunks()).toString("utf8");
   }
 
   /** Start the metrics listener; resolves with the bound port. */

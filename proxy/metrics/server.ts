@@ -4,7 +4,7 @@ import { CONTENT_TYPE } from "./contract.js";
 
 /** What the scrape endpoints read: RuntimeMetrics, or undefined when metrics are disabled. */
 export interface Exposition {
-  exposition(): Promise<string>;
+  expositionChunks(): Promise<Buffer[]>;
 }
 
 export const PROMETHEUS_PATH = "/stats/prometheus";
@@ -14,22 +14,23 @@ export async function servePrometheus(
   res: ServerResponse,
   metrics: Exposition | undefined,
 ): Promise<void> {
-  let body: Buffer;
+  let chunks: Buffer[];
   try {
-    body = Buffer.from(
+    chunks =
       metrics === undefined
-        ? "# remora: metrics are disabled (metrics.enabled: false)\n"
-        : await metrics.exposition(),
-      "utf8",
-    );
+        ? [Buffer.from("# remora: metrics are disabled (metrics.enabled: false)\n")]
+        : await metrics.expositionChunks();
   } catch (error) {
     const text = `metrics failed: ${(error as Error).message}\n`;
     res.writeHead(500, { "content-type": "text/plain; charset=utf-8" });
     res.end(text);
     return;
   }
-  res.writeHead(200, { "content-type": CONTENT_TYPE, "content-length": body.length });
-  res.end(body);
+  let length = 0;
+  for (const chunk of chunks) length += chunk.length;
+  res.writeHead(200, { "content-type": CONTENT_TYPE, "content-length": length });
+  for (const chunk of chunks) res.write(chunk);
+  res.end();
 }
 
 /**

@@ -3,6 +3,8 @@
  *
  * 1. One prom-client `Registry` per Runtime (`runtime.metrics.registry`), never prom-client's
  *    global default registry, so a test process can run several runtimes side by side.
+ *    prom-client's default process metrics live in one registry per process (`processMetrics()`
+ *    in runtime-metrics.ts), shared by runtimes and served with each runtime's own.
  * 2. Names: `istio_*` are Istio's standard metrics with Istio's names, label names, label order and
  *    Envoy's default histogram buckets (istio.ts); nothing else may use that prefix. remora's own
  *    families are `remora_*` (remora.ts; later issues add theirs there, each with help text).

@@ -1,7 +1,9 @@
 import { Counter, Histogram, Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
 import { parseExposition } from "../../test/prometheus-text.js";
-import { BucketTally, HistogramFamily, LabelSet, renderRegistry, ValueFamily } from "./family.js";
+import { BucketTally, HistogramFamily, LabelSet, renderRegistries, ValueFamily } from "./family.js";
+
+const renderRegistry = (registry: Registry) => renderRegistries([registry]);
 
 const BOUNDS = [1, 5, 10];
 
@@ -84,7 +86,9 @@ describe("tally families", () => {
   it("render the same samples as prom-client, escapes included", async () => {
     const { ours, theirs } = both();
     const mine = parseExposition(text(await renderRegistry(ours)));
-    expect(normalized(text(await renderRegistry(ours)))).toEqual(normalized(await theirs.metrics()));
+    expect(normalized(text(await renderRegistry(ours)))).toEqual(
+      normalized(await theirs.metrics()),
+    );
     expect(mine.get("x_total")!.samples[0]!.labels.path).toBe('say "hi"\\\n');
   });
 

@@ -268,13 +268,15 @@ export class HistogramFamily extends TallyFamily {
  * The whole exposition: families of ours render themselves, prom-client's own metrics (process
  * metrics, small collect-time gauges) go through prom-client. Same layout as `registry.metrics()`.
  */
-export async function renderRegistry(registry: Registry): Promise<Buffer[]> {
+export async function renderRegistries(registries: readonly Registry[]): Promise<Buffer[]> {
   const out = new ExpositionWriter();
-  for (const metric of registry.getMetricsAsArray() as unknown[]) {
-    if (metric instanceof TallyFamily) metric.render(out);
-    else {
-      const name = (metric as { name: string }).name;
-      out.text(`${await registry.getSingleMetricAsString(name)}\n`);
+  for (const registry of registries) {
+    for (const metric of registry.getMetricsAsArray() as unknown[]) {
+      if (metric instanceof TallyFamily) metric.render(out);
+      else {
+        const name = (metric as { name: string }).name;
+        out.text(`${await registry.getSingleMetricAsString(name)}\n`);
+      }
     }
   }
   return out.finish();

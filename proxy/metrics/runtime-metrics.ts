@@ -7,7 +7,7 @@ import { collectDefaultMetrics, Registry } from "prom-client";
 import type { ExchangeReporter } from "../exchange.js";
 import type { ListenerCounts, MetricsSubject } from "./contract.js";
 import { ExchangeMetrics } from "./exchanges.js";
-import { renderRegistry } from "./family.js";
+import { renderRegistries } from "./family.js";
 import { IstioMetrics } from "./istio.js";
 import { RemoraMetrics } from "./remora.js";
 import { MetricsServer } from "./server.js";
@@ -19,6 +19,22 @@ export interface RuntimeMetricsOptions {
   readonly env?: Readonly<Record<string, string | undefined>>;
   /** The reporter after ours in the chain (access log, tests). */
   readonly next?: ExchangeReporter | undefined;
+}
+
+let processRegistry: Registry | undefined;
+
+/**
+ * prom-client's default metrics (`process_*`, `nodejs_*`; no prefix, so they never clash with
+ * `istio_*` or `remora_*`) in a registry of their own, one per process: they describe the
+ * process, and each collector installs an event-loop monitor and a GC observer that are never
+ * removed, so runtimes (several in one test process) share one.
+ */
+export function processMetrics(): Registry {
+  if (processRegistry === undefined) {
+    processRegistry = new Registry();
+    collectDefaultMetrics({ register: processRegistry });
+  }
+  return processRegistry;
 }
 
 export class RuntimeMetrics {
@@ -36,8 +52,6 @@ export class RuntimeMetrics {
     this.exchanges = new ExchangeMetrics(istio, this.#remora, options.next);
     istio.register(this.registry);
     this.#remora.register(this.registry);
-    // No prefix: process_* and nodejs_* never clash with istio_* or remora_*.
-    collectDefaultMetrics({ register: this.registry });
   }
 
   /** A listener is bound (or about to be): count its connections and, if HTTP, its exchanges. */
@@ -54,7 +68,7 @@ export class RuntimeMetrics {
 
   /** The scrape (Prometheus text format 0.0.4) as the Buffers written, for the socket. */
   expositionChunks(): Promise<Buffer[]> {
-    return renderRegistry(this.registry);
+    return renderRegistries([this.registry, processMetrics()]);
   }
 
   /** The scrape text as a string (tests, the dashboard). */

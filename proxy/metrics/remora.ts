@@ -70,7 +70,7 @@ interface ClusterLabels {
 export class RemoraMetrics {
   readonly #subject: MetricsSubject;
   readonly #workload: Workload;
-  readonly #listeners = new Map<string, ListenerCounts>();
+  readonly #listeners = new Map<string, { counts: ListenerCounts; labels: LabelSet }>();
   /** Upstream tallies by cluster key, then endpoint id. */
   readonly #upstream = new Map<string, Map<string, UpstreamTally>>();
   readonly #clusterLabels = new Map<string, ClusterLabels>();
@@ -88,7 +88,7 @@ export class RemoraMetrics {
   }
 
   addListener(name: string, counts: ListenerCounts): void {
-    this.#listeners.set(name, counts);
+    this.#listeners.set(name, { counts, labels: new LabelSet(["listener"], [name]) });
   }
 
   removeListener(name: string): void {
@@ -123,37 +123,40 @@ export class RemoraMetrics {
   }
 
   #registerListeners(registry: Registry): void {
-    const listeners = this.#listeners;
-    const perListener = (read: (counts: ListenerCounts) => number) =>
-      function (this: Gauge<"listener"> | Counter<"listener">) {
-        this.reset();
-        for (const [listener, counts] of listeners) {
-          // Counter.inc(0) records a zero: every listener shows up from the first scrape.
-          if (this instanceof Gauge) this.set({ listener }, read(counts));
-          else this.inc({ listener }, read(counts));
-        }
-      };
-    new Gauge({
-      name: "remora_downstream_connections",
-      help: "Open downstream (client) connections, by listener.",
-      labelNames: ["listener"],
-      registers: [registry],
-      collect: perListener((c) => c.connections),
-    });
-    new Counter({
-      name: "remora_downstream_connections_accepted_total",
-      help: "Downstream connections accepted, by listener.",
-      labelNames: ["listener"],
-      registers: [registry],
-      collect: perListener((c) => c.accepted),
-    });
-    new Counter({
-      name: "remora_downstream_connections_rejected_total",
-      help: "Downstream connections refused by an overload limit, by listener.",
-      labelNames: ["listener"],
-      registers: [registry],
-      collect: perListener((c) => c.rejected ?? 0),
-    });
+    const perListener = (
+      name: string,
+      help: string,
+      type: "gauge" | "counter",
+      read: (counts: ListenerCounts) => number,
+    ) =>
+      new ValueFamily({
+        name,
+        help,
+        type,
+        labelNames: ["listener"],
+        collect: (visit) => {
+          for (const listener of this.#listeners.values())
+            visit(listener.labels, read(listener.counts));
+        },
+      }).register(registry);
+    perListener(
+      "remora_downstream_connections",
+      "Open downstream (client) connections, by listener.",
+      "gauge",
+      (c) => c.connections,
+    );
+    perListener(
+      "remora_downstream_connections_accepted_total",
+      "Downstream connections accepted, by listener.",
+      "counter",
+      (c) => c.accepted,
+    );
+    perListener(
+      "remora_downstream_connections_rejected_total",
+      "Downstream connections refused by an overload limit, by listener.",
+      "counter",
+      (c) => c.rejected ?? 0,
+    );
   }
 
   #registerUpstream(registry: Registry): void {

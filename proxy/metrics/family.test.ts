@@ -1,6 +1,7 @@
 import { Counter, Histogram, Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
 import { parseExposition } from "../../test/prometheus-text.js";
+import { CONTENT_TYPE } from "./contract.js";
 import { BucketTally, HistogramFamily, LabelSet, renderRegistries, ValueFamily } from "./family.js";
 
 const renderRegistry = (registry: Registry) => renderRegistries([registry]);
@@ -108,5 +109,12 @@ describe("tally families", () => {
     expect([...viaPromClient.values()]).toEqual([
       ...parseExposition(text(await renderRegistry(ours))).values(),
     ]);
+  });
+});
+
+describe("CONTENT_TYPE", () => {
+  it("is prom-client's registry content type (text format 0.0.4)", () => {
+    expect(CONTENT_TYPE).toBe(Registry.PROMETHEUS_CONTENT_TYPE);
+    expect(new Registry().contentType).toBe(CONTENT_TYPE);
   });
 });

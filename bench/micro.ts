@@ -2,6 +2,8 @@
  * `npm run bench:micro`: micro-benchmarks of the hot paths, with tinybench.
  *   - request-head parsing (proxy/http/request-parser.js `parseRequestHead`)
  *   - round-robin pick at 10 and 10,000 endpoints (lb/round-robin.js `RoundRobinBalancer`)
+ *   - metrics (proxy/metrics/): the exchange reporter's cost per request next to prom-client's
+ *     own `labels().inc()`/`observe()`, and a scrape of 1,000 services × 10 endpoints
  * The modules are imported at run time from dist/, so a path that is not built yet is
  * skipped with a message instead of failing the whole run.
  *
@@ -16,7 +18,9 @@ interface MicroCase {
   readonly name: string;
   /** Operations per task call; per-op figures divide by this. */
   readonly batch: number;
-  readonly fn: () => void;
+  readonly fn: () => void | Promise<void>;
+  /** Printed under the table (e.g. the size of what was measured). */
+  readonly note?: () => string;
 }
 
 /** Keeps results observable so the JIT cannot drop the work being measured. */
@@ -177,6 +181,187 @@ async function balancerCases(): Promise<MicroCase[] | string> {
   return cases;
 }
 
+/** What the metrics cases use from dist/ (typed loosely: dist may predate the source). */
+interface MetricsModule {
+  RuntimeMetrics: new (
+    subject: object,
+    options: object,
+  ) => {
+    exchanges: { report(record: object): void };
+    addListener(name: string, kind: string, counts: object): void;
+    expositionChunks(): Promise<Buffer[]>;
+    close(): Promise<void>;
+  };
+}
+
+const ISTIO_LABEL_NAMES = [
+  "reporter",
+  "source_workload",
+  "source_canonical_service",
+  "source_canonical_revision",
+  "source_workload_namespace",
+  "source_principal",
+  "source_app",
+  "source_version",
+  "source_cluster",
+  "destination_workload",
+  "destination_workload_namespace",
+  "destination_principal",
+  "destination_app",
+  "destination_version",
+  "destination_service",
+  "destination_canonical_service",
+  "destination_canonical_revision",
+  "destination_service_name",
+  "destination_service_namespace",
+  "destination_cluster",
+  "request_protocol",
+  "response_code",
+  "grpc_response_status",
+  "response_flags",
+  "connection_security_policy",
+];
+
+/** A stand-in Runtime with `services` clusters of `perService` endpoints, pools included. */
+function meshSubject(services: number, perService: number) {
+  const clusters = new Map<string, object>();
+  for (let s = 0; s < services; s++) {
+    const name = `svc-${s}`;
+    const endpoints = Array.from({ length: perService }, (_, e) => ({
+      id: `10.${(s >> 8) & 255}.${s & 255}.${e + 1}:8080`,
+      labels: { app: name, version: "v1" },
+    }));
+    const pools = { open: 4, idle: 3, connecting: 0 };
+    clusters.set(`${name}.default`, {
+      key: `${name}.default`,
+      name,
+      namespace: "default",
+      stats: { active: 1 },
+      endpoints,
+      poolStats: () => pools,
+    });
+  }
+  return {
+    reloads: { ok: 0, failed: 0, hash: "0123456789abcdef", appliedAtMs: Date.now() },
+    clusters: { all: () => clusters.values(), get: (key: string) => clusters.get(key) },
+    appClusters: [],
+    registry: { sourceStates: () => [{ id: "static", synced: true, lastSyncMs: Date.now() }] },
+    clusterList: [...clusters.values()] as { key: string; endpoints: { id: string }[] }[],
+  };
+}
+
+function exchangeRecord(listener: string) {
+  return {
+    listener,
+    cluster: "",
+    endpoint: "",
+    method: "GET",
+    authority: "svc",
+    path: "/",
+    status: 200,
+    flags: "-",
+    requestBytes: 78,
+    responseBytes: 180,
+    startMs: 0,
+    durationMs: 0.8,
+    requestId: "",
+  };
+}
+
+async function metricsCases(): Promise<MicroCase[] | string> {
+  let mod: MetricsModule;
+  let prom: typeof import("prom-client");
+  try {
+    mod = (await importFromDist("../proxy/metrics/runtime-metrics.js")) as unknown as MetricsModule;
+    prom = await import("prom-client");
+  } catch (err) {
+    return `proxy/metrics/ not available (${errorText(err)}); run npm run build`;
+  }
+  const options = { workload: { name: "bench", namespace: "default" }, env: {} };
+  const cases: MicroCase[] = [];
+
+  // The hot path: one small GET's report, round-robin over a service's 10 endpoints.
+  const small = meshSubject(1, 10);
+  const metrics = new mod.RuntimeMetrics(small, options);
+  metrics.addListener("outbound", "outbound", { connections: 0, accepted: 0 });
+  const record = exchangeRecord("outbound");
+  const endpointIds = small.clusterList[0]!.endpoints.map((e) => e.id);
+  record.cluster = small.clusterList[0]!.key;
+  const batch = 10_000;
+  let turn = 0;
+  cases.push({
+    group: "metrics",
+    name: "ExchangeMetrics.report, 10 endpoints round-robin",
+    batch,
+    fn: () => {
+      for (let i = 0; i < batch; i++) {
+        record.endpoint = endpointIds[turn++ % 10]!;
+        record.durationMs = (turn % 50) / 10;
+        metrics.exchanges.report(record);
+      }
+    },
+  });
+
+  // What the hot path would cost through prom-client: a resolved child per label set still
+  // hashes its 25 labels on every inc()/observe().
+  const registry = new prom.Registry();
+  const labelNames = ISTIO_LABEL_NAMES;
+  const counter = new prom.Counter({ name: "c", help: "c", labelNames, registers: [registry] });
+  const histograms = ["d", "q", "r"].map(
+    (name) =>
+      new prom.Histogram({
+        name,
+        help: name,
+        labelNames,
+        buckets: [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000],
+        registers: [registry],
+      }),
+  );
+  const values = Object.fromEntries(labelNames.map((name) => [name, `value-of-${name}`]));
+  const child = counter.labels(values);
+  const children = histograms.map((h) => h.labels(values));
+  const promBatch = 100;
+  cases.push({
+    group: "metrics",
+    name: "prom-client child inc() + 3 observe(), Istio's 25 labels",
+    batch: promBatch,
+    fn: () => {
+      for (let i = 0; i < promBatch; i++) {
+        child.inc();
+        for (const h of children) h.observe(i % 7);
+      }
+    },
+  });
+
+  // A scrape of a big mesh: every endpoint has carried traffic, so each service has its Istio
+  // series and each endpoint its remora_upstream_rq_total series.
+  const mesh = meshSubject(1000, 10);
+  const big = new mod.RuntimeMetrics(mesh, options);
+  big.addListener("outbound", "outbound", { connections: 12, accepted: 3000 });
+  const meshRecord = exchangeRecord("outbound");
+  for (const cluster of mesh.clusterList) {
+    meshRecord.cluster = cluster.key;
+    for (const endpoint of cluster.endpoints) {
+      meshRecord.endpoint = endpoint.id;
+      big.exchanges.report(meshRecord);
+    }
+  }
+  let bytes = 0;
+  cases.push({
+    group: "metrics",
+    name: "scrape (exposition text), 1,000 services × 10 endpoints",
+    batch: 1,
+    fn: async () => {
+      // What the scrape endpoints send: the chunks as written, no string made.
+      bytes = 0;
+      for (const chunk of await big.expositionChunks()) bytes += chunk.length;
+    },
+    note: () =>
+      `The 1,000 × 10 scrape is ${(bytes / 1e6).toFixed(1)} MB of text (Istio's 25 labels on 67 lines per service).`,
+  });
+  return cases;
+}
+
 function fmt(n: number, digits: number): string {
   return n.toLocaleString("en-US", {
     maximumFractionDigits: digits,
@@ -188,23 +373,27 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       time: { type: "string", default: "1000" },
+      only: { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
   if (values.help) {
     process.stdout.write(
-      "Usage: npm run bench:micro -- [--time MS]\n\nMicro-benchmarks of request-head parsing and balancer picks.\n" +
-        "  --time MS   measuring time per task (default 1000)\n",
+      "Usage: npm run bench:micro -- [--time MS] [--only GROUP]\n\nMicro-benchmarks of request-head parsing, balancer picks and metrics.\n" +
+        "  --time MS     measuring time per task (default 1000)\n" +
+        "  --only GROUP  run one group: parser, balancer or metrics\n",
     );
     return;
   }
   const time = Number(values.time);
   const cases: MicroCase[] = [];
   const skipped: string[] = [];
-  for (const [what, load] of [
-    ["request-head parsing", parserCases],
-    ["balancer pick", balancerCases],
+  for (const [what, key, load] of [
+    ["request-head parsing", "parser", parserCases],
+    ["balancer pick", "balancer", balancerCases],
+    ["metrics", "metrics", metricsCases],
   ] as const) {
+    if (values.only !== undefined && values.only !== key) continue;
     const result = await load();
     if (typeof result === "string") skipped.push(`${what}: ${result}`);
     else cases.push(...result);
@@ -221,23 +410,25 @@ async function main(): Promise<void> {
   const lines = [
     `## remora micro-benchmarks — Node ${process.versions.node}`,
     "",
-    "| group | task | ns / op | ops/s | ± | samples |",
-    "|---|---|---:|---:|---:|---:|",
+    "| group | task | ns / op | median ns / op | ops/s | ± | samples |",
+    "|---|---|---:|---:|---:|---:|---:|",
   ];
   for (const c of cases) {
     const task = bench.getTask(c.name);
     const r = task?.result;
     if (r === undefined || !("latency" in r)) {
-      lines.push(`| ${c.group} | ${c.name} | — | — | — | ${r?.state ?? "not run"} |`);
+      lines.push(`| ${c.group} | ${c.name} | — | — | — | — | ${r?.state ?? "not run"} |`);
       continue;
     }
     // latency is ms per task call of `batch` operations.
     const nsPerOp = (r.latency.mean * 1e6) / c.batch;
+    const medianNsPerOp = (r.latency.p50 * 1e6) / c.batch;
     const opsPerSec = (c.batch * 1000) / r.latency.mean;
     lines.push(
-      `| ${c.group} | ${c.name} | ${fmt(nsPerOp, 1)} | ${fmt(opsPerSec, 0)} | ${fmt(r.latency.rme, 2)}% | ${r.latency.samplesCount} |`,
+      `| ${c.group} | ${c.name} | ${fmt(nsPerOp, 1)} | ${fmt(medianNsPerOp, 1)} | ${fmt(opsPerSec, 0)} | ${fmt(r.latency.rme, 2)}% | ${r.latency.samplesCount} |`,
     );
   }
+  for (const c of cases) if (c.note !== undefined) lines.push("", c.note());
   for (const s of skipped) lines.push("", `Skipped ${s}.`);
   process.stdout.write(`${lines.join("\n")}\n`);
   if (sink === Number.MIN_SAFE_INTEGER) process.stdout.write("\n");

@@ -3,7 +3,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 // The built module: it finds dist/proxy/cli.js relative to itself, as `npm run bench` runs it.
-import { nodeRuntime, SERVICE_NAME, TARGETS, targetsWith } from "../dist/bench/targets.js";
+import {
+  nodeRuntime,
+  remoraMetricsOffConfig,
+  SERVICE_NAME,
+  TARGETS,
+  targetsWith,
+} from "../dist/bench/targets.js";
+import { parseConfig } from "../proxy/config/load.js";
+import { quickConfig } from "../proxy/config/quick.js";
 import { httpBackend, RawClient } from "../test/harness.js";
 
 describe("--compare-node target variants", () => {
@@ -15,6 +23,7 @@ describe("--compare-node target variants", () => {
       "direct",
       "remora",
       "remora@node20",
+      "remora-metrics-off",
       "remora-mtls",
       "node-http-proxy",
       "node-http-proxy@node20",
@@ -54,5 +63,20 @@ describe("--compare-node target variants", () => {
       await backend.close();
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("the remora-metrics-off target", () => {
+  it("runs quick mode's config with only metrics.enabled changed", () => {
+    const backends = ["127.0.0.1:9101", "127.0.0.1:9102"];
+    const off = parseConfig(remoraMetricsOffConfig(15001, 15000, backends), "off.yaml");
+    const quick = quickConfig({
+      listen: 15001,
+      adminPort: 15000,
+      services: [`${SERVICE_NAME}=${backends.join(",")}`],
+    });
+    expect(off.metrics.enabled).toBe(false);
+    expect(quick.metrics.enabled).toBe(true);
+    expect({ ...off, metrics: quick.metrics }).toEqual(quick);
   });
 });

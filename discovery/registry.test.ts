@@ -283,4 +283,27 @@ describe("ServiceRegistry", () => {
     expect(events).toEqual(["s0.default:1,2"]);
     expect(registry.get("s1.default")).toBe(untouched);
   });
+
+  it("keeps each source's last sync time from an injected clock", () => {
+    let now = 1000;
+    const registry = new ServiceRegistry({ now: () => now });
+    registry.registerSource("file");
+    registry.registerSource("static");
+    expect(registry.sourceStates()).toEqual([
+      { id: "file", synced: false, lastSyncMs: 0 },
+      { id: "static", synced: false, lastSyncMs: 0 },
+    ]);
+    registry.apply("static", { kind: "reset", services: [svc("a", [1])] });
+    registry.markSynced("static");
+    now = 5000;
+    registry.apply("file", { kind: "reset", services: [] });
+    registry.markSynced("file");
+    now = 9000;
+    // A later update (a watched file changing) refreshes the time.
+    registry.apply("file", { kind: "add", services: [svc("b", [2])] });
+    expect(registry.sourceStates()).toEqual([
+      { id: "file", synced: true, lastSyncMs: 9000 },
+      { id: "static", synced: true, lastSyncMs: 1000 },
+    ]);
+  });
 });

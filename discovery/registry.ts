@@ -4,8 +4,18 @@ import { type ServiceEndpoints, serviceKey, type Update } from "./update.js";
 
 export type SnapshotListener = (snapshot: EndpointSnapshot | undefined, key: string) => void;
 
+/** One source's sync state, for metrics and the admin API. */
+export interface SourceSyncState {
+  readonly id: string;
+  readonly synced: boolean;
+  /** When it last delivered its initial state or an update (ms since the epoch); 0 = never. */
+  readonly lastSyncMs: number;
+}
+
 interface SourceState {
   synced: boolean;
+  /** When the source last synced or applied an update (ms since the epoch); 0 = never. */
+  lastSyncMs: number;
   /** What this source currently contributes, by service key. */
   readonly services: Map<string, ServiceEndpoints>;
 }
@@ -27,7 +37,13 @@ export class ServiceRegistry {
   readonly #writers = new Map<string, string[]>();
   readonly #snapshots = new Map<string, EndpointSnapshot>();
   readonly #listeners = new Set<SnapshotListener>();
+  readonly #now: () => number;
   #version = 0;
+
+  /** `now`: the wall clock for sync times (injectable for tests). */
+  constructor(options: { now?: () => number } = {}) {
+    this.#now = options.now ?? Date.now;
+  }
 
   /** Declare a source so `isSynced` waits for it. Idempotent. */
   registerSource(sourceId: string): void {
@@ -36,7 +52,18 @@ export class ServiceRegistry {
 
   /** The source has delivered its initial state (first list, first file read). */
   markSynced(sourceId: string): void {
-    this.#source(sourceId).synced = true;
+    const state = this.#source(sourceId);
+    state.synced = true;
+    state.lastSyncMs = this.#now();
+  }
+
+  /** Every registered source, in registration order. */
+  sourceStates(): SourceSyncState[] {
+    const out: SourceSyncState[] = [];
+    for (const [id, state] of this.#sources) {
+      out.push({ id, synced: state.synced, lastSyncMs: state.lastSyncMs });
+    }
+    return out;
   }
 
   /** True once every registered source has synced (vacuously true with none). */
@@ -58,6 +85,7 @@ export class ServiceRegistry {
 
   apply(sourceId: string, update: Update): void {
     const state = this.#source(sourceId);
+    state.lastSyncMs = this.#now();
     const touched = new Set<string>();
     switch (update.kind) {
       case "reset": {
@@ -111,7 +139,7 @@ export class ServiceRegistry {
   #source(sourceId: string): SourceState {
     let state = this.#sources.get(sourceId);
     if (state === undefined) {
-      state = { synced: false, services: new Map() };
+      state = { synced: false, lastSyncMs: 0, services: new Map() };
       this.#sources.set(sourceId, state);
     }
     return state;

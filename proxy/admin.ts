@@ -5,6 +5,7 @@ import { redact } from "./config/redact.js";
 import { dashboardSnapshot } from "./dashboard.js";
 import { sendDashboardPage } from "./dashboard-page.js";
 import type { Logger } from "./log.js";
+import { servePrometheus } from "./metrics/server.js";
 import { readinessReply } from "./probes.js";
 import type { Runtime } from "./runtime.js";
 
@@ -81,6 +82,9 @@ export class AdminServer {
           downstreamConnections: this.#runtime.connections,
         });
         return;
+      case "GET /stats/prometheus":
+        void servePrometheus(res, this.#runtime.metrics);
+        return;
       case "POST /drain":
         this.#runtime.drain();
         text(res, 200, "draining\n");
@@ -114,6 +118,7 @@ const ROUTES = new Set([
   "/clusters",
   "/config_dump",
   "/stats",
+  "/stats/prometheus",
   "/drain",
   "/quitquitquit",
   "/reload",

@@ -46,7 +46,8 @@ Options:
       --log-level LEVEL   trace, debug, info, warn, error (default info; env REMORA_LOG_LEVEL)
       --drain-time DUR    on SIGTERM/SIGINT, how long to let open connections finish (default 5s)
 
-Logs are JSON lines on stderr; each listener logs "listener ready" with its bound port.
+Logs are JSON lines on stderr; each listener logs "listener ready" with its bound port, the
+metrics listener "metrics listening" (Prometheus: GET /stats/prometheus, see docs/metrics.md).
 SIGTERM and SIGINT drain: listeners stop accepting, in-flight requests finish, then exit 0.
 With -c, the file is watched and reloaded when it changes, on SIGHUP and on the admin API's
 POST /reload; an invalid file is logged and the running config stays (docs/operations.md).

@@ -115,10 +115,10 @@ describe("planReload", () => {
   });
 
   it("treats any top-level key it does not apply live as restart-only", () => {
-    const wanted = { ...running, workload: { name: "w" } } as typeof running;
+    const wanted = { ...running, workload: { ...running.workload, name: "w" } };
     const plan = planReload(running, wanted);
-    expect(plan.restartOnly).toEqual([{ key: "workload", running: null, wanted: { name: "w" } }]);
-    expect("workload" in plan.config).toBe(false);
+    expect(plan.restartOnly).toEqual([{ key: "workload.name", running: null, wanted: "w" }]);
+    expect(plan.config.workload).toEqual(running.workload);
     expect(plan.unchanged).toBe(true);
   });
 });

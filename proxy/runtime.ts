@@ -16,6 +16,7 @@ import type { ExchangeRecord, ExchangeReporter } from "./exchange.js";
 import { HttpListener } from "./listeners/http-listener.js";
 import { TcpListener } from "./listeners/tcp-listener.js";
 import { type Logger, silentLogger } from "./log.js";
+import { RuntimeMetrics } from "./metrics/runtime-metrics.js";
 import { ProbeServer } from "./probes.js";
 import { applyReload, type ReloadOutcome, type ReloadTarget } from "./reload.js";
 import { HostRouter } from "./router.js";
@@ -126,6 +127,10 @@ export class Runtime {
   probesPort: number | undefined;
   readonly reloads: ReloadStatus;
   #config: RemoraConfig;
+  /** Prometheus metrics; undefined when `metrics.enabled` is false. */
+  readonly metrics: RuntimeMetrics | undefined;
+  /** The metrics listener's bound port; null when there is none (`metrics.port: null`). */
+  metricsPort: number | null = null;
   #logger: Logger;
   #options: RuntimeOptions;
   #defaults: ClusterSettings;
@@ -160,7 +165,10 @@ export class Runtime {
     };
     this.#options = options;
     this.#logger = options.logger ?? silentLogger();
-    this.traffic = new TrafficWindow({ next: options.reporter });
+    this.metrics = config.metrics.enabled
+      ? new RuntimeMetrics(this, { workload: config.workload, next: options.reporter })
+      : undefined;
+    this.traffic = new TrafficWindow({ next: this.metrics?.exchanges ?? options.reporter });
     this.counters = new FlagCounter(this.traffic);
     this.#defaults = clusterSettings(serviceDefaults);
     this.clusters = new ClusterManager(this.registry, this.#defaults);
@@ -206,6 +214,11 @@ export class Runtime {
           { address: config.probes.address, port: this.probesPort },
           "probes listening",
         );
+      }
+      if (this.metrics !== undefined && config.metrics.port !== null) {
+        const { address, port } = config.metrics;
+        this.metricsPort = await this.metrics.listen(address, port);
+        this.#logger.info({ address, port: this.metricsPort }, "metrics listening");
       }
       for (const listener of config.listeners) {
         this.#serveListener(await this.#bindListener(listener));
@@ -294,6 +307,7 @@ export class Runtime {
         cluster: (key) => this.clusters.get(key),
         reporter,
         idleTimeoutMs: listener.timeouts.idle,
+        observer: this.metrics?.exchanges,
       });
     } else {
       let route: (authority: string) => Cluster | undefined;
@@ -339,6 +353,8 @@ export class Runtime {
 
   /** List a bound listener under its name (admin /listeners; drain and stop reach it). */
   #serveListener(listener: RunningListener): void {
+    // After a rebound listener's old self retired (reload.ts retires before it serves).
+    this.metrics?.addListener(listener.config.name, listener.config.kind, listener.server);
     this.#servers.push(listener.server);
     this.#running.set(listener.config.name, listener);
     this.listeners.push(listener.bound);
@@ -356,6 +372,7 @@ export class Runtime {
     const listener = this.#running.get(name);
     if (listener === undefined) return;
     this.#running.delete(name);
+    this.metrics?.removeListener(name);
     remove(this.listeners, listener.bound);
     if (listener.app !== undefined) remove(this.appClusters, listener.app);
     listener.server.drain();
@@ -440,6 +457,7 @@ export class Runtime {
     for (const app of this.appClusters) app.close();
     await this.#probes?.close();
     await this.#admin?.close();
+    await this.metrics?.close();
   }
 }
 

@@ -123,7 +123,7 @@ describe("remora CLI", () => {
       const config = join(services, "..", "remora.yaml");
       await writeFile(
         config,
-        "admin: { port: 0 }\nprobes: { port: null }\ndiscovery: { file: services.yaml }\nlisteners:\n  - { name: outbound, kind: outbound, port: 0 }\n",
+        "admin: { port: 0 }\nprobes: { port: null }\nmetrics: { port: null }\ndiscovery: { file: services.yaml }\nlisteners:\n  - { name: outbound, kind: outbound, port: 0 }\n",
       );
       const remora = await spawnRemora(["run", "-c", config]);
       running.push(remora);

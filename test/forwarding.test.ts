@@ -433,6 +433,7 @@ describe("routing", () => {
     const remora = await startRemora(`
 admin: { port: 0 }
 probes: { port: null }
+metrics: { port: null }
 listeners: [{ name: out, kind: outbound, port: 0 }]
 services:
   - { name: hello, namespace: shop, endpoints: [{ address: "${backend.address}" }] }
@@ -479,6 +480,7 @@ services:
     const remora = await startRemora(`
 admin: { port: 0 }
 probes: { port: null }
+metrics: { port: null }
 listeners: [{ name: out, kind: outbound, port: 0 }]
 services: [{ name: empty }]
 `);
@@ -564,6 +566,7 @@ describe("upstream failures and timeouts", () => {
     const remora = await startRemora(`
 admin: { port: 0 }
 probes: { port: null }
+metrics: { port: null }
 listeners: [{ name: out, kind: outbound, port: 0 }]
 services:
   - { name: hello, timeout: 200ms, endpoints: [{ address: "${backend.address}" }] }
@@ -641,6 +644,7 @@ services:
     const remora = await startRemora(`
 admin: { port: 0 }
 probes: { port: null }
+metrics: { port: null }
 listeners: [{ name: out, kind: outbound, port: 0, timeouts: { requestHeaders: 200ms } }]
 services: [{ name: hello, endpoints: [{ address: "${backend.address}" }] }]
 `);
@@ -662,6 +666,7 @@ services: [{ name: hello, endpoints: [{ address: "${backend.address}" }] }]
     const remora = await startRemora(`
 admin: { port: 0 }
 probes: { port: null }
+metrics: { port: null }
 listeners: [{ name: out, kind: outbound, port: 0, timeouts: { idle: 150ms } }]
 services: [{ name: hello, endpoints: [{ address: "${backend.address}" }] }]
 `);
@@ -681,6 +686,7 @@ services: [{ name: hello, endpoints: [{ address: "${backend.address}" }] }]
     const remora = await startRemora(`
 admin: { port: 0 }
 probes: { port: null }
+metrics: { port: null }
 listeners: [{ name: out, kind: outbound, port: 0, timeouts: { idle: 150ms } }]
 services: [{ name: hello, timeout: 600ms, endpoints: [{ address: "${backend.address}" }] }]
 `);
@@ -742,6 +748,7 @@ describe("listeners", () => {
     const remora = await startRemora(`
 admin: { port: 0 }
 probes: { port: null }
+metrics: { port: null }
 listeners:
   - { name: inbound, kind: inbound, port: 0, address: 127.0.0.1, app: "${app.address}" }
 `);
@@ -763,6 +770,7 @@ listeners:
     const remora = await startRemora(`
 admin: { port: 0 }
 probes: { port: null }
+metrics: { port: null }
 listeners: [{ name: db, kind: tcp, port: 0, service: postgres }]
 services: [{ name: postgres, endpoints: [{ address: "${backend.address}" }] }]
 `);

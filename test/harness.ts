@@ -146,6 +146,7 @@ export function outboundConfig(endpoints: string[], extra = ""): string {
   return `
 admin: { port: 0 }
 probes: { port: null }
+metrics: { port: null }
 listeners:
   - { name: outbound, kind: outbound, port: 0 }
 services:

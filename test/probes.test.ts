@@ -32,6 +32,7 @@ describe("probe listener", () => {
         config,
         `admin: { port: 0 }
 probes: { port: 0, address: 127.0.0.1 }
+metrics: { port: null }
 listeners: [{ name: out, kind: outbound, port: 0 }]
 services: [{ name: hello, endpoints: [{ address: "${backend.address}" }] }]
 `,
@@ -81,6 +82,7 @@ services: [{ name: hello, endpoints: [{ address: "${backend.address}" }] }]
         config,
         `admin: { port: 0 }
 probes: { port: 0, address: 127.0.0.1 }
+metrics: { port: null }
 listeners: [{ name: out, kind: outbound, port: 0 }]
 services: [{ name: hello, endpoints: [{ address: "${backend.address}" }] }]
 `,

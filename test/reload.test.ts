@@ -50,7 +50,7 @@ async function configFile(
 
 /** Test configs: admin on any port, no probe listener, then `rest`. */
 function config(rest: string): string {
-  return `admin: { port: 0 }\nprobes: { port: null }\n${rest}`;
+  return `admin: { port: 0 }\nprobes: { port: null }\nmetrics: { port: null }\n${rest}`;
 }
 
 interface LogRecord {
@@ -331,7 +331,7 @@ services:
     const remora = await spawnRemora(["run", "-c", file.path]);
     running.push(remora);
     await file.save(
-      `admin: { port: 1, address: 127.0.0.2 }\nprobes: { port: null }\n${base}  - { name: more }\n`,
+      `admin: { port: 1, address: 127.0.0.2 }\nprobes: { port: null }\nmetrics: { port: null }\n${base}  - { name: more }\n`,
     );
     const reloaded = await logged(remora, "config reloaded");
     expect(reloaded.needsRestart).toEqual(["admin.port", "admin.address"]);

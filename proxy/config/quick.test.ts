@@ -14,6 +14,7 @@ describe("quickConfig", () => {
       [
         "admin: { port: 15000 }",
         "probes: { port: null }",
+        "metrics: { port: null }",
         "listeners: [{ name: outbound, kind: outbound, port: 15001 }]",
         "services:",
         "  - name: hello",

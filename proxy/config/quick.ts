@@ -35,6 +35,8 @@ export function quickConfig(opts: QuickOptions): RemoraConfig {
       admin: { port: opts.adminPort },
       // No kubelet on a laptop; and two local remoras must not collide on 15021.
       probes: { port: null },
+      // Admin only (/stats/prometheus there), so two local remoras never collide on 15090.
+      metrics: { port: null },
       listeners: [{ name: "outbound", kind: "outbound", port: opts.listen }],
       services,
     } satisfies RemoraConfigInput,

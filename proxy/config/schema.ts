@@ -270,19 +270,53 @@ export const configSchema = z
       .optional(),
     listeners: z.array(listenerSchema).min(1, { error: "at least one listener is required" }),
     services: servicesList,
+    /** Prometheus metrics (proxy/metrics/, docs/metrics.md). */
+    metrics: z
+      .strictObject({
+        /** false: nothing is counted and no metrics listener starts. */
+        enabled: z.boolean({ error: "expected true or false" }).default(true),
+        /** The metrics listener (GET /stats/prometheus) on Istio's 15090; null = none (admin still serves it). */
+        port: port.nullable().default(15090),
+        /** All interfaces by default, as Istio: Prometheus scrapes the pod from outside. */
+        address: bindAddress.default("0.0.0.0"),
+      })
+      .prefault({}),
+    /**
+     * The workload beside this proxy, for Istio's source_* / destination_* labels. Unset fields
+     * are taken at startup from the downward-API environment (name from POD_NAME, namespace from
+     * POD_NAMESPACE, serviceAccount from SERVICE_ACCOUNT), else "unknown" (proxy/metrics/workload.ts).
+     */
+    workload: z
+      .strictObject({
+        /** Deployment/StatefulSet name; default derived from $POD_NAME ("reviews-v1-5d8f9c7b4-x2x9q" → "reviews-v1"). */
+        name: z.string().min(1).optional(),
+        namespace: dnsLabel.optional(),
+        serviceAccount: z.string().min(1).optional(),
+        /** The pod's `app` and `version` labels. */
+        app: z.string().min(1).optional(),
+        version: z.string().min(1).optional(),
+        /** Istio's cluster id (source_cluster / destination_cluster). */
+        cluster: z.string().min(1).optional(),
+      })
+      .prefault({}),
   })
   .superRefine((config, ctx) => {
     const names = new Map<string, number>();
     const ports = new Map<number, string>();
     if (config.admin.port !== 0) ports.set(config.admin.port, "admin.port");
-    if (config.probes.port !== null && config.probes.port !== 0) {
-      if (ports.has(config.probes.port)) {
+    // The probe and metrics listeners: null = none, 0 = any free port (never collides).
+    for (const key of ["probes", "metrics"] as const) {
+      const port = config[key].port;
+      if (port === null || port === 0) continue;
+      const owner = ports.get(port);
+      if (owner === undefined) ports.set(port, `${key}.port`);
+      else {
         ctx.addIssue({
           code: "custom",
-          path: ["probes", "port"],
-          message: `port ${config.probes.port} is already used by admin.port`,
+          path: [key, "port"],
+          message: `port ${port} is already used by ${owner}`,
         });
-      } else ports.set(config.probes.port, "probes.port");
+      }
     }
     config.listeners.forEach((listener, index) => {
       const first = names.get(listener.name);

@@ -29,6 +29,8 @@ export class HttpListener implements SessionContext {
   readonly reporter: ExchangeReporter;
   readonly route: (authority: string) => Cluster | undefined;
   draining = false;
+  /** Downstream connections accepted since start (metrics). */
+  accepted = 0;
   #options: HttpListenerOptions;
   #sockets: ListenerSockets;
   #sessions = new Set<HttpSession>();
@@ -77,6 +79,7 @@ export class HttpListener implements SessionContext {
   }
 
   #onConnection = (accepted: Socket): void => {
+    this.accepted++;
     const reader = new ReadBuffer();
     const socket = adoptAccepted(accepted, reader, ADOPT);
     if (socket !== undefined) this.#sessions.add(new HttpSession(socket, this, reader));

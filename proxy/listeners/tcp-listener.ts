@@ -15,13 +15,32 @@ export interface TcpListenerOptions {
   readonly reporter: ExchangeReporter;
   /** Close a connection with no bytes either way for this long; 0 disables. */
   readonly idleTimeoutMs: number;
+  /** Told about each connection's life, for Istio's TCP metrics (proxy/metrics/exchanges.ts). */
+  readonly observer?: TcpConnectionObserver | undefined;
 }
+
+/** Watches TCP connections (the listener never imports metrics: it calls this). */
+export interface TcpConnectionObserver {
+  /** A connection arrived for `cluster` (its key) and `endpoint` (its id, "" when none). */
+  start(listener: string, cluster: string, endpoint: string, client: Socket): TcpConnectionTally;
+}
+
+export interface TcpConnectionTally {
+  /** The upstream connection is up. */
+  established(): void;
+  /** The connection is over; `flags` are Envoy's response flags ("-" for none). */
+  end(flags: string): void;
+}
+
+const NO_TALLY: TcpConnectionTally = { established() {}, end() {} };
 
 /** Opaque TCP: one endpoint chosen per connection, bytes piped both ways with backpressure. */
 export class TcpListener {
   #options: TcpListenerOptions;
   #listening: ListenerSockets;
   #sockets = new Set<Socket>();
+  /** Downstream connections accepted since start (metrics). */
+  accepted = 0;
 
   constructor(options: TcpListenerOptions) {
     this.#options = options;
@@ -50,6 +69,7 @@ export class TcpListener {
 
   #onConnection = (client: Socket): void => {
     const options = this.#options;
+    this.accepted++;
     const record = emptyRecord(options.name);
     record.startMs = Date.now();
     const started = performance.now();
@@ -57,8 +77,12 @@ export class TcpListener {
     const cluster = options.cluster(options.service);
     const endpoint = cluster?.pick(EMPTY_PICK_CONTEXT);
     record.cluster = options.service;
+    const tally =
+      options.observer?.start(options.name, options.service, endpoint?.id ?? "", client) ??
+      NO_TALLY;
     const finish = (flags: string): void => {
       if (record.durationMs !== 0) return;
+      tally.end(flags);
       record.flags = flags;
       record.durationMs = performance.now() - started || Number.MIN_VALUE;
       record.requestBytes = client.bytesRead;
@@ -91,6 +115,7 @@ export class TcpListener {
     };
     upstream.once("connect", () => {
       connected = true;
+      tally.established();
       upstream.setTimeout(options.idleTimeoutMs);
       // pipe() carries backpressure both ways and, with allowHalfOpen, half-closes too.
       client.pipe(upstream);

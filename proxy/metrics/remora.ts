@@ -1,0 +1,387 @@
+/**
+ * remora's own metrics, under `remora_`: downstream connections, upstream pools and requests per
+ * endpoint, event-loop delay, config reloads and hash, discovery sync age, the workload identity.
+ * Later issues (health, lb, tls, kubernetes) register theirs here, each with help text.
+ *
+ * Everything except `remora_upstream_rq_total` is read from its owner at scrape time; that one is
+ * fed by the exchange reporter through `upstreamTally` (exchanges.ts).
+ */
+import { type ELDHistogram, monitorEventLoopDelay } from "node:perf_hooks";
+import { Counter, Gauge, type Registry } from "prom-client";
+import type { ClusterView, ListenerCounts, MetricsSubject } from "./contract.js";
+import { BucketTally, HistogramFamily, LabelSet, ValueFamily } from "./family.js";
+import type { Workload } from "./workload.js";
+
+/** Label values of `response_code_class`, by status / 100 (0 = no response: reset). */
+const CODE_CLASSES = ["reset", "1xx", "2xx", "3xx", "4xx", "5xx"] as const;
+
+/** HTTP exchanges that ended on one endpoint of one cluster, by response class. */
+export class UpstreamTally {
+  readonly cluster: string;
+  readonly endpoint: string;
+  readonly byClass = new Float64Array(CODE_CLASSES.length);
+  /** Set when the endpoint left its cluster: holders must ask for a fresh tally. */
+  retired = false;
+  #labels: (LabelSet | undefined)[] = [];
+
+  constructor(cluster: string, endpoint: string) {
+    this.cluster = cluster;
+    this.endpoint = endpoint;
+  }
+
+  count(status: number): void {
+    this.byClass[status >= 100 && status < 600 ? (status / 100) | 0 : 0]!++;
+  }
+
+  labels(index: number): LabelSet {
+    let labels = this.#labels[index];
+    if (labels === undefined) {
+      labels = new LabelSet(UPSTREAM_RQ_LABELS, [
+        this.cluster,
+        this.endpoint,
+        CODE_CLASSES[index] ?? "reset",
+      ]);
+      this.#labels[index] = labels;
+    }
+    return labels;
+  }
+}
+
+const UPSTREAM_RQ_LABELS = ["cluster", "endpoint", "response_code_class"] as const;
+const POOL_STATES = ["active", "idle", "connecting"] as const;
+
+/**
+ * Event-loop delay buckets in seconds: a proxy's loop should turn in well under a millisecond;
+ * tens of milliseconds mean every request waits that long.
+ */
+export const LOOP_DELAY_BUCKETS: readonly number[] = Object.freeze([
+  0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
+]);
+
+/** monitorEventLoopDelay's timer period (ms); every sample includes it, so it is subtracted. */
+const LOOP_RESOLUTION_MS = 10;
+
+/** Per-cluster label sets for the pool and active-request gauges, built once per cluster. */
+interface ClusterLabels {
+  readonly states: readonly LabelSet[];
+  readonly cluster: LabelSet;
+}
+
+export class RemoraMetrics {
+  readonly #subject: MetricsSubject;
+  readonly #workload: Workload;
+  readonly #listeners = new Map<string, { counts: ListenerCounts; labels: LabelSet }>();
+  /** Upstream tallies by cluster key, then endpoint id. */
+  readonly #upstream = new Map<string, Map<string, UpstreamTally>>();
+  readonly #clusterLabels = new Map<string, ClusterLabels>();
+  readonly #onPrune: () => void;
+  readonly #loop: ELDHistogram;
+  readonly #loopTally = new BucketTally(LOOP_DELAY_BUCKETS);
+
+  /** `onPrune`: told after tallies of endpoints that left discovery were retired. */
+  constructor(subject: MetricsSubject, workload: Workload, onPrune: () => void = () => {}) {
+    this.#subject = subject;
+    this.#workload = workload;
+    this.#onPrune = onPrune;
+    this.#loop = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
+    this.#loop.enable();
+  }
+
+  addListener(name: string, counts: ListenerCounts): void {
+    this.#listeners.set(name, { counts, labels: new LabelSet(["listener"], [name]) });
+  }
+
+  removeListener(name: string): void {
+    this.#listeners.delete(name);
+  }
+
+  /** The tally for HTTP exchanges ending on `endpoint` of `cluster` (cold path: cached by callers). */
+  upstreamTally(cluster: string, endpoint: string): UpstreamTally {
+    let byEndpoint = this.#upstream.get(cluster);
+    if (byEndpoint === undefined) {
+      byEndpoint = new Map();
+      this.#upstream.set(cluster, byEndpoint);
+    }
+    let tally = byEndpoint.get(endpoint);
+    if (tally === undefined) {
+      tally = new UpstreamTally(cluster, endpoint);
+      byEndpoint.set(endpoint, tally);
+    }
+    return tally;
+  }
+
+  close(): void {
+    this.#loop.disable();
+  }
+
+  register(registry: Registry): void {
+    this.#registerListeners(registry);
+    this.#registerUpstream(registry);
+    this.#registerLoop(registry);
+    this.#registerConfig(registry);
+    this.#registerDiscovery(registry);
+  }
+
+  #registerListeners(registry: Registry): void {
+    const perListener = (
+      name: string,
+      help: string,
+      type: "gauge" | "counter",
+      read: (counts: ListenerCounts) => number,
+    ) =>
+      new ValueFamily({
+        name,
+        help,
+        type,
+        labelNames: ["listener"],
+        collect: (visit) => {
+          for (const listener of this.#listeners.values())
+            visit(listener.labels, read(listener.counts));
+        },
+      }).register(registry);
+    perListener(
+      "remora_downstream_connections",
+      "Open downstream (client) connections, by listener.",
+      "gauge",
+      (c) => c.connections,
+    );
+    perListener(
+      "remora_downstream_connections_accepted_total",
+      "Downstream connections accepted, by listener.",
+      "counter",
+      (c) => c.accepted,
+    );
+    perListener(
+      "remora_downstream_connections_rejected_total",
+      "Downstream connections refused by an overload limit, by listener.",
+      "counter",
+      (c) => c.rejected ?? 0,
+    );
+  }
+
+  #registerUpstream(registry: Registry): void {
+    new ValueFamily({
+      name: "remora_upstream_connections",
+      help: "Upstream pool connections by state (active = carrying a request), by cluster.",
+      type: "gauge",
+      labelNames: ["cluster", "state"],
+      collect: (visit) => {
+        this.#forEachCluster((cluster, labels) => {
+          let open = 0;
+          let idle = 0;
+          let connecting = 0;
+          for (const endpoint of cluster.endpoints) {
+            const pool = cluster.poolStats(endpoint.id);
+            open += pool.open;
+            idle += pool.idle;
+            connecting += pool.connecting;
+          }
+          visit(labels.states[0]!, open - idle);
+          visit(labels.states[1]!, idle);
+          visit(labels.states[2]!, connecting);
+        });
+      },
+    }).register(registry);
+    new ValueFamily({
+      name: "remora_upstream_rq_active",
+      help: "Requests in flight to a cluster.",
+      type: "gauge",
+      labelNames: ["cluster"],
+      collect: (visit) => {
+        this.#forEachCluster((cluster, labels) => visit(labels.cluster, cluster.stats.active));
+      },
+    }).register(registry);
+    new ValueFamily({
+      name: "remora_upstream_rq_total",
+      help: "HTTP exchanges by the endpoint they ended on (the last try) and response class (reset = no response).",
+      type: "counter",
+      labelNames: UPSTREAM_RQ_LABELS,
+      collect: (visit) => {
+        this.#prune();
+        for (const byEndpoint of this.#upstream.values()) {
+          for (const tally of byEndpoint.values()) {
+            const byClass = tally.byClass;
+            for (let i = 0; i < byClass.length; i++) {
+              if (byClass[i]! > 0) visit(tally.labels(i), byClass[i]!);
+            }
+          }
+        }
+      },
+    }).register(registry);
+  }
+
+  /** Every cluster: the services' and the inbound listeners' local-app clusters. */
+  #forEachCluster(visit: (cluster: ClusterView, labels: ClusterLabels) => void): void {
+    const seen = this.#clusterLabels;
+    const live = new Set<string>();
+    const each = (cluster: ClusterView): void => {
+      live.add(cluster.key);
+      let labels = seen.get(cluster.key);
+      if (labels === undefined) {
+        labels = {
+          states: POOL_STATES.map(
+            (state) => new LabelSet(["cluster", "state"], [cluster.key, state]),
+          ),
+          cluster: new LabelSet(["cluster"], [cluster.key]),
+        };
+        seen.set(cluster.key, labels);
+      }
+      visit(cluster, labels);
+    };
+    for (const cluster of this.#subject.clusters.all()) each(cluster);
+    for (const cluster of this.#subject.appClusters) each(cluster);
+    for (const key of seen.keys()) if (!live.has(key)) seen.delete(key);
+  }
+
+  /** Retire tallies of endpoints (and clusters) that discovery no longer lists. */
+  #prune(): void {
+    const apps = new Map<string, ClusterView>();
+    for (const cluster of this.#subject.appClusters) apps.set(cluster.key, cluster);
+    let retired = false;
+    for (const [key, byEndpoint] of this.#upstream) {
+      const cluster = this.#subject.clusters.get(key) ?? apps.get(key);
+      const live = new Set<string>();
+      if (cluster !== undefined) for (const endpoint of cluster.endpoints) live.add(endpoint.id);
+      for (const [id, tally] of byEndpoint) {
+        if (live.has(id)) continue;
+        tally.retired = true;
+        byEndpoint.delete(id);
+        retired = true;
+      }
+      if (byEndpoint.size === 0) this.#upstream.delete(key);
+    }
+    if (retired) this.#onPrune();
+  }
+
+  #registerLoop(registry: Registry): void {
+    new HistogramFamily({
+      name: "remora_event_loop_delay_seconds",
+      help: "How late the event loop ran a timer (perf_hooks.monitorEventLoopDelay, sampled every 10 ms); every request waits this long.",
+      labelNames: [],
+      bounds: LOOP_DELAY_BUCKETS,
+      collect: (visit) => {
+        this.#drainLoopDelay();
+        visit(LabelSet.EMPTY, this.#loopTally);
+      },
+    }).register(registry);
+  }
+
+  /**
+   * Move the samples taken since the last scrape into the cumulative tally. The node histogram
+   * answers percentiles, not counts, so each bucket's count is the share of samples at or below
+   * its bound, found by bisecting `percentile()`.
+   */
+  #drainLoopDelay(): void {
+    const loop = this.#loop;
+    const samples = loop.count;
+    if (samples === 0) return;
+    const offsetNs = LOOP_RESOLUTION_MS * 1e6;
+    const tally = this.#loopTally;
+    let below = 0;
+    for (let i = 0; i < LOOP_DELAY_BUCKETS.length; i++) {
+      const limitNs = LOOP_DELAY_BUCKETS[i]! * 1e9 + offsetNs;
+      const atOrBelow = Math.round((shareAtOrBelow(loop, limitNs) / 100) * samples);
+      const inBucket = Math.max(0, atOrBelow - below);
+      tally.counts[i]! += inBucket;
+      below += inBucket;
+    }
+    tally.counts[LOOP_DELAY_BUCKETS.length]! += Math.max(0, samples - below);
+    tally.count += samples;
+    tally.sum += (Math.max(0, loop.mean - offsetNs) * samples) / 1e9;
+    loop.reset();
+  }
+
+  #registerConfig(registry: Registry): void {
+    const subject = this.#subject;
+    new Counter({
+      name: "remora_config_reloads_total",
+      help: "Config reloads since start: ok = applied, failed = refused (the running config stayed).",
+      labelNames: ["result"],
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc({ result: "ok" }, subject.reloads.ok);
+        this.inc({ result: "failed" }, subject.reloads.failed);
+      },
+    });
+    new Gauge({
+      name: "remora_config_info",
+      help: "The applied config's hash (sha256 of its canonical JSON, 16 hex digits); always 1.",
+      labelNames: ["hash"],
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.set({ hash: subject.reloads.hash }, 1);
+      },
+    });
+    new Gauge({
+      name: "remora_config_applied_timestamp_seconds",
+      help: "When the applied config was loaded (Unix time).",
+      registers: [registry],
+      collect() {
+        this.set(subject.reloads.appliedAtMs / 1000);
+      },
+    });
+    const workload = this.#workload;
+    new Gauge({
+      name: "remora_workload_info",
+      help: "The workload identity used for Istio's source_* / destination_* labels; always 1.",
+      labelNames: ["workload", "namespace", "service_account", "app", "version", "cluster"],
+      registers: [registry],
+    }).set(
+      {
+        workload: workload.name,
+        namespace: workload.namespace,
+        service_account: workload.serviceAccount,
+        app: workload.app,
+        version: workload.version,
+        cluster: workload.cluster,
+      },
+      1,
+    );
+  }
+
+  #registerDiscovery(registry: Registry): void {
+    const subject = this.#subject;
+    new Gauge({
+      name: "remora_discovery_last_sync_age_seconds",
+      help: "Seconds since each discovery source last delivered its state or an update (-1 = never).",
+      labelNames: ["source"],
+      registers: [registry],
+      collect() {
+        this.reset();
+        const now = Date.now();
+        for (const source of subject.registry.sourceStates()) {
+          const age = source.lastSyncMs === 0 ? -1 : Math.max(0, now - source.lastSyncMs) / 1000;
+          this.set({ source: source.id }, age);
+        }
+      },
+    });
+    new Gauge({
+      name: "remora_discovery_synced",
+      help: "1 once a discovery source has delivered its initial state (/ready waits for all).",
+      labelNames: ["source"],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const source of subject.registry.sourceStates()) {
+          this.set({ source: source.id }, source.synced ? 1 : 0);
+        }
+      },
+    });
+  }
+}
+
+/** The percentage of samples at or below `limitNs`: bisect the monotone percentile function. */
+function shareAtOrBelow(histogram: ELDHistogram, limitNs: number): number {
+  if (histogram.max <= limitNs) return 100;
+  if (histogram.min > limitNs) return 0;
+  let low = 0;
+  let high = 100;
+  for (let i = 0; i < 24; i++) {
+    const mid = (low + high) / 2;
+    if (histogram.percentile(mid) <= limitNs) low = mid;
+    else high = mid;
+  }
+  return low;
+}

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import type { Cluster } from "./cluster.js";
 import { redact } from "./config/redact.js";
+import { closeServer, listenOn, sendJson, sendText } from "./control-http.js";
 import { dashboardSnapshot } from "./dashboard.js";
 import { sendDashboardPage } from "./dashboard-page.js";
 import type { Logger } from "./log.js";
@@ -27,20 +27,11 @@ export class AdminServer {
   }
 
   listen(address: string, port: number): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.#server.once("error", reject);
-      this.#server.listen({ host: address, port }, () => {
-        this.#server.off("error", reject);
-        resolve((this.#server.address() as AddressInfo).port);
-      });
-    });
+    return listenOn(this.#server, address, port);
   }
 
   close(): Promise<void> {
-    return new Promise((resolve) => {
-      this.#server.close(() => resolve());
-      this.#server.closeAllConnections();
-    });
+    return closeServer(this.#server);
   }
 
   #handle = (req: IncomingMessage, res: ServerResponse): void => {
@@ -50,33 +41,33 @@ export class AdminServer {
     switch (route) {
       case "GET /ready":
       case "GET /healthz/ready":
-        text(res, ...readinessReply(this.#runtime));
+        sendText(res, ...readinessReply(this.#runtime));
         return;
       case "GET /healthz":
-        text(res, 200, "OK\n");
+        sendText(res, 200, "OK\n");
         return;
       case "GET /":
         sendDashboardPage(res);
         return;
       case "GET /dashboard.json":
-        json(res, 200, dashboardSnapshot(this.#runtime, describe));
+        sendJson(res, 200, dashboardSnapshot(this.#runtime, describe));
         return;
       case "GET /listeners":
-        json(res, 200, this.#runtime.listeners);
+        sendJson(res, 200, this.#runtime.listeners);
         return;
       case "GET /clusters":
-        json(res, 200, this.#clusters());
+        sendJson(res, 200, this.#clusters());
         return;
       case "GET /config_dump":
-        json(res, 200, configDump(this.#runtime));
+        sendJson(res, 200, configDump(this.#runtime));
         return;
       case "POST /reload":
         void this.#runtime.reloadConfigFile("POST /reload").then((outcome) => {
-          json(res, RELOAD_STATUS[outcome.result], outcome);
+          sendJson(res, RELOAD_STATUS[outcome.result], outcome);
         });
         return;
       case "GET /stats":
-        json(res, 200, {
+        sendJson(res, 200, {
           exchanges: this.#runtime.counters.total,
           responseFlags: Object.fromEntries(this.#runtime.counters.counts),
           downstreamConnections: this.#runtime.connections,
@@ -87,16 +78,17 @@ export class AdminServer {
         return;
       case "POST /drain":
         this.#runtime.drain();
-        text(res, 200, "draining\n");
+        sendText(res, 200, "draining\n");
         return;
       case "POST /quitquitquit":
-        text(res, 200, "bye\n");
+        sendText(res, 200, "bye\n");
         this.#logger.info("quit requested via admin API");
         res.on("finish", () => this.#onQuit?.());
         return;
       default:
-        if (ROUTES.has(path ?? "")) text(res, 405, "method not allowed\n");
-        else text(res, 404, `unknown admin path ${path}; try GET /ready, /clusters, /listeners\n`);
+        if (ROUTES.has(path ?? "")) sendText(res, 405, "method not allowed\n");
+        else
+          sendText(res, 404, `unknown admin path ${path}; try GET /ready, /clusters, /listeners\n`);
     }
   };
 
@@ -170,21 +162,4 @@ export function describe(cluster: Cluster) {
       connections: cluster.poolStats(e.id),
     })),
   };
-}
-
-function text(res: ServerResponse, status: number, body: string): void {
-  res.writeHead(status, {
-    "content-type": "text/plain; charset=utf-8",
-    "content-length": Buffer.byteLength(body),
-  });
-  res.end(body);
-}
-
-function json(res: ServerResponse, status: number, body: unknown): void {
-  const payload = `${JSON.stringify(body, null, 2)}\n`;
-  res.writeHead(status, {
-    "content-type": "application/json",
-    "content-length": Buffer.byteLength(payload),
-  });
-  res.end(payload);
 }

@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import { closeServer, listenOn, sendText } from "./control-http.js";
 
 /** What the probe answers from: the runtime's readiness, read per request. */
 export interface Readiness {
@@ -24,27 +24,19 @@ export class ProbeServer {
   }
 
   listen(address: string, port: number): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.#server.once("error", reject);
-      this.#server.listen({ host: address, port }, () => {
-        this.#server.off("error", reject);
-        resolve((this.#server.address() as AddressInfo).port);
-      });
-    });
+    return listenOn(this.#server, address, port);
   }
 
   close(): Promise<void> {
-    return new Promise((resolve) => {
-      this.#server.close(() => resolve());
-      this.#server.closeAllConnections();
-    });
+    return closeServer(this.#server);
   }
 
   #handle = (req: IncomingMessage, res: ServerResponse): void => {
     const path = (req.url ?? "/").split("?")[0];
-    if (path !== "/healthz/ready") reply(res, 404, "not found; try GET /healthz/ready\n");
-    else if (req.method !== "GET" && req.method !== "HEAD") reply(res, 405, "method not allowed\n");
-    else reply(res, ...readinessReply(this.#readiness));
+    if (path !== "/healthz/ready") sendText(res, 404, "not found; try GET /healthz/ready\n");
+    else if (req.method !== "GET" && req.method !== "HEAD")
+      sendText(res, 405, "method not allowed\n");
+    else sendText(res, ...readinessReply(this.#readiness));
   };
 }
 
@@ -52,12 +44,4 @@ export class ProbeServer {
 export function readinessReply(readiness: Readiness): [status: number, body: string] {
   if (readiness.ready) return [200, "LIVE\n"];
   return [503, readiness.draining ? "DRAINING\n" : "NOT READY\n"];
-}
-
-function reply(res: ServerResponse, status: number, body: string): void {
-  res.writeHead(status, {
-    "content-type": "text/plain; charset=utf-8",
-    "content-length": Buffer.byteLength(body),
-  });
-  res.end(body);
 }

@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import { closeServer, listenOn, sendText } from "../control-http.js";
 import { CONTENT_TYPE } from "./contract.js";
 
 /** What the scrape endpoints read: RuntimeMetrics, or undefined when metrics are disabled. */
@@ -44,9 +44,9 @@ export class MetricsServer {
     this.#server = createServer((req: IncomingMessage, res: ServerResponse) => {
       const path = (req.url ?? "/").split("?")[0];
       if (path !== PROMETHEUS_PATH) {
-        plain(res, 404, `not found; scrape GET ${PROMETHEUS_PATH}\n`);
+        sendText(res, 404, `not found; scrape GET ${PROMETHEUS_PATH}\n`);
       } else if (req.method !== "GET") {
-        plain(res, 405, "method not allowed\n");
+        sendText(res, 405, "method not allowed\n");
       } else {
         void servePrometheus(res, metrics);
       }
@@ -54,27 +54,10 @@ export class MetricsServer {
   }
 
   listen(address: string, port: number): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.#server.once("error", reject);
-      this.#server.listen({ host: address, port }, () => {
-        this.#server.off("error", reject);
-        resolve((this.#server.address() as AddressInfo).port);
-      });
-    });
+    return listenOn(this.#server, address, port);
   }
 
   close(): Promise<void> {
-    return new Promise((resolve) => {
-      this.#server.close(() => resolve());
-      this.#server.closeAllConnections();
-    });
+    return closeServer(this.#server);
   }
-}
-
-function plain(res: ServerResponse, status: number, text: string): void {
-  res.writeHead(status, {
-    "content-type": "text/plain; charset=utf-8",
-    "content-length": Buffer.byteLength(text),
-  });
-  res.end(text);
 }

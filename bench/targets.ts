@@ -44,6 +44,8 @@ export interface TargetSpec {
   readonly label: string;
   /** Balances across several endpoints and survives one dying (the failover scenario). */
   readonly multiEndpoint: boolean;
+  /** Run only when named with --target (variants such as remora with its access log on). */
+  readonly optIn?: boolean;
   available(): Availability;
   /** Starts the target and resolves once a request through it succeeds; throws with a reason. */
   start(ctx: TargetContext): Promise<RunningTarget>;
@@ -105,48 +107,73 @@ function remoraVersion(): string {
   return `${pkg.version ?? "?"}${rev ? ` (${rev}${dirty ? "+dirty" : ""})` : ""}`;
 }
 
-const remora: TargetSpec = {
-  id: "remora",
-  label: "remora",
-  multiEndpoint: true,
-  available() {
-    if (!existsSync(REMORA_CLI)) {
-      return {
-        ok: false,
-        reason: "dist/proxy/cli.js is missing (run `npm run build` once the proxy exists)",
-      };
-    }
-    return { ok: true, versions: { remora: remoraVersion() } };
-  },
-  async start(ctx) {
-    const port = await freePort();
-    const admin = await freePort();
-    const how = remoraLaunch();
-    const proc = launch(
-      "remora",
-      process.execPath,
-      [
-        ...how.flags,
-        REMORA_CLI,
-        "run",
-        "--listen",
-        String(port),
-        "--admin-port",
-        String(admin),
-        "--service",
-        `${SERVICE_NAME}=${ctx.backends.join(",")}`,
-      ],
-      { core: ctx.core, env: { ...process.env, ...how.env } },
-    );
-    try {
-      await waitForHttp(proc, `http://127.0.0.1:${admin}/ready`, { timeoutMs: 15_000 });
-    } catch (err) {
-      await proc.stop();
-      throw err;
-    }
-    return readyThrough(proc, `http://127.0.0.1:${port}`);
-  },
-};
+/** remora in quick mode; `extraArgs` adds flags (the access-log variants are opt-in). */
+function remoraTarget(
+  id: string,
+  label: string,
+  extraArgs: (ctx: TargetContext) => string[] = () => [],
+): TargetSpec {
+  return {
+    id,
+    label,
+    multiEndpoint: true,
+    optIn: id !== "remora",
+    available: remoraAvailable,
+    start: (ctx) => startRemora(ctx, extraArgs(ctx)),
+  };
+}
+
+function remoraAvailable(): Availability {
+  if (!existsSync(REMORA_CLI)) {
+    return {
+      ok: false,
+      reason: "dist/proxy/cli.js is missing (run `npm run build` once the proxy exists)",
+    };
+  }
+  return { ok: true, versions: { remora: remoraVersion() } };
+}
+
+async function startRemora(ctx: TargetContext, extraArgs: string[]): Promise<RunningTarget> {
+  const port = await freePort();
+  const admin = await freePort();
+  const how = remoraLaunch();
+  const proc = launch(
+    "remora",
+    process.execPath,
+    [
+      ...how.flags,
+      REMORA_CLI,
+      "run",
+      "--listen",
+      String(port),
+      "--admin-port",
+      String(admin),
+      "--service",
+      `${SERVICE_NAME}=${ctx.backends.join(",")}`,
+      ...extraArgs,
+    ],
+    { core: ctx.core, env: { ...process.env, ...how.env } },
+  );
+  try {
+    await waitForHttp(proc, `http://127.0.0.1:${admin}/ready`, { timeoutMs: 15_000 });
+  } catch (err) {
+    await proc.stop();
+    throw err;
+  }
+  return readyThrough(proc, `http://127.0.0.1:${port}`);
+}
+
+const remora = remoraTarget("remora", "remora");
+/** The access log's cost (docs/access-log.md): every exchange logged to a file, or to /dev/null. */
+const remoraAccessLog = remoraTarget("remora-access-log", "remora, access log to a file", (ctx) => [
+  "--access-log",
+  join(ctx.dir, `access-${Date.now()}.log`),
+]);
+const remoraAccessLogNull = remoraTarget(
+  "remora-access-log-null",
+  "remora, access log to /dev/null",
+  () => ["--access-log", "/dev/null"],
+);
 
 /**
  * How the `remora` command starts Node.js: the environment assignments and flags on cli.js's
@@ -330,6 +357,8 @@ const nginx: TargetSpec = {
 export const TARGETS: readonly TargetSpec[] = [
   direct,
   remora,
+  remoraAccessLog,
+  remoraAccessLogNull,
   remoraMtls,
   nodeHttpProxy,
   fastifyHttpProxy,

@@ -147,6 +147,8 @@ async function main(argv: string[]): Promise<number> {
       service: { type: "string", multiple: true },
       "log-level": { type: "string" },
       "drain-time": { type: "string" },
+      // Quick mode's access log (docs/access-log.md); left out of --help, as a benchmark switch.
+      "access-log": { type: "string" },
     },
     strict: true,
     allowPositionals: false,
@@ -177,6 +179,7 @@ async function main(argv: string[]): Promise<number> {
           listen: parsePort(values.listen, "--listen"),
           adminPort: parsePort(values["admin-port"], "--admin-port", 15000),
           services: values.service ?? [],
+          accessLog: values["access-log"],
         });
       }
       await runProxy(loaded, values["log-level"], drainMs);

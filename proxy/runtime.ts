@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { FileSource } from "../discovery/file-source.js";
 import { ServiceRegistry } from "../discovery/registry.js";
 import { StaticSource } from "../discovery/static-source.js";
+import { AccessLog } from "./access-log.js";
 import { AdminServer } from "./admin.js";
 import { Cluster, ClusterManager, type ClusterSettings } from "./cluster.js";
 import { formatAddress, parseAddress } from "./config/address.js";
@@ -95,6 +96,8 @@ export class Runtime {
   readonly clusters: ClusterManager;
   readonly listeners: BoundListener[] = [];
   readonly counters: FlagCounter;
+  /** Configured from `accessLog` at start; a reload calls `accessLog.configure(config.accessLog)`. */
+  readonly accessLog: AccessLog;
   /** Inbound listeners' local-app clusters, shown in the admin API with the services. */
   readonly appClusters: Cluster[] = [];
   adminPort = 0;
@@ -124,7 +127,8 @@ export class Runtime {
     };
     this.#options = options;
     this.#logger = options.logger ?? silentLogger();
-    this.counters = new FlagCounter(options.reporter);
+    this.accessLog = new AccessLog({ logger: this.#logger, next: options.reporter });
+    this.counters = new FlagCounter(this.accessLog);
     this.#defaults = clusterSettings(serviceDefaults);
     this.clusters = new ClusterManager(this.registry, this.#defaults);
   }
@@ -140,6 +144,8 @@ export class Runtime {
 
   async start(): Promise<void> {
     const config = this.config;
+    // First, so a path that cannot be opened fails the start before anything binds.
+    this.accessLog.configure(config.accessLog);
     const configured = new Map<string, ClusterSettings & { name: string; namespace: string }>();
     for (const service of config.services) {
       configured.set(`${service.name}.${service.namespace}`, {
@@ -206,6 +212,7 @@ export class Runtime {
         requestHeadersTimeoutMs: listener.timeouts.requestHeaders,
         idleTimeoutMs: listener.timeouts.idle,
         reporter,
+        detail: this.accessLog,
         route,
       });
     }
@@ -255,6 +262,7 @@ export class Runtime {
     this.clusters.close();
     for (const app of this.appClusters) app.close();
     await this.#admin?.close();
+    await this.accessLog.close();
   }
 }
 

@@ -256,7 +256,6 @@ class LineSink {
         dest.destroy();
         resolve();
       }, graceMs);
-      timer.unref();
       dest.once("close", () => {
         clearTimeout(timer);
         resolve();

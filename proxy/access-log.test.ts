@@ -206,9 +206,9 @@ describe("AccessLog", () => {
   it("drops and counts lines that do not fit the buffer instead of waiting", async () => {
     // A full disk: every write to /dev/full fails with ENOSPC.
     let now = 0;
-    const log = new AccessLog({ now: () => now, bufferBytes: 64 * 1024 });
+    const log = new AccessLog({ now: () => now, bufferBytes: 256 * 1024 });
     log.configure(on("/dev/full"));
-    const big = record({ userAgent: "x".repeat(30_000) });
+    const big = record({ userAgent: "x".repeat(100_000) });
     // Lines longer than a chunk go out on their own; the second is refused (buffer full).
     for (let i = 0; i < 3; i++) log.report(big);
     while (log.stats().errors === 0) await new Promise((resolve) => setTimeout(resolve, 10));

@@ -262,7 +262,7 @@ services:
     const dir = await tempDir();
     const fifo = join(dir, "access.fifo");
     execFileSync("mkfifo", [fifo]);
-    // A reader that never reads: the pipe (64 KiB) and then remora's buffer (1 MiB) fill up.
+    // A reader that never reads: the pipe (64 KiB) and then remora's buffer (4 MiB) fill up.
     const idle = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
     cleanups.push(() => closeSync(idle));
     const hello = await backend();
@@ -275,7 +275,8 @@ services:
   - { name: hello, endpoints: [{ address: "${hello.address}" }] }
 `,
     );
-    const total = 4000;
+    // ~430 bytes a line: 14,000 lines are more than the pipe, a chunk and the buffer hold.
+    const total = 14_000;
     const statuses = await pipelinedGets(remora.ports.get("outbound")!, total);
     expect(statuses).toHaveLength(total);
     expect(statuses.every((s) => s === 200)).toBe(true);
@@ -391,7 +392,11 @@ describe("POST /logging", () => {
     );
     expect(debugLines().some((l) => l.url === "/ready?before")).toBe(false);
     expect(jsonLines(remora.stderr())).toContainEqual(
-      expect.objectContaining({ msg: "log level changed via admin API", from: "info", to: "debug" }),
+      expect.objectContaining({
+        msg: "log level changed via admin API",
+        from: "info",
+        to: "debug",
+      }),
     );
 
     // And back: nothing at debug while at warn (the next debug line proves the stream is flushed).

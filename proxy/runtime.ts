@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { FileSource } from "../discovery/file-source.js";
 import { ServiceRegistry } from "../discovery/registry.js";
 import { StaticSource } from "../discovery/static-source.js";
-import { AccessLog } from "./access-log.js";
+import { AccessLog } from "./access-log/access-log.js";
 import { AdminServer } from "./admin.js";
 import { Cluster, ClusterManager, type ClusterSettings } from "./cluster.js";
 import { formatAddress, parseAddress } from "./config/address.js";

@@ -3,7 +3,7 @@
  * known exchange produces, sampling, stdout and file output, the drop path with a destination
  * that does not keep up, a full disk, and POST /logging.
  */
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
 import { closeSync, constants, createReadStream, openSync } from "node:fs";
 import { mkdtemp, readFile, writeFile } from "node:fs/promises";
@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { configSchema } from "../proxy/config/schema.js";
 import {
+  CLI,
   type HttpBackend,
   httpBackend,
   RawClient,
@@ -237,6 +238,28 @@ services:
     const lines = jsonLines(stdout);
     expect(lines).toHaveLength(30);
     expect(lines.every((l) => l.response_code === 200 && l.path === "/load")).toBe(true);
+  });
+
+  it("refuses to start when its file cannot be opened, naming the key", async () => {
+    const dir = await tempDir();
+    const path = join(dir, "remora.yaml");
+    await writeFile(
+      path,
+      `admin: { port: 0 }\n${QUIET_PORTS}accessLog: { enabled: true, path: no-such-dir/access.log }
+listeners:
+  - { name: outbound, kind: outbound, port: 0 }
+`,
+    );
+    const child = spawn(process.execPath, [CLI, "run", "-c", path], { stdio: "pipe" });
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const [code] = await once(child, "close");
+    expect(code).toBe(1);
+    expect(stderr).toContain("accessLog.path: cannot open");
+    expect(stderr).toContain(join(dir, "no-such-dir", "access.log"));
+    expect(stderr).toContain("ENOENT");
   });
 
   it("writes nothing at sample 0", async () => {

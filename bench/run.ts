@@ -512,7 +512,7 @@ async function main(): Promise<number> {
   const skipped: { targetId: string; reason: string }[] = [];
   const available: TargetSpec[] = [];
   for (const t of options.targets) {
-    if (options.targetIds !== null && !options.targetIds.has(t.id)) continue;
+    if (!selected(t, options.targetIds)) continue;
     const a = t.available();
     if (a.ok) {
       available.push(t);
@@ -568,7 +568,7 @@ async function main(): Promise<number> {
         : await runShared(ctx, spec, shape, targets);
       const rows: TargetOutcome[] = [];
       for (const t of options.targets) {
-        if (options.targetIds !== null && !options.targetIds.has(t.id)) continue;
+        if (!selected(t, options.targetIds)) continue;
         const globalSkip = skipped.find((s) => s.targetId === t.id);
         const result = results.get(t.id);
         if (globalSkip !== undefined) {
@@ -665,3 +665,8 @@ main().then(
     process.exitCode = 1;
   },
 );
+
+/** Named with --target, or (without --target) every target that is not opt-in. */
+function selected(t: TargetSpec, ids: ReadonlySet<string> | null): boolean {
+  return ids === null ? t.optIn !== true : ids.has(t.id);
+}

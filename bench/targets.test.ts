@@ -24,6 +24,8 @@ describe("--compare-node target variants", () => {
       "remora",
       "remora@node20",
       "remora-metrics-off",
+      "remora-access-log",
+      "remora-access-log-null",
       "remora-mtls",
       "node-http-proxy",
       "node-http-proxy@node20",
@@ -33,6 +35,9 @@ describe("--compare-node target variants", () => {
       "nginx",
     ]);
     expect(targetsWith([]).map((t) => t.id)).toEqual(TARGETS.map((t) => t.id));
+    // The cost-of-a-feature variants run only when named with --target.
+    const optIn = TARGETS.filter((t) => t.optIn === true).map((t) => t.id);
+    expect(optIn).toEqual(["remora-metrics-off", "remora-access-log", "remora-access-log-null"]);
   });
 
   it("labels a variant with its Node.js version", () => {

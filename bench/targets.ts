@@ -45,6 +45,8 @@ export interface TargetSpec {
   readonly label: string;
   /** Balances across several endpoints and survives one dying (the failover scenario). */
   readonly multiEndpoint: boolean;
+  /** Run only when named with --target (variants such as remora with its access log on). */
+  readonly optIn?: boolean;
   available(): Availability;
   /** Starts the target and resolves once a request through it succeeds; throws with a reason. */
   start(ctx: TargetContext): Promise<RunningTarget>;
@@ -184,16 +186,26 @@ async function startRemoraWith(
   return readyThrough(proc, `http://127.0.0.1:${port}`);
 }
 
-/**
- * remora as users start it locally: quick mode (metrics on, served by the admin API), run by
- * `node` (the harness's own Node.js unless comparing runtimes).
- */
-function remoraTarget(node: NodeRuntime = OWN_NODE): TargetSpec {
-  const own = node === OWN_NODE;
+/** How a remora target differs from plain quick mode. */
+interface RemoraVariant {
+  readonly id: string;
+  readonly label: string;
+  /** The Node.js that runs it (default: the harness's own). */
+  readonly node?: NodeRuntime;
+  /** Extra quick-mode flags. */
+  readonly extraArgs?: (ctx: TargetContext) => string[];
+  /** Runs only when named with --target. */
+  readonly optIn?: boolean;
+}
+
+/** remora as users start it locally: quick mode (metrics on, served by the admin API). */
+function remoraTarget(variant: RemoraVariant): TargetSpec {
+  const node = variant.node ?? OWN_NODE;
   return {
-    id: own ? "remora" : variantId("remora", node),
-    label: own ? "remora" : `remora, Node ${node.version}`,
+    id: variant.id,
+    label: variant.label,
     multiEndpoint: true,
+    ...(variant.optIn === true ? { optIn: true } : {}),
     available: remoraAvailable,
     start: (ctx) =>
       startRemoraWith(ctx, node, (port, admin) => [
@@ -203,12 +215,30 @@ function remoraTarget(node: NodeRuntime = OWN_NODE): TargetSpec {
         String(admin),
         "--service",
         `${SERVICE_NAME}=${ctx.backends.join(",")}`,
+        ...(variant.extraArgs?.(ctx) ?? []),
       ]),
-    ...(own ? { forNode: remoraTarget } : {}),
   };
 }
 
-const remora = remoraTarget();
+const remora: TargetSpec = {
+  ...remoraTarget({ id: "remora", label: "remora" }),
+  forNode: (node) =>
+    remoraTarget({ id: variantId("remora", node), label: `remora, Node ${node.version}`, node }),
+};
+
+/** The access log's cost (docs/access-log.md): every exchange logged to a file, or to /dev/null. */
+const remoraAccessLog = remoraTarget({
+  id: "remora-access-log",
+  label: "remora, access log to a file",
+  extraArgs: (ctx) => ["--access-log", join(ctx.dir, `access-${Date.now()}.log`)],
+  optIn: true,
+});
+const remoraAccessLogNull = remoraTarget({
+  id: "remora-access-log-null",
+  label: "remora, access log to /dev/null",
+  extraArgs: () => ["--access-log", "/dev/null"],
+  optIn: true,
+});
 
 /**
  * The same proxy from the equivalent config file with `metrics.enabled: false`: compared with
@@ -218,6 +248,7 @@ const remoraMetricsOff: TargetSpec = {
   id: "remora-metrics-off",
   label: "remora, metrics off",
   multiEndpoint: true,
+  optIn: true,
   available: remoraAvailable,
   start: (ctx) =>
     startRemoraWith(ctx, OWN_NODE, (port, admin) => {
@@ -433,6 +464,8 @@ export const TARGETS: readonly TargetSpec[] = [
   direct,
   remora,
   remoraMetricsOff,
+  remoraAccessLog,
+  remoraAccessLogNull,
   remoraMtls,
   nodeHttpProxy,
   fastifyHttpProxy,

@@ -38,6 +38,7 @@ export class AdminServer {
     const path = (req.url ?? "/").split("?")[0];
     const method = req.method ?? "GET";
     const route = `${method} ${path}`;
+    this.#logger.debug({ method, url: req.url }, "admin request");
     switch (route) {
       case "GET /ready":
       case "GET /healthz/ready":
@@ -71,10 +72,17 @@ export class AdminServer {
           exchanges: this.#runtime.counters.total,
           responseFlags: Object.fromEntries(this.#runtime.counters.counts),
           downstreamConnections: this.#runtime.connections,
+          accessLog: this.#runtime.accessLog.stats(),
         });
         return;
       case "GET /stats/prometheus":
         void servePrometheus(res, this.#runtime.metrics);
+        return;
+      case "GET /logging":
+        sendJson(res, 200, { level: this.#logger.level, levels: LOG_LEVELS });
+        return;
+      case "POST /logging":
+        this.#setLogLevel(req, res);
         return;
       case "POST /drain":
         this.#runtime.drain();
@@ -92,6 +100,21 @@ export class AdminServer {
     }
   };
 
+  /** Envoy's `POST /logging?level=...`: the process log level, changed at run time. */
+  #setLogLevel(req: IncomingMessage, res: ServerResponse): void {
+    const level = new URL(req.url ?? "/", "http://admin").searchParams.get("level");
+    if (level === null || !(LOG_LEVELS as readonly string[]).includes(level)) {
+      const got = level === null ? "no level" : `unknown level ${JSON.stringify(level)}`;
+      sendText(res, 400, `${got}: expected ?level= one of ${LOG_LEVELS.join(", ")}\n`);
+      return;
+    }
+    const previous = this.#logger.level;
+    // Logged under the old level: whoever reads the logs as they were sees the change.
+    this.#logger.info({ from: previous, to: level }, "log level changed via admin API");
+    this.#logger.level = level;
+    sendJson(res, 200, { level, previous });
+  }
+
   #clusters(): object[] {
     const out: object[] = [];
     for (const cluster of this.#runtime.clusters.all()) out.push(describe(cluster));
@@ -100,9 +123,13 @@ export class AdminServer {
   }
 }
 
+/** pino's levels, most verbose first; "silent" logs nothing. */
+const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
+
 const ROUTES = new Set([
   "/",
   "/dashboard.json",
+  "/logging",
   "/ready",
   "/healthz/ready",
   "/healthz",

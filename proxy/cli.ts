@@ -192,6 +192,8 @@ async function main(argv: string[]): Promise<number> {
       admin: { type: "string" },
       json: { type: "boolean" },
       timeout: { type: "string" },
+      // Quick mode's access log (docs/access-log.md); left out of --help, as a benchmark switch.
+      "access-log": { type: "string" },
     },
     strict: true,
     allowPositionals: false,
@@ -222,6 +224,7 @@ async function main(argv: string[]): Promise<number> {
           listen: parsePort(values.listen, "--listen"),
           adminPort: parsePort(values["admin-port"], "--admin-port", 15000),
           services: values.service ?? [],
+          accessLog: values["access-log"],
         });
       }
       await runProxy(loaded, values["log-level"], drainMs, undefined, values.config);

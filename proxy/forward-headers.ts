@@ -12,6 +12,8 @@ const X_FORWARDED_PROTO = 4;
 const HOST = 5;
 const X_REQUEST_ID = 6;
 const EXPECT = 7;
+/** Forwarded unchanged; noted for the access log. */
+const USER_AGENT = 8;
 
 /**
  * Classify a field name without lower-casing every name: only names whose length matches a
@@ -31,6 +33,7 @@ function classifyField(name: string): number {
     }
     case 10: {
       const lower = name.toLowerCase();
+      if (lower === "user-agent") return USER_AGENT;
       return lower === "connection" || lower === "keep-alive" ? HOP : OTHER;
     }
     case 12:
@@ -75,6 +78,9 @@ export interface RequestHeadOptions {
 export interface SerializedRequestHead {
   text: string;
   requestId: string;
+  /** As the client sent them ("" when absent), for the access log: references, not copies. */
+  userAgent: string;
+  forwardedFor: string;
 }
 
 /**
@@ -92,6 +98,7 @@ export function serializeRequestHead(
   let text = `${head.method} ${opts.path} HTTP/1.1\r\n`;
   let forwardedFor = "";
   let requestId = "";
+  let userAgent = "";
   if (opts.host !== undefined) text += `host: ${opts.host}\r\n`;
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i]!;
@@ -113,6 +120,9 @@ export function serializeRequestHead(
       case EXPECT:
         if (opts.expectHandled) continue;
         break;
+      case USER_AGENT:
+        userAgent = value;
+        break;
     }
     if (tokens.length > 0 && namedByConnection(tokens, name)) continue;
     text += `${name}: ${value}\r\n`;
@@ -131,6 +141,37 @@ export function serializeRequestHead(
   }
   out.text = `${text}\r\n`;
   out.requestId = requestId;
+  out.userAgent = userAgent;
+  out.forwardedFor = forwardedFor;
+}
+
+/**
+ * The fields serializeRequestHead notes, for a request answered locally before it is
+ * serialised (no route...): its own X-Request-Id, or a new one as Envoy assigns before routing.
+ */
+export function noteRequestFields(head: RequestHead, out: SerializedRequestHead): void {
+  const headers = head.headers;
+  let forwardedFor = "";
+  let requestId = "";
+  let userAgent = "";
+  for (let i = 0; i < headers.length; i += 2) {
+    const value = headers[i + 1]!;
+    switch (classifyField(headers[i]!)) {
+      case X_FORWARDED_FOR:
+        forwardedFor = forwardedFor === "" ? value : `${forwardedFor}, ${value}`;
+        break;
+      case X_REQUEST_ID:
+        requestId = value;
+        break;
+      case USER_AGENT:
+        userAgent = value;
+        break;
+    }
+  }
+  out.text = "";
+  out.requestId = requestId === "" ? newRequestId() : requestId;
+  out.userAgent = userAgent;
+  out.forwardedFor = forwardedFor;
 }
 
 /** Response body framing towards the client, decided once per response. */

@@ -3,12 +3,19 @@ import type { Endpoint } from "../discovery/endpoint.js";
 import type { Cluster } from "./cluster.js";
 import { Deadline } from "./deadline.js";
 import { codeForParseStatus, ERRORS, type ErrorCode, type RemoraError } from "./errors.js";
-import { type ExchangeRecord, type ExchangeReporter, emptyRecord } from "./exchange.js";
+import {
+  clearRecord,
+  type ExchangeRecord,
+  type ExchangeReporter,
+  emptyRecord,
+  type RecordDetail,
+} from "./exchange.js";
 import {
   FRAMING_CHUNKED,
   FRAMING_CLOSE,
   FRAMING_LENGTH,
   FRAMING_NONE,
+  noteRequestFields,
   type SerializedRequestHead,
   serializeInterimHead,
   serializeRequestHead,
@@ -20,7 +27,7 @@ import { mayHoldHeadEnd } from "./http/fields.js";
 import type { HeadLimits, RequestHead, ResponseHead } from "./http/head.js";
 import { parseRequestHead } from "./http/request-parser.js";
 import { parseResponseHead } from "./http/response-parser.js";
-import { localReply } from "./local-reply.js";
+import { localReply, localReplyBodyBytes } from "./local-reply.js";
 import { newRouteResult, type RouteResult, routeRequest } from "./pipeline.js";
 import { copyOf, type ReadBuffer } from "./read-buffer.js";
 import type { UpstreamConnection, UpstreamOwner } from "./upstream/connection.js";
@@ -37,6 +44,8 @@ export interface SessionContext {
   /** "http" now; "https" once the mTLS issue terminates TLS here. */
   readonly proto: string;
   readonly reporter: ExchangeReporter;
+  /** Which optional record fields the reporters need measured (read per exchange). */
+  readonly detail: RecordDetail;
   /** Set while the listener drains: every exchange ends with Connection: close. */
   readonly draining: boolean;
   onSessionClosed(session: HttpSession): void;
@@ -124,7 +133,12 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
   #pool: UpstreamPool | null = null;
   #conn: UpstreamConnection | null = null;
   #route: RouteResult = newRouteResult();
-  #upstreamHead: SerializedRequestHead = { text: "", requestId: "" };
+  #upstreamHead: SerializedRequestHead = {
+    text: "",
+    requestId: "",
+    userAgent: "",
+    forwardedFor: "",
+  };
   #bodyMode = BODY_NONE;
   #bodyRemaining = 0;
   #requestDecoder: ChunkedDecoder | null = null;
@@ -152,6 +166,8 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
   #upstreamPaused = false;
   #record: ExchangeRecord;
   #started = 0;
+  /** When the request head went upstream, while upstream timing is on; else 0. */
+  #upstreamSentAt = 0;
 
   constructor(socket: Socket, ctx: SessionContext, reader: ReadBuffer | null) {
     this.#socket = socket;
@@ -341,10 +357,15 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
     this.#pending = null;
     this.#scanned = 0;
     this.#started = performance.now();
-    this.#record.startMs = performance.timeOrigin + this.#started;
-    this.#record.status = ERRORS[code].status;
-    this.#record.flags = ERRORS[code].flag;
-    this.#socket.end(localReply(code, false));
+    const record = this.#record;
+    clearRecord(record);
+    record.startMs = performance.timeOrigin + this.#started;
+    record.status = ERRORS[code].status;
+    record.flags = ERRORS[code].flag;
+    const reply = localReply(code, false);
+    record.responseBytes = reply.length;
+    record.responseHeadBytes = reply.length - localReplyBodyBytes(code);
+    this.#socket.end(reply);
     this.#state = CLOSED;
     this.#linger();
     this.#report(this.#started);
@@ -361,10 +382,13 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
     const record = this.#record;
     record.startMs = performance.timeOrigin + started;
     record.method = head.method;
+    record.protocol = head.minor === 1 ? "HTTP/1.1" : "HTTP/1.0";
     record.flags = "-";
     record.status = 0;
-    record.requestBytes = head.headLength;
-    record.responseBytes = 0;
+    record.requestBytes = record.requestHeadBytes = head.headLength;
+    record.responseBytes = record.responseHeadBytes = 0;
+    record.upstreamServiceMs = -1;
+    this.#upstreamSentAt = 0;
     record.cluster = "";
     record.endpoint = "";
     this.#closeAfter = head.close || this.#ctx.draining;
@@ -387,6 +411,11 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
     record.authority = route.authority;
     record.path = route.path;
     if (route.error !== undefined) {
+      const noted = this.#upstreamHead;
+      noteRequestFields(head, noted);
+      record.requestId = noted.requestId;
+      record.userAgent = noted.userAgent;
+      record.forwardedFor = noted.forwardedFor;
       this.#localReply(route.error);
       return;
     }
@@ -418,7 +447,10 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
       },
       this.#upstreamHead,
     );
-    record.requestId = this.#upstreamHead.requestId;
+    const upstreamHead = this.#upstreamHead;
+    record.requestId = upstreamHead.requestId;
+    record.userAgent = upstreamHead.userAgent;
+    record.forwardedFor = upstreamHead.forwardedFor;
 
     // Body bytes that arrived with the head go to the queue until an upstream is attached.
     const pending = this.#pending;
@@ -490,6 +522,7 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
     this.#resMode = RES_HEAD;
     this.#resHeadSent = false;
     this.#upstreamReusable = true;
+    if (this.#ctx.detail.upstreamTiming) this.#upstreamSentAt = performance.now();
     const socket = conn.socket;
     const queue = this.#queue;
     let ok: boolean;
@@ -604,7 +637,9 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
       }
       // Interim responses: our own 100 already went out; others go to HTTP/1.1 clients only.
       if (!(head.status === 100 && this.#sent100) && this.#head!.minor === 1) {
-        this.#writeClientText(serializeInterimHead(head));
+        const interim = serializeInterimHead(head);
+        this.#record.responseHeadBytes += interim.length;
+        this.#writeClientText(interim);
       }
       if (pos >= buf.length) return;
     }
@@ -706,10 +741,14 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
     if (!this.#requestDone || framing === FRAMING_CLOSE || this.#ctx.draining)
       this.#closeAfter = true;
     this.#resMode = mode;
-    this.#record.status = head.status;
+    const record = this.#record;
+    record.status = head.status;
+    if (this.#upstreamSentAt !== 0) record.upstreamServiceMs = this.#upstreamTime();
     const connection = this.#closeAfter ? "close" : request.minor === 0 ? "keep-alive" : "";
     this.#resHeadSent = true;
-    this.#heldHead = serializeResponseHead(head, framing, connection);
+    const held = serializeResponseHead(head, framing, connection);
+    record.responseHeadBytes += held.length;
+    this.#heldHead = held;
     if (mode === FRAMING_NONE || (mode === FRAMING_LENGTH && this.#resRemaining === 0)) {
       this.#completeResponse();
     }
@@ -830,9 +869,12 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
     }
     this.#state = TUNNEL;
     this.#record.status = 101;
+    if (this.#upstreamSentAt !== 0) this.#record.upstreamServiceMs = this.#upstreamTime();
     this.#upstreamReusable = false;
     this.#deadline.clear();
-    this.#writeClientText(serializeResponseHead(head, FRAMING_NONE, "upgrade"));
+    const switched = serializeResponseHead(head, FRAMING_NONE, "upgrade");
+    this.#record.responseHeadBytes += switched.length;
+    this.#writeClientText(switched);
     if (pos < buf.length) this.#writeClient(buf.subarray(pos));
     const pending = this.#pending;
     this.#pending = null;
@@ -851,6 +893,7 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
     this.#resHeadSent = true;
     const reply = localReply(code, !this.#closeAfter);
     this.#record.responseBytes += reply.length;
+    this.#record.responseHeadBytes += reply.length - localReplyBodyBytes(code);
     this.#socket.write(reply);
     this.#endExchange(false);
   }
@@ -944,6 +987,13 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
     const record = this.#record;
     record.durationMs = now - this.#started;
     this.#ctx.reporter.report(record);
+  }
+
+  /** The upstream's final head arrived: ms since the request went to it. */
+  #upstreamTime(): number {
+    const ms = performance.now() - this.#upstreamSentAt;
+    this.#upstreamSentAt = 0;
+    return ms;
   }
 
   /** A method, not an inline test, so TypeScript does not keep a narrowing across calls. */

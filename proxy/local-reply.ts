@@ -22,6 +22,11 @@ export function reasonPhrase(status: number): string {
 // Local replies are pre-serialised once per (code, keep-alive) so error paths allocate nothing.
 const replies = new Map<string, Buffer>();
 
+/** Bytes of a local reply's body (its text and a newline; the texts are ASCII). */
+export function localReplyBodyBytes(code: ErrorCode): number {
+  return ERRORS[code].body.length + 1;
+}
+
 /** The full bytes of a local reply: status line, fields, a short plain-text body. */
 export function localReply(code: ErrorCode, keepAlive: boolean): Buffer {
   const key = keepAlive ? code : `${code}!close`;

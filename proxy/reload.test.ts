@@ -114,6 +114,17 @@ describe("planReload", () => {
     });
   });
 
+  it("applies an access-log change live and says so", () => {
+    const wanted = { ...running, accessLog: { ...running.accessLog, enabled: true, sample: 0.5 } };
+    const plan = planReload(running, wanted);
+    expect(plan.restartOnly).toEqual([]);
+    expect(plan.accessLog).toBe(true);
+    expect(plan.unchanged).toBe(false);
+    expect(plan.config.accessLog).toEqual(wanted.accessLog);
+    expect(describeChanges(plan)).toEqual({ accessLog: wanted.accessLog });
+    expect(planReload(running, { ...running }).accessLog).toBe(false);
+  });
+
   it("treats any top-level key it does not apply live as restart-only", () => {
     const wanted = { ...running, workload: { ...running.workload, name: "w" } };
     const plan = planReload(running, wanted);

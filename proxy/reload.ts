@@ -2,9 +2,10 @@
  * Applying a new, already validated config to a running proxy: what changed (planReload), and
  * the order in which it is applied (applyReload).
  *
- * Live: `services` (endpoints and traffic policy), `discovery`, `listeners`. Every other
- * top-level key (admin, probes, and whatever is added later) needs a restart: a change there is
- * logged and the running value kept, so the applied config is always the config in effect.
+ * Live: `services` (endpoints and traffic policy), `discovery`, `listeners`, `accessLog`. Every
+ * other top-level key (admin, probes, metrics, workload, and whatever is added later) needs a
+ * restart: a change there is logged and the running value kept, so the applied config is always
+ * the config in effect.
  */
 import type { ServicesFileContents } from "../discovery/file-source.js";
 import { redactAt } from "./config/redact.js";
@@ -13,7 +14,12 @@ import type { Logger } from "./log.js";
 import { configHash, type ReloadStatus } from "./runtime.js";
 
 /** Top-level keys a reload applies; a change to any other key waits for a restart. */
-export const LIVE_KEYS: ReadonlySet<string> = new Set(["listeners", "services", "discovery"]);
+export const LIVE_KEYS: ReadonlySet<string> = new Set([
+  "listeners",
+  "services",
+  "discovery",
+  "accessLog",
+]);
 
 /** A value that differs in the new config but only takes effect after a restart. */
 export interface RestartOnlyChange {
@@ -43,6 +49,8 @@ export interface ReloadPlan {
   };
   /** The discovery file path before and after, when it changed (undefined = none). */
   readonly discovery: { readonly from?: string; readonly to?: string } | undefined;
+  /** The access log's settings changed (path, sample, on/off). */
+  readonly accessLog: boolean;
   readonly restartOnly: readonly RestartOnlyChange[];
 }
 
@@ -93,6 +101,7 @@ export function planReload(running: RemoraConfig, wanted: RemoraConfig): ReloadP
     listeners: { added, removed, rebound },
     services,
     discovery: from === to ? undefined : { from, to },
+    accessLog: !same(running.accessLog, next.accessLog),
     restartOnly,
   };
 }
@@ -121,6 +130,7 @@ export function describeChanges(plan: ReloadPlan): Record<string, unknown> {
   if (plan.discovery !== undefined) {
     out.discoveryFile = { from: plan.discovery.from ?? null, to: plan.discovery.to ?? null };
   }
+  if (plan.accessLog) out.accessLog = plan.config.accessLog;
   put(
     "needsRestart",
     plan.restartOnly.map((c) => c.key),
@@ -160,6 +170,11 @@ export interface ReloadTarget<P> {
   retireListener(name: string): void;
   /** Read and validate a discovery file without publishing it; rejects with ConfigError. */
   readDiscovery(path: string): Promise<ServicesFileContents>;
+  /**
+   * Switch the access log to new settings: opens the new destination first, throws ConfigError
+   * (naming accessLog.path) and keeps the running log when it cannot. The first commit step.
+   */
+  configureAccessLog(settings: RemoraConfig["accessLog"]): void;
   /** Synchronous from here on. */
   applyServices(services: RemoraConfig["services"]): void;
   /** Stop the current discovery file source (its endpoints withdrawn) and start `path`'s. */
@@ -221,7 +236,16 @@ export async function applyReload<P>(
     return reloadFailed(target, error);
   }
 
-  // 2. Commit.
+  // 2. Commit. The access log goes first: the one step that can still fail (opening its file),
+  // and nothing else has changed when it does.
+  if (plan.accessLog) {
+    try {
+      target.configureAccessLog(plan.config.accessLog);
+    } catch (error) {
+      for (const listener of bound) target.discardListener(listener);
+      return reloadFailed(target, error);
+    }
+  }
   target.applyServices(plan.config.services);
   if (plan.discovery !== undefined) target.switchDiscovery(plan.discovery.to, discovery);
   for (const listener of retiring) target.retireListener(listener.name);

@@ -6,6 +6,7 @@ import {
 } from "../discovery/file-source.js";
 import { ServiceRegistry } from "../discovery/registry.js";
 import { StaticSource } from "../discovery/static-source.js";
+import { AccessLog } from "./access-log/access-log.js";
 import { AdminServer } from "./admin.js";
 import { Cluster, ClusterManager, type ClusterSettings } from "./cluster.js";
 import { formatAddress, parseAddress } from "./config/address.js";
@@ -120,6 +121,8 @@ export class Runtime {
   readonly counters: FlagCounter;
   /** The last minute of traffic per service and endpoint (dashboard, `remora status`). */
   readonly traffic: TrafficWindow;
+  /** Configured from `accessLog` at start; a reload calls `accessLog.configure(config.accessLog)`. */
+  readonly accessLog: AccessLog;
   /** Inbound listeners' local-app clusters, shown in the admin API with the services. */
   readonly appClusters: Cluster[] = [];
   adminPort = 0;
@@ -169,7 +172,8 @@ export class Runtime {
       ? new RuntimeMetrics(this, { workload: config.workload, next: options.reporter })
       : undefined;
     this.traffic = new TrafficWindow({ next: this.metrics?.exchanges ?? options.reporter });
-    this.counters = new FlagCounter(this.traffic);
+    this.accessLog = new AccessLog({ logger: this.#logger, next: this.traffic });
+    this.counters = new FlagCounter(this.accessLog);
     this.#defaults = clusterSettings(serviceDefaults);
     this.clusters = new ClusterManager(this.registry, this.#defaults);
   }
@@ -190,6 +194,8 @@ export class Runtime {
 
   async start(): Promise<void> {
     const config = this.config;
+    // First, so a path that cannot be opened fails the start before anything binds.
+    this.accessLog.configure(config.accessLog);
     this.clusters.configure(configuredClusters(config.services));
     this.#static = new StaticSource(this.registry, config.services);
     this.#static.start();
@@ -280,6 +286,7 @@ export class Runtime {
       serveListener: (listener) => runtime.#serveListener(listener),
       retireListener: (name) => runtime.#retireListener(name),
       readDiscovery: (path) => readServicesFile(path, parseServicesText),
+      configureAccessLog: (settings) => runtime.accessLog.configure(settings),
       applyServices: (services) => {
         runtime.#static?.update(services);
         runtime.clusters.configure(configuredClusters(services));
@@ -333,6 +340,7 @@ export class Runtime {
         requestHeadersTimeoutMs: listener.timeouts.requestHeaders,
         idleTimeoutMs: listener.timeouts.idle,
         reporter,
+        detail: this.accessLog,
         route,
       });
     }
@@ -457,6 +465,7 @@ export class Runtime {
     for (const app of this.appClusters) app.close();
     await this.#probes?.close();
     await this.#admin?.close();
+    await this.accessLog.close();
     await this.metrics?.close();
   }
 }

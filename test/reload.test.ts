@@ -2,6 +2,7 @@
  * Hot reload of `remora run -c FILE`, in a real process: saves the way editors do, SIGHUP,
  * POST /reload; what applies live and what keeps running across a reload.
  */
+import { readFileSync } from "node:fs";
 import { mkdtemp, rename, writeFile } from "node:fs/promises";
 import { type AddressInfo, connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -366,6 +367,47 @@ services:
     expect(body.error).toContain("listeners: at least one listener is required");
     expect(await ask(remora.ports.get("out")!, "hello")).toEqual({ status: 200, body: "a" });
   });
+  it("turns the access log on, moves it, and keeps it when the new path cannot be opened", async () => {
+    const a = await named("a");
+    const base = `listeners:
+  - { name: out, kind: outbound, port: 0 }
+services:
+  - { name: hello, endpoints: [{ address: "${a.address}" }] }
+`;
+    const file = await configFile(config(base));
+    const dir = file.path.slice(0, file.path.lastIndexOf("/"));
+    const remora = await spawnRemora(["run", "-c", file.path]);
+    running.push(remora);
+    const port = remora.ports.get("out")!;
+    await ask(port, "hello"); // before the log exists: not logged anywhere
+    // A relative path resolves against the config file's directory, as at startup.
+    await file.save(config(`accessLog: { enabled: true, path: first.log }\n${base}`));
+    const on = await logged(remora, "config reloaded");
+    expect(on.accessLog).toMatchObject({ enabled: true, path: join(dir, "first.log") });
+    await ask(port, "hello");
+    await file.save(config(`accessLog: { enabled: true, path: second.log }\n${base}`));
+    await logged(remora, "config reloaded", 2);
+    await ask(port, "hello");
+    await ask(port, "hello");
+    // A path in a directory that does not exist: the reload fails and the second log stays.
+    await file.save(config(`accessLog: { enabled: true, path: nowhere/third.log }\n${base}`));
+    await logged(remora, "config reload failed");
+    await ask(port, "hello");
+    const dump = await (await admin(remora, "/config_dump")).json();
+    expect(dump.reloads).toMatchObject({ ok: 2, failed: 1 });
+    expect(dump.reloads.lastError).toContain("accessLog.path");
+    expect(dump.config.accessLog.path).toBe(join(dir, "second.log"));
+    await remora.stop("SIGTERM"); // flushes the log
+    const lines = (name: string) =>
+      readFileSync(join(dir, name), "utf8")
+        .split("\n")
+        .filter((line) => line !== "")
+        .map((line) => JSON.parse(line));
+    expect(lines("first.log")).toHaveLength(1);
+    expect(lines("second.log")).toHaveLength(3);
+    expect(lines("second.log")[0]).toMatchObject({ response_code: 200, authority: "hello" });
+  });
+
   it("adds, moves and drops the discovery file; readiness holds throughout", async () => {
     const a = await named("a");
     const b = await named("b");

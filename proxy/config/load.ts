@@ -21,7 +21,10 @@ export function parseConfig(text: string, source: string): RemoraConfig {
   return parseYaml(configSchema, text, source);
 }
 
-/** Read, parse and validate a config file; a relative `discovery.file` is resolved against its directory. */
+/**
+ * Read, parse and validate a config file; a relative `discovery.file` or `accessLog.path` is
+ * resolved against its directory.
+ */
 export function loadConfigFile(path: string): RemoraConfig {
   return readConfigFile(path).config;
 }
@@ -30,8 +33,12 @@ export function loadConfigFile(path: string): RemoraConfig {
 export function readConfigFile(path: string): { config: RemoraConfig; text: string } {
   const text = readText(path);
   const config = parseConfig(text, path);
+  const dir = dirname(resolve(path));
   if (config.discovery !== undefined) {
-    config.discovery.file = resolve(dirname(resolve(path)), config.discovery.file);
+    config.discovery.file = resolve(dir, config.discovery.file);
+  }
+  if (config.accessLog.path !== "stdout") {
+    config.accessLog.path = resolve(dir, config.accessLog.path);
   }
   return { config, text };
 }

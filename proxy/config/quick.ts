@@ -1,3 +1,4 @@
+import { resolve } from "node:path";
 import { ConfigError, type ConfigIssue } from "./errors.js";
 import { validateInput } from "./load.js";
 import { configSchema, type RemoraConfig, type RemoraConfigInput } from "./schema.js";
@@ -9,6 +10,8 @@ export interface QuickOptions {
   readonly adminPort: number;
   /** Each `--service NAME=HOST:PORT[,HOST:PORT...]`, NAME being `name` or `name.namespace`. */
   readonly services: readonly string[];
+  /** `--access-log PATH` (not in --help; for benchmarks): log to "stdout" or a file (relative to the working directory). */
+  readonly accessLog?: string;
 }
 
 const SOURCE = "command line";
@@ -39,6 +42,14 @@ export function quickConfig(opts: QuickOptions): RemoraConfig {
       metrics: { port: null },
       listeners: [{ name: "outbound", kind: "outbound", port: opts.listen }],
       services,
+      ...(opts.accessLog === undefined
+        ? {}
+        : {
+            accessLog: {
+              enabled: true,
+              path: opts.accessLog === "stdout" ? "stdout" : resolve(opts.accessLog),
+            },
+          }),
     } satisfies RemoraConfigInput,
     SOURCE,
   );

@@ -23,6 +23,13 @@ function positiveDuration(why: string) {
   return durationSchema.refine((ms) => ms > 0, { error: `must be greater than 0s: ${why}` });
 }
 
+/** A number from 0 to 1 (a fraction of requests). */
+function fraction(what: string) {
+  const error = (issue: { input?: unknown }) =>
+    issue.input === undefined ? "required" : `expected ${what}: a number from 0 to 1`;
+  return z.number({ error }).min(0, { error }).max(1, { error });
+}
+
 const port = integer(0, 65535, "a port (0 picks a free one)");
 
 /** Kubernetes object name rules for services and namespaces (RFC 1123 label). */
@@ -297,6 +304,23 @@ export const configSchema = z
         version: z.string().min(1).optional(),
         /** Istio's cluster id (source_cluster / destination_cluster). */
         cluster: z.string().min(1).optional(),
+      })
+      .prefault({}),
+    /** One JSON line per finished exchange with Envoy's default fields (docs/access-log.md). */
+    accessLog: z
+      .strictObject({
+        enabled: z.boolean().default(false),
+        /** "stdout", or a file appended to (created if missing); relative to the config file's directory. */
+        path: z.string().min(1, { error: 'required: a file path or "stdout"' }).default("stdout"),
+        /** Fraction of exchanges logged (1 = every one). */
+        sample: fraction("a sampling fraction").default(1),
+        /** The one format so far; the key is here so others can be added without a break. */
+        format: z
+          .literal("json", {
+            error: (issue) =>
+              `expected "json" (the only format so far), got ${JSON.stringify(issue.input)}`,
+          })
+          .default("json"),
       })
       .prefault({}),
   })

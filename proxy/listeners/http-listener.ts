@@ -1,6 +1,6 @@
 import { type AddressInfo, createServer, type Socket } from "node:net";
 import type { Cluster } from "../cluster.js";
-import type { ExchangeReporter } from "../exchange.js";
+import { type ExchangeReporter, NO_DETAIL, type RecordDetail } from "../exchange.js";
 import type { HeadLimits } from "../http/head.js";
 import { HttpSession, type SessionContext } from "../http-session.js";
 import { adoptAccepted, ReadBuffer } from "../read-buffer.js";
@@ -15,6 +15,8 @@ export interface HttpListenerOptions {
   readonly requestHeadersTimeoutMs: number;
   readonly idleTimeoutMs: number;
   readonly reporter: ExchangeReporter;
+  /** Optional record fields the reporters need (default: none). */
+  readonly detail?: RecordDetail;
   /** outbound: authority → service; inbound: always the local app's cluster. */
   readonly route: (authority: string) => Cluster | undefined;
 }
@@ -27,6 +29,7 @@ export class HttpListener implements SessionContext {
   readonly idleTimeoutMs: number;
   readonly proto = "http";
   readonly reporter: ExchangeReporter;
+  readonly detail: RecordDetail;
   readonly route: (authority: string) => Cluster | undefined;
   draining = false;
   /** Downstream connections accepted since start (metrics). */
@@ -42,6 +45,7 @@ export class HttpListener implements SessionContext {
     this.requestHeadersTimeoutMs = options.requestHeadersTimeoutMs;
     this.idleTimeoutMs = options.idleTimeoutMs;
     this.reporter = options.reporter;
+    this.detail = options.detail ?? NO_DETAIL;
     this.route = options.route;
     // allowHalfOpen: a client that half-closes after its request still gets the response.
     // pauseOnConnect: the socket moves to one that reads into a ReadBuffer before reading starts.

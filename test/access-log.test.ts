@@ -20,6 +20,7 @@ import {
   type SpawnedRemora,
   spawnRemora,
 } from "./harness.js";
+import { one, parseExposition } from "./prometheus-text.js";
 
 const running: SpawnedRemora[] = [];
 const backends: HttpBackend[] = [];
@@ -307,6 +308,14 @@ services:
     expect(stats.lines).toBe(total);
     expect(stats.dropped).toBeGreaterThan(0);
     expect(stats.dropped).toBeLessThan(total);
+    // The same counts on the metrics an operator alerts on.
+    const scrape = await fetch(`http://127.0.0.1:${remora.adminPort}/stats/prometheus`);
+    const families = parseExposition(await scrape.text());
+    const counted = (result: string) =>
+      one(families, "remora_access_log_lines_total", { result }).value;
+    expect(counted("dropped")).toBe(stats.dropped);
+    expect(counted("queued")).toBe(total - stats.dropped);
+    expect(one(families, "remora_access_log_write_errors_total").value).toBe(0);
 
     // Once someone reads, the held lines arrive: every line is either delivered or counted.
     let text = "";

@@ -80,4 +80,15 @@ export interface MetricsSubject {
   readonly clusters: { all(): Iterable<ClusterView>; get(key: string): ClusterView | undefined };
   readonly appClusters: readonly ClusterView[];
   readonly registry: { sourceStates(): readonly SourceView[] };
+  readonly accessLog: { stats(): AccessLogView };
+}
+
+/** The access log's line counts (proxy/access-log/ `AccessLog.stats()`). */
+export interface AccessLogView {
+  /** Lines produced (after sampling), written or dropped. */
+  readonly lines: number;
+  /** Lines dropped because the destination was full, failing or gone. */
+  readonly dropped: number;
+  /** Write errors the destination reported. */
+  readonly errors: number;
 }

@@ -120,6 +120,32 @@ export class RemoraMetrics {
     this.#registerLoop(registry);
     this.#registerConfig(registry);
     this.#registerDiscovery(registry);
+    this.#registerAccessLog(registry);
+  }
+
+  #registerAccessLog(registry: Registry): void {
+    const subject = this.#subject;
+    new Counter({
+      name: "remora_access_log_lines_total",
+      help: "Access-log lines since start: queued for writing, or dropped because the destination was full, failing or gone (never waited for).",
+      labelNames: ["result"],
+      registers: [registry],
+      collect() {
+        const stats = subject.accessLog.stats();
+        this.reset();
+        this.inc({ result: "queued" }, stats.lines - stats.dropped);
+        this.inc({ result: "dropped" }, stats.dropped);
+      },
+    });
+    new Counter({
+      name: "remora_access_log_write_errors_total",
+      help: "Write errors the access log's destination reported (ENOSPC, EPIPE...).",
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(subject.accessLog.stats().errors);
+      },
+    });
   }
 
   #registerListeners(registry: Registry): void {

@@ -92,7 +92,7 @@ export function demoBanner(port: number, adminPort: number, backends: string[]):
   const admin = `http://127.0.0.1:${adminPort}`;
   return [
     "",
-    "remora demo is running: service `hello` has endpoints",
+    `remora demo is running on Node.js ${process.version}: service \`hello\` has endpoints`,
     ...backends.map(
       (b, i) =>
         `  ${b}${i === backends.length - 1 ? "   (fails on purpose: every 4 requests, one 503 and one reset)" : ""}`,
@@ -105,7 +105,7 @@ export function demoBanner(port: number, adminPort: number, backends: string[]):
     `  curl -x http://127.0.0.1:${port} http://hello.default.svc.cluster.local/any/path`,
     `  curl -H 'Host: nope' http://127.0.0.1:${port}/            # 404: no route`,
     `  for i in $(seq 30); do curl -sS -o /dev/null -w '%{http_code} ' -H 'Host: hello' http://127.0.0.1:${port}/; done; echo`,
-    `  remora status --admin ${admin}      # the same figures as a table`,
+    `  npx remora status --admin ${admin}  # the same figures as a table`,
     `  curl ${admin}/clusters                # endpoints and counters`,
     `  curl ${admin}/ready`,
     "",

@@ -191,6 +191,7 @@ describe("remora demo", () => {
       const match = /curl -H 'Host: hello' http:\/\/127\.0\.0\.1:(\d+)\/greeting/.exec(out);
       expect(match, out).not.toBeNull();
       const port = Number(match![1]);
+      expect(out).toContain(`remora demo is running on Node.js ${process.version}`);
       const dashboard = /Dashboard: (http:\/\/127\.0\.0\.1:\d+\/) /.exec(out);
       expect(dashboard, out).not.toBeNull();
       const page = await fetch(dashboard![1]!);

@@ -1,9 +1,9 @@
 /**
- * Worker-thread entry that does every piece of config validation (YAML + zod), so the proxy's
- * long-lived thread never loads those libraries: measured here, that keeps ~9 MB of code and
- * heap out of the sidecar's resident memory. See isolated.ts for the caller.
+ * Child-process entry that does every piece of config validation (YAML + zod), so the proxy's
+ * long-lived process never loads those libraries: measured here, that keeps ~9 MB of code and
+ * heap out of the sidecar's resident memory. It answers one job on its IPC channel and exits.
+ * See isolated.ts for the caller.
  */
-import { parentPort, workerData } from "node:worker_threads";
 import { ConfigError } from "./errors.js";
 import type { ConfigJob, WorkerReply } from "./isolated.js";
 import { parseServicesFile, readConfigFile, serviceDefaults } from "./load.js";
@@ -22,16 +22,20 @@ function run(job: ConfigJob): unknown {
   }
 }
 
-let reply: WorkerReply;
-try {
-  reply = { ok: true, value: run(workerData as ConfigJob) };
-} catch (error) {
-  reply =
-    error instanceof ConfigError
+function answer(job: ConfigJob): WorkerReply {
+  try {
+    return { ok: true, value: run(job) };
+  } catch (error) {
+    return error instanceof ConfigError
       ? { ok: false, source: error.source, issues: error.issues }
       : {
           ok: false,
           message: error instanceof Error ? (error.stack ?? error.message) : String(error),
         };
+  }
 }
-parentPort!.postMessage(reply);
+
+process.once("message", (job: ConfigJob) => {
+  // Disconnecting lets the process exit once the reply is written.
+  process.send!(answer(job), () => process.disconnect());
+});

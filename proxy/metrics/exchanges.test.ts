@@ -17,6 +17,7 @@ function fakeRuntime() {
     clusters: { all: () => clusters.values(), get: (key) => clusters.get(key) },
     appClusters: [],
     registry: { sourceStates: () => [] },
+    accessLog: { stats: () => ({ lines: 7, dropped: 2, errors: 1 }) },
   };
   const addCluster = (name: string, endpoints: FakeEndpoint[]) => {
     clusters.set(`${name}.default`, {

@@ -194,34 +194,6 @@ interface MetricsModule {
   };
 }
 
-const ISTIO_LABEL_NAMES = [
-  "reporter",
-  "source_workload",
-  "source_canonical_service",
-  "source_canonical_revision",
-  "source_workload_namespace",
-  "source_principal",
-  "source_app",
-  "source_version",
-  "source_cluster",
-  "destination_workload",
-  "destination_workload_namespace",
-  "destination_principal",
-  "destination_app",
-  "destination_version",
-  "destination_service",
-  "destination_canonical_service",
-  "destination_canonical_revision",
-  "destination_service_name",
-  "destination_service_namespace",
-  "destination_cluster",
-  "request_protocol",
-  "response_code",
-  "grpc_response_status",
-  "response_flags",
-  "connection_security_policy",
-];
-
 /** A stand-in Runtime with `services` clusters of `perService` endpoints, pools included. */
 function meshSubject(services: number, perService: number) {
   const clusters = new Map<string, object>();
@@ -246,6 +218,7 @@ function meshSubject(services: number, perService: number) {
     clusters: { all: () => clusters.values(), get: (key: string) => clusters.get(key) },
     appClusters: [],
     registry: { sourceStates: () => [{ id: "static", synced: true, lastSyncMs: Date.now() }] },
+    accessLog: { stats: () => ({ lines: 0, dropped: 0, errors: 0 }) },
     clusterList: [...clusters.values()] as { key: string; endpoints: { id: string }[] }[],
   };
 }
@@ -305,7 +278,8 @@ async function metricsCases(): Promise<MicroCase[] | string> {
   // What the hot path would cost through prom-client: a resolved child per label set still
   // hashes its 25 labels on every inc()/observe().
   const registry = new prom.Registry();
-  const labelNames = ISTIO_LABEL_NAMES;
+  const istio = await importFromDist("../proxy/metrics/istio.js");
+  const labelNames = [...(istio.ISTIO_HTTP_LABELS as readonly string[])];
   const counter = new prom.Counter({ name: "c", help: "c", labelNames, registers: [registry] });
   const histograms = ["d", "q", "r"].map(
     (name) =>

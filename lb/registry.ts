@@ -1,4 +1,10 @@
-import type { Balancer, BalancerFactory, BalancerOptions } from "./balancer.js";
+import {
+  type Balancer,
+  type BalancerFactory,
+  type BalancerOptions,
+  DEFAULT_LB_SETTINGS,
+  type LoadBalancerSettings,
+} from "./balancer.js";
 import { RoundRobinBalancer } from "./round-robin.js";
 
 /** The policy named in config (`trafficPolicy.loadBalancer.policy`) has no balancer. */
@@ -15,37 +21,68 @@ export class UnknownBalancerPolicyError extends Error {
   }
 }
 
-const roundRobin: BalancerFactory = (options) => new RoundRobinBalancer(options);
-
-/**
- * Policy name → factory. Istio's enum spellings (`ROUND_ROBIN`) are aliases of remora's
- * lower-case names so DestinationRule habits carry over.
- */
+/** Canonical policy name → factory. One file per algorithm. */
 const balancers = new Map<string, BalancerFactory>([
-  ["round-robin", roundRobin],
-  ["ROUND_ROBIN", roundRobin],
+  ["round-robin", (options) => new RoundRobinBalancer(options)],
+  // BUILT-IN POLICIES: one line each, canonical names only.
 ]);
 
-const defaultOptions: BalancerOptions = {
+/**
+ * Istio's and Envoy's enum spellings → remora's lower-case names, so DestinationRule habits
+ * carry over. LEAST_CONN is Istio's deprecated name for LEAST_REQUEST.
+ */
+const aliases = new Map<string, string>([
+  ["ROUND_ROBIN", "round-robin"],
+  ["WEIGHTED", "weighted"],
+  ["FIRST_COME", "first-come"],
+  ["LEAST_REQUEST", "least-request"],
+  ["LEAST_CONN", "least-request"],
+  ["RANDOM", "random"],
+  ["RING_HASH", "ring-hash"],
+  ["MAGLEV", "maglev"],
+]);
+
+const defaultOptions = {
   random: Math.random,
   clock: () => performance.now(),
 };
 
-/** A new balancer for `policy`; throws UnknownBalancerPolicyError for names not registered. */
-export function createBalancer(policy: string, options?: Partial<BalancerOptions>): Balancer {
-  const factory = balancers.get(policy);
-  if (factory === undefined) throw new UnknownBalancerPolicyError(policy);
+/** The canonical name of a policy or alias (unknown names come back unchanged). */
+export function canonicalPolicy(policy: string): string {
+  return aliases.get(policy) ?? policy;
+}
+
+/**
+ * A new balancer for `settings`; throws UnknownBalancerPolicyError for names not registered.
+ * `module` is the factory a user's module exported, required when `settings.policy` is "module"
+ * (see lb/module.ts: modules load asynchronously, before balancers are built).
+ */
+export function createBalancer(
+  settings: LoadBalancerSettings | string = DEFAULT_LB_SETTINGS,
+  options?: Partial<Omit<BalancerOptions, "settings">>,
+  module?: BalancerFactory,
+): Balancer {
+  const resolved =
+    typeof settings === "string"
+      ? { ...DEFAULT_LB_SETTINGS, policy: canonicalPolicy(settings) }
+      : settings;
+  const factory = resolved.policy === "module" ? module : balancers.get(resolved.policy);
+  if (factory === undefined) throw new UnknownBalancerPolicyError(resolved.policy);
   return factory({
     random: options?.random ?? defaultOptions.random,
     clock: options?.clock ?? defaultOptions.clock,
+    settings: resolved,
   });
 }
 
-/** Every accepted policy name, aliases included, in registration order. */
+/** Every accepted policy name: canonical names, then the aliases whose policy exists. */
 export function knownPolicies(): string[] {
-  return [...balancers.keys()];
+  return [
+    ...balancers.keys(),
+    ...[...aliases].filter(([, policy]) => balancers.has(policy)).map(([alias]) => alias),
+  ];
 }
 
 export function isKnownPolicy(policy: string): boolean {
-  return balancers.has(policy);
+  return balancers.has(canonicalPolicy(policy));
 }

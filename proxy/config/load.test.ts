@@ -89,13 +89,24 @@ describe("parseConfig", () => {
           { address: "[::1]:9102", weight: 1, labels: {} },
         ],
         trafficPolicy: {
-          loadBalancer: { policy: "ROUND_ROBIN" },
+          loadBalancer: {
+            policy: "round-robin",
+            maxConcurrent: 0,
+            maxQueue: 1024,
+            queueTimeoutMs: 5000,
+            choiceCount: 2,
+            panicThreshold: 50,
+            consistentHash: undefined,
+            module: undefined,
+          },
           connectionPool: {
             tcp: { connectTimeout: 250, maxConnections: 1024 },
             http: { idleTimeout: 4000, maxRequestsPerConnection: 0 },
           },
         },
         timeout: 1500,
+        subsets: [],
+        routes: [],
       },
     ]);
   });
@@ -115,13 +126,24 @@ describe("parseConfig", () => {
       namespace: "default",
       endpoints: [],
       trafficPolicy: {
-        loadBalancer: { policy: "round-robin" },
+        loadBalancer: {
+          policy: "round-robin",
+          maxConcurrent: 0,
+          maxQueue: 1024,
+          queueTimeoutMs: 5000,
+          choiceCount: 2,
+          panicThreshold: 50,
+          consistentHash: undefined,
+          module: undefined,
+        },
         connectionPool: {
           tcp: { connectTimeout: 10_000, maxConnections: 1024 },
           http: { idleTimeout: 4000, maxRequestsPerConnection: 0 },
         },
       },
       timeout: 0,
+      subsets: [],
+      routes: [],
     });
   });
 
@@ -216,14 +238,14 @@ describe("parseConfig", () => {
       /missing :PORT/,
     ],
     [
-      `${LISTENER}services: [{ name: a, endpoints: [{ address: "h:1", weight: 0 }] }]`,
+      `${LISTENER}services: [{ name: a, endpoints: [{ address: "h:1", weight: -1 }] }]`,
       "services[0].endpoints[0].weight",
-      /from 1 to 128/,
+      /from 0 to 128/,
     ],
     [
       `${LISTENER}services: [{ name: a, endpoints: [{ address: "h:1", weight: 129 }] }]`,
       "services[0].endpoints[0].weight",
-      /from 1 to 128/,
+      /from 0 to 128/,
     ],
     [
       `${LISTENER}services: [{ name: a, endpoints: [{ address: "h:1", labels: { v: 1 } }] }]`,

@@ -166,9 +166,13 @@ function configDump(runtime: Runtime): object {
 /** One cluster as /clusters shows it (the dashboard adds its last minute of traffic). */
 export function describe(cluster: Cluster) {
   const byClass = cluster.stats.byClass;
+  const all = cluster.hosts;
+  const sets = cluster.hostSets();
+  const selected = new Set(sets.flatMap((set) => set.selected.map((e) => e.id)));
+  const counting = sets.map((set) => set.balancer).filter((b) => b.activeOn !== undefined);
   return {
     name: cluster.key,
-    policy: cluster.settings.policy,
+    policy: cluster.settings.lb.policy,
     activeRequests: cluster.stats.active,
     requests: cluster.stats.requests,
     responses: {
@@ -179,6 +183,17 @@ export function describe(cluster: Cluster) {
       "4xx": byClass[4],
       "5xx": byClass[5],
     },
+    panic: all.panic,
+    queued: all.balancer.queued ?? 0,
+    subsets: sets.slice(1).map((set) => ({
+      name: set.subset,
+      labels: set.selector,
+      policy: set.settings.policy,
+      endpoints: set.selected.map((e) => e.id),
+      panic: set.panic,
+      queued: set.balancer.queued ?? 0,
+    })),
+    routes: cluster.settings.routes.length,
     endpoints: cluster.endpoints.map((e) => ({
       address: e.id,
       weight: e.weight,
@@ -186,6 +201,12 @@ export function describe(cluster: Cluster) {
       health: e.ready
         ? { status: "HEALTHY", flags: [] }
         : { status: "UNHEALTHY", flags: [{ source: "discovery", reason: "endpoint not ready" }] },
+      /** Takes new requests: ready, healthy (or in panic) and weight above 0. */
+      eligible: selected.has(e.id),
+      // Only balancers that count requests per endpoint (least-request, first-come) know this.
+      ...(counting.length === 0
+        ? {}
+        : { activeRequests: counting.reduce((sum, b) => sum + b.activeOn!(e.id), 0) }),
       connections: cluster.poolStats(e.id),
     })),
   };

@@ -1,19 +1,35 @@
 import type { Endpoint } from "../discovery/endpoint.js";
 import type { ServiceRegistry } from "../discovery/registry.js";
 import type { EndpointSnapshot } from "../discovery/snapshot.js";
-import type { Balancer, PickContext } from "../lb/balancer.js";
-import { createBalancer } from "../lb/registry.js";
+import type { BalancerFactory, LoadBalancerSettings, PickContext } from "../lb/balancer.js";
+import type { RouteConfig } from "./config/schema.js";
+import { HostSet } from "./host-set.js";
+import { RouteTable } from "./routing/route-table.js";
 import { type PoolSettings, UpstreamPool } from "./upstream/pool.js";
+
+/** One DestinationRule subset: endpoints by label, with its own balancer settings. */
+export interface SubsetSettings {
+  readonly name: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly lb: LoadBalancerSettings;
+}
 
 /** Traffic policy of one service, resolved from config (DestinationRule + VirtualService). */
 export interface ClusterSettings {
-  readonly policy: string;
+  readonly lb: LoadBalancerSettings;
   /** Per-request timeout in ms; 0 disables it (Istio's default). */
   readonly timeoutMs: number;
   readonly pool: PoolSettings;
+  readonly subsets: readonly SubsetSettings[];
+  readonly routes: readonly RouteConfig[];
+  /**
+   * Versions of the user balancer modules these settings name (path → file version), so a
+   * reload that finds a module changed on disk rebuilds the balancer.
+   */
+  readonly modules: Readonly<Record<string, string>>;
 }
 
-/** Counters a cluster keeps for the admin API; metrics proper come with the operations issue. */
+/** Counters a cluster keeps for the admin API and metrics. */
 export interface ClusterStats {
   requests: number;
   active: number;
@@ -21,9 +37,14 @@ export interface ClusterStats {
   readonly byClass: number[];
 }
 
+/** Finds a user's balancer factory by module path (lb/module.ts keeps the loaded ones). */
+export type ModuleLookup = (path: string) => BalancerFactory | undefined;
+
+const NO_MODULES: ModuleLookup = () => undefined;
+
 /**
  * One service as the data path sees it: its endpoints (from the registry's snapshots), its
- * balancer, and a connection pool per endpoint.
+ * routes and subsets, a balancer per host set, and a connection pool per endpoint.
  */
 export class Cluster {
   readonly key: string;
@@ -31,16 +52,29 @@ export class Cluster {
   readonly namespace: string;
   readonly stats: ClusterStats = { requests: 0, active: 0, byClass: [0, 0, 0, 0, 0, 0] };
   #settings: ClusterSettings;
-  #balancer: Balancer;
+  readonly #modules: ModuleLookup;
+  /** Every endpoint of the service. */
+  #all: HostSet;
+  #subsets = new Map<string, HostSet>();
+  #routes: RouteTable;
   #snapshot: EndpointSnapshot | undefined;
   #pools = new Map<string, UpstreamPool>();
 
-  constructor(name: string, namespace: string, settings: ClusterSettings, key?: string) {
+  constructor(
+    name: string,
+    namespace: string,
+    settings: ClusterSettings,
+    key?: string,
+    modules: ModuleLookup = NO_MODULES,
+  ) {
     this.key = key ?? `${name}.${namespace}`;
     this.name = name;
     this.namespace = namespace;
     this.#settings = settings;
-    this.#balancer = createBalancer(settings.policy);
+    this.#modules = modules;
+    this.#all = this.#hostSet("", {}, settings.lb);
+    this.#routes = new RouteTable(settings.routes, { random: Math.random });
+    this.#buildSubsets();
   }
 
   get settings(): ClusterSettings {
@@ -51,13 +85,34 @@ export class Cluster {
     return this.#snapshot?.endpoints ?? [];
   }
 
+  /** The whole service's host set (what requests without routes use). */
+  get hosts(): HostSet {
+    return this.#all;
+  }
+
+  /** The service's host set, then each subset's. */
+  hostSets(): HostSet[] {
+    return [this.#all, ...this.#subsets.values()];
+  }
+
+  /**
+   * Where a request goes: the host set of the route it matches (first match wins), or the
+   * whole service when it has no routes; undefined when it has routes and none matches.
+   */
+  hostsFor(method: string, target: string, headers: readonly string[]): HostSet | undefined {
+    const routes = this.#routes;
+    if (routes.empty) return this.#all;
+    const choice = routes.select(method, target, headers);
+    if (choice === undefined) return undefined;
+    return choice.subset === undefined ? this.#all : this.#subsets.get(choice.subset);
+  }
+
   /** Rebuild from a new snapshot (never inside `pick`); pools of vanished endpoints close. */
   update(snapshot: EndpointSnapshot | undefined): void {
     this.#snapshot = snapshot;
-    const endpoints = snapshot?.endpoints ?? [];
-    this.#balancer.update(endpoints.filter((e) => e.ready));
+    this.#select();
     if (this.#pools.size === 0) return;
-    const live = new Set(endpoints.map((e) => e.id));
+    const live = new Set((snapshot?.endpoints ?? []).map((e) => e.id));
     for (const [id, pool] of this.#pools) {
       if (!live.has(id)) {
         pool.close();
@@ -66,17 +121,18 @@ export class Cluster {
     }
   }
 
+  /** The whole service's balancer picks (TCP listeners, which have no routes). */
   pick(ctx: PickContext): Endpoint | undefined {
-    return this.#balancer.pick(ctx);
+    return this.#all.pick(ctx);
   }
 
-  /** Tell the balancer a request started / ended on an endpoint (least-request, first-come). */
+  /** Tell the whole service's balancer a request started / ended (TCP listeners). */
   onStart(endpoint: Endpoint): void {
-    this.#balancer.onStart?.(endpoint);
+    this.#all.balancer.onStart?.(endpoint);
   }
 
   onEnd(endpoint: Endpoint, ok: boolean): void {
-    this.#balancer.onEnd?.(endpoint, ok);
+    this.#all.balancer.onEnd?.(endpoint, ok);
   }
 
   pool(endpoint: Endpoint): UpstreamPool {
@@ -92,22 +148,73 @@ export class Cluster {
     return this.#pools.get(endpointId)?.stats ?? { open: 0, idle: 0, connecting: 0 };
   }
 
-  /** Swap the policy (config reload); the balancer is rebuilt from the current snapshot. */
+  /**
+   * New settings (config reload). Balancers whose settings (or module) changed are rebuilt
+   * from the current snapshot; pools close only when their settings changed.
+   */
   configure(settings: ClusterSettings): void {
-    const rebuild = settings.policy !== this.#settings.policy;
+    const previous = this.#settings;
     this.#settings = settings;
-    if (rebuild) {
-      this.#balancer = createBalancer(settings.policy);
-      this.#balancer.update(this.endpoints.filter((e) => e.ready));
+    if (!sameJson(previous.lb, settings.lb) || !sameJson(previous.modules, settings.modules)) {
+      this.#all.replace(settings.lb, this.#module(settings.lb));
     }
-    for (const pool of this.#pools.values()) pool.close();
-    this.#pools.clear();
+    if (
+      !sameJson(previous.subsets, settings.subsets) ||
+      !sameJson(previous.modules, settings.modules)
+    ) {
+      this.#buildSubsets();
+      this.#select();
+    }
+    if (!sameJson(previous.routes, settings.routes)) {
+      this.#routes = new RouteTable(settings.routes, { random: Math.random });
+    }
+    if (!sameJson(previous.pool, settings.pool)) {
+      for (const pool of this.#pools.values()) pool.close();
+      this.#pools.clear();
+    }
   }
 
   close(): void {
     for (const pool of this.#pools.values()) pool.close();
     this.#pools.clear();
   }
+
+  #hostSet(
+    subset: string,
+    selector: Readonly<Record<string, string>>,
+    lb: LoadBalancerSettings,
+  ): HostSet {
+    return new HostSet(subset, selector, lb, this.#module(lb));
+  }
+
+  #module(lb: LoadBalancerSettings): BalancerFactory | undefined {
+    return lb.module === undefined ? undefined : this.#modules(lb.module.path);
+  }
+
+  #buildSubsets(): void {
+    this.#subsets = new Map(
+      this.#settings.subsets.map((subset) => [
+        subset.name,
+        this.#hostSet(subset.name, subset.labels, subset.lb),
+      ]),
+    );
+  }
+
+  /** Every host set re-filters the snapshot. */
+  #select(): void {
+    const endpoints = this.#snapshot?.endpoints ?? [];
+    // TODO(health): no health source sets flags yet (active checks, outlier detection);
+    // until one does, every ready endpoint is healthy and panic never triggers.
+    for (const set of this.hostSets()) set.update(endpoints, isHealthy);
+  }
+}
+
+function isHealthy(_endpoint: Endpoint): boolean {
+  return true;
+}
+
+function sameJson(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
 }
 
 /**
@@ -122,9 +229,12 @@ export class ClusterManager {
   #unsubscribe: () => void;
   #listeners = new Set<() => void>();
 
-  constructor(registry: ServiceRegistry, defaults: ClusterSettings) {
+  readonly #modules: ModuleLookup;
+
+  constructor(registry: ServiceRegistry, defaults: ClusterSettings, modules = NO_MODULES) {
     this.#registry = registry;
     this.#defaults = defaults;
+    this.#modules = modules;
     this.#unsubscribe = registry.subscribe((snapshot, key) => this.#onSnapshot(key, snapshot));
   }
 
@@ -191,7 +301,7 @@ export class ClusterManager {
   }
 
   #add(name: string, namespace: string, settings: ClusterSettings): Cluster {
-    const cluster = new Cluster(name, namespace, settings);
+    const cluster = new Cluster(name, namespace, settings, undefined, this.#modules);
     this.#clusters.set(cluster.key, cluster);
     return cluster;
   }

@@ -31,6 +31,8 @@ export interface ExchangeRecord {
    * answered, or when no reporter asked for it (RecordDetail.upstreamTiming).
    */
   upstreamServiceMs: number;
+  /** Time spent queued for a free endpoint (first-come), ms; -1 when the request never queued. */
+  queueMs: number;
   requestId: string;
   /** User-Agent and X-Forwarded-For as the client sent them, "" when absent (the parsed strings, not copies). */
   userAgent: string;
@@ -70,6 +72,7 @@ export function emptyRecord(listener: string): ExchangeRecord {
     startMs: 0,
     durationMs: 0,
     upstreamServiceMs: -1,
+    queueMs: -1,
     requestId: "",
     userAgent: "",
     forwardedFor: "",
@@ -91,6 +94,7 @@ export function clearRecord(record: ExchangeRecord): void {
   record.requestHeadBytes = 0;
   record.responseHeadBytes = 0;
   record.upstreamServiceMs = -1;
+  record.queueMs = -1;
   record.requestId = "";
   record.userAgent = "";
   record.forwardedFor = "";

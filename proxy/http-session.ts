@@ -1,5 +1,6 @@
 import type { Socket } from "node:net";
 import type { Endpoint } from "../discovery/endpoint.js";
+import { type Balancer, QUEUE_FULL, QUEUED, type SlotWaiter } from "../lb/balancer.js";
 import type { Cluster } from "./cluster.js";
 import { Deadline } from "./deadline.js";
 import { codeForParseStatus, ERRORS, type ErrorCode, type RemoraError } from "./errors.js";
@@ -23,6 +24,7 @@ import {
 } from "./forward-headers.js";
 import { ChunkedDecoder, type ChunkSink } from "./http/chunked.js";
 import { HttpParseError } from "./http/errors.js";
+import type { HostSet } from "./host-set.js";
 import { mayHoldHeadEnd } from "./http/fields.js";
 import type { HeadLimits, RequestHead, ResponseHead } from "./http/head.js";
 import { parseRequestHead } from "./http/request-parser.js";
@@ -103,7 +105,7 @@ const CRLF = Buffer.from("\r\n", "latin1");
  * head, the serialised upstream head and little else. Both sockets normally read into buffers
  * that are reused (see ReadBuffer): a chunk is copied only when bytes of it must wait.
  */
-export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
+export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, SlotWaiter {
   readonly #socket: Socket;
   /** The client socket's read buffer, or null when it reads with 'data' events. */
   readonly #reader: ReadBuffer | null;
@@ -129,6 +131,14 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
   // --- the current exchange ---
   #head: RequestHead | null = null;
   #cluster: Cluster | null = null;
+  /** The host set the route chose, and the balancer that counted this request (kept across reloads). */
+  #hosts: HostSet | null = null;
+  #balancer: Balancer | null = null;
+  /** Queued in the balancer for a slot (first-come) since #queuedAt. */
+  #waiting = false;
+  #queuedAt = 0;
+  /** What balancers may look at, filled per request (never reallocated). */
+  readonly #pick: MutablePickContext;
   #endpoint: Endpoint | null = null;
   #pool: UpstreamPool | null = null;
   #conn: UpstreamConnection | null = null;
@@ -174,6 +184,12 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
     this.#reader = reader;
     this.#ctx = ctx;
     this.#clientAddress = socket.remoteAddress ?? "unknown";
+    this.#pick = {
+      headers: undefined,
+      sourceAddress: this.#clientAddress,
+      path: undefined,
+      exclude: undefined,
+    };
     this.#record = emptyRecord(ctx.listener);
     this.#deadline = new Deadline(this.#onDeadline);
     this.#awaitRequest(performance.now());
@@ -388,6 +404,7 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
     record.requestBytes = record.requestHeadBytes = head.headLength;
     record.responseBytes = record.responseHeadBytes = 0;
     record.upstreamServiceMs = -1;
+    record.queueMs = -1;
     this.#upstreamSentAt = 0;
     record.cluster = "";
     record.endpoint = "";
@@ -410,27 +427,44 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
     routeRequest(head, this.#ctx, route);
     record.authority = route.authority;
     record.path = route.path;
+    let slot: ReturnType<HostSet["acquire"]> = undefined;
+    if (route.error === undefined) {
+      const pick = this.#pick;
+      pick.headers = head.headers;
+      pick.path = route.path;
+      pick.exclude = undefined;
+      slot = route.hosts!.acquire(pick, this);
+      if (slot === undefined) route.error = "REMORA_ERR_NO_HEALTHY_ENDPOINT";
+      else if (slot === QUEUE_FULL) {
+        route.error = "REMORA_ERR_QUEUE_FULL";
+        record.cluster = route.cluster!.key;
+      }
+    }
     if (route.error !== undefined) {
       const noted = this.#upstreamHead;
       noteRequestFields(head, noted);
       record.requestId = noted.requestId;
       record.userAgent = noted.userAgent;
       record.forwardedFor = noted.forwardedFor;
+      route.cluster = undefined;
+      route.hosts = undefined;
       this.#localReply(route.error);
       return;
     }
     const cluster = route.cluster!;
-    const endpoint = route.endpoint!;
+    const hosts = route.hosts!;
     route.cluster = undefined;
-    route.endpoint = undefined;
+    route.hosts = undefined;
     this.#cluster = cluster;
-    this.#endpoint = endpoint;
-    this.#pool = cluster.pool(endpoint);
+    this.#hosts = hosts;
+    this.#balancer = hosts.balancer;
     record.cluster = cluster.key;
-    record.endpoint = endpoint.id;
     cluster.stats.requests++;
     cluster.stats.active++;
-    cluster.onStart(endpoint);
+    if (slot === QUEUED) {
+      this.#waiting = true;
+      this.#queuedAt = started;
+    } else this.#useEndpoint(slot as Endpoint);
     this.#deadline.set(started, cluster.settings.timeoutMs);
 
     const expectHandled = head.expectContinue;
@@ -466,7 +500,39 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
       this.#sent100 = true;
       this.#socket.write(CONTINUE_100);
     }
+    if (this.#endpoint !== null) this.#acquire(false);
+  }
+
+  /** The balancer gave this exchange `endpoint` (a slot counted against it). */
+  #useEndpoint(endpoint: Endpoint): void {
+    this.#endpoint = endpoint;
+    this.#pool = this.#cluster!.pool(endpoint);
+    this.#record.endpoint = endpoint.id;
+  }
+
+  /** SlotWaiter: a queued exchange got its slot (first-come). */
+  onSlot(endpoint: Endpoint): void {
+    if (!this.#waiting || this.#state !== CONNECTING) {
+      // Not ours to use any more (cannot happen while cancel() is honoured): give it back.
+      this.#balancer?.onEnd?.(endpoint, true);
+      return;
+    }
+    this.#waiting = false;
+    const waited = performance.now() - this.#queuedAt;
+    this.#record.queueMs = waited;
+    this.#hosts!.queueWait.observe(waited);
+    this.#useEndpoint(endpoint);
     this.#acquire(false);
+  }
+
+  /** SlotWaiter: waited `queueTimeout` without a slot. */
+  onQueueTimeout(): void {
+    if (!this.#waiting) return;
+    this.#waiting = false;
+    const waited = performance.now() - this.#queuedAt;
+    this.#record.queueMs = waited;
+    this.#hosts!.queueWait.observe(waited);
+    this.#failUpstream("REMORA_ERR_QUEUE_TIMEOUT");
   }
 
   #acquire(fresh: boolean): void {
@@ -496,19 +562,31 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
    * false when the retries are spent or no other endpoint is left.
    */
   #retryElsewhere(): boolean {
-    const cluster = this.#cluster!;
     const failed = this.#endpoint!;
     let tried = this.#tried;
     if (tried === null) tried = this.#tried = new Set();
     tried.add(failed.id);
     if (tried.size > CONNECT_RETRIES) return false;
-    const next = cluster.pick({ exclude: tried });
-    if (next === undefined || tried.has(next.id)) return false;
-    cluster.onEnd(failed, false);
-    cluster.onStart(next);
-    this.#endpoint = next;
-    this.#pool = cluster.pool(next);
-    this.#record.endpoint = next.id;
+    // The failed attempt gives its slot back first: retries count against first-come's caps.
+    this.#balancer!.onEnd?.(failed, false);
+    this.#endpoint = null;
+    const pick = this.#pick;
+    pick.exclude = tried;
+    const hosts = this.#hosts!;
+    const slot = hosts.acquire(pick, this);
+    this.#balancer = hosts.balancer;
+    if (slot === undefined || slot === QUEUE_FULL) return false;
+    if (slot === QUEUED) {
+      this.#waiting = true;
+      this.#queuedAt = performance.now();
+      return true;
+    }
+    if (tried.has(slot.id)) {
+      // Only endpoints already tried are left.
+      this.#balancer.onEnd?.(slot, false);
+      return false;
+    }
+    this.#useEndpoint(slot);
     this.#acquire(false);
     return true;
   }
@@ -946,8 +1024,12 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
     this.#report(now);
     this.#head = null;
     this.#cluster = null;
+    this.#hosts = null;
+    this.#balancer = null;
     this.#endpoint = null;
     this.#pool = null;
+    this.#pick.headers = undefined;
+    this.#pick.exclude = undefined;
     this.#queue = [];
     this.#queued = 0;
     this.#replay = null;
@@ -979,7 +1061,13 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
     const status = this.#record.status;
     const index = status >= 100 && status < 600 ? Math.floor(status / 100) : 0;
     cluster.stats.byClass[index]!++;
-    if (this.#endpoint !== null) cluster.onEnd(this.#endpoint, ok && status < 500);
+    const balancer = this.#balancer!;
+    if (this.#waiting) {
+      // The client left (or the request timed out) while queued: it leaves the queue.
+      this.#waiting = false;
+      balancer.cancel?.(this);
+    }
+    if (this.#endpoint !== null) balancer.onEnd?.(this.#endpoint, ok && status < 500);
     this.#cluster = null;
   }
 
@@ -1033,6 +1121,14 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink {
 
 function destroySocket(socket: Socket): void {
   socket.destroy();
+}
+
+/** PickContext as the session fills it in place for each request. */
+interface MutablePickContext {
+  headers: readonly string[] | undefined;
+  sourceAddress: string;
+  path: string | undefined;
+  exclude: ReadonlySet<string> | undefined;
 }
 
 /** RFC 9110 §9.2.2. */

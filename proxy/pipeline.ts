@@ -1,7 +1,6 @@
-import type { Endpoint } from "../discovery/endpoint.js";
-import { EMPTY_PICK_CONTEXT } from "../lb/balancer.js";
 import type { Cluster } from "./cluster.js";
 import type { ErrorCode } from "./errors.js";
+import type { HostSet } from "./host-set.js";
 import type { RequestHead } from "./http/head.js";
 import type { SessionContext } from "./http-session.js";
 
@@ -10,9 +9,12 @@ import type { SessionContext } from "./http-session.js";
  * head is parsed; the rest run in the session as the exchange proceeds.
  *
  *   1. target   — authority and path from the request target (RFC 9112 §3.2)
- *   2. route    — authority → cluster (outbound: by service name; inbound: the local app)
- *   3. authorize — (the mTLS issue adds authorization policy here, with the peer identity)
- *   4. balance  — the cluster's balancer picks an endpoint (lb/)
+ *   2. route    — authority → cluster (outbound: by service name; inbound: the local app), then
+ *                 the cluster's VirtualService routes (first match wins; weighted split) → the
+ *                 host set: the whole service or one subset (Cluster#hostsFor, proxy/routing/)
+ *   3. authorize — TODO: authorization policy with the peer identity (no mTLS yet)
+ *   4. balance  — the host set's balancer picks an endpoint, or queues the request for a slot
+ *                 (first-come) (HttpSession#startExchange → HostSet#acquire, lb/)
  *   5. timeout  — the per-request timer starts (HttpSession#startExchange)
  *   6. forward  — an upstream connection from the endpoint's pool. A failed connect is retried
  *                 on up to two other endpoints (Istio's default "connect-failure" retries,
@@ -28,7 +30,8 @@ export interface RouteResult {
   /** The client used absolute-form: Host must be regenerated from the target. */
   rewriteHost: boolean;
   cluster: Cluster | undefined;
-  endpoint: Endpoint | undefined;
+  /** The endpoints the request may go to (the whole service or a subset). */
+  hosts: HostSet | undefined;
   error: ErrorCode | undefined;
 }
 
@@ -38,12 +41,12 @@ export function newRouteResult(): RouteResult {
     path: "",
     rewriteHost: false,
     cluster: undefined,
-    endpoint: undefined,
+    hosts: undefined,
     error: undefined,
   };
 }
 
-/** Steps 1–4 for one request; `out` is reused per connection. */
+/** Steps 1–2 for one request; `out` is reused per connection. */
 export function routeRequest(head: RequestHead, ctx: SessionContext, out: RouteResult): void {
   out.error = undefined;
   out.rewriteHost = false;
@@ -53,13 +56,13 @@ export function routeRequest(head: RequestHead, ctx: SessionContext, out: RouteR
     out.error = "REMORA_ERR_NO_ROUTE";
     return;
   }
-  const endpoint = cluster.pick(EMPTY_PICK_CONTEXT);
-  if (endpoint === undefined) {
-    out.error = "REMORA_ERR_NO_HEALTHY_ENDPOINT";
+  const hosts = cluster.hostsFor(head.method, out.path, head.headers);
+  if (hosts === undefined) {
+    out.error = "REMORA_ERR_NO_ROUTE_MATCH";
     return;
   }
   out.cluster = cluster;
-  out.endpoint = endpoint;
+  out.hosts = hosts;
 }
 
 /** Sets authority and path; false (with `error`) for targets this proxy does not forward. */

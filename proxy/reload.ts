@@ -175,6 +175,12 @@ export interface ReloadTarget<P> {
    * (naming accessLog.path) and keeps the running log when it cannot. The first commit step.
    */
   configureAccessLog(settings: RemoraConfig["accessLog"]): void;
+  /**
+   * Import the user balancer modules `services` name (lb/module.ts); rejects without side
+   * effects. True when one of them is new or changed on disk since the running config loaded
+   * it, so a reload applies services even when the config text is the same.
+   */
+  loadModules(services: RemoraConfig["services"]): Promise<boolean>;
   /** Synchronous from here on. */
   applyServices(services: RemoraConfig["services"]): void;
   /** Stop the current discovery file source (its endpoints withdrawn) and start `path`'s. */
@@ -205,7 +211,14 @@ export async function applyReload<P>(
     return { result: "skipped", hash: status.hash, error: "draining" };
   }
   status.lastAttemptMs = Date.now();
-  const plan = planReload(target.config, wanted);
+  let plan = planReload(target.config, wanted);
+  let modulesChanged: boolean;
+  try {
+    modulesChanged = await target.loadModules(plan.config.services);
+  } catch (error) {
+    return reloadFailed(target, error);
+  }
+  if (modulesChanged && plan.unchanged) plan = { ...plan, unchanged: false };
   for (const change of plan.restartOnly) {
     logger.warn(
       { key: change.key, running: change.running, wanted: change.wanted },

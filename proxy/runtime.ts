@@ -5,6 +5,8 @@ import {
   type ServicesFileContents,
 } from "../discovery/file-source.js";
 import { ServiceRegistry } from "../discovery/registry.js";
+import type { LoadBalancerSettings } from "../lb/balancer.js";
+import { balancerModule, loadBalancerModule } from "../lb/module.js";
 import { StaticSource } from "../discovery/static-source.js";
 import { AccessLog } from "./access-log/access-log.js";
 import { AdminServer } from "./admin.js";
@@ -95,11 +97,29 @@ class FlagCounter implements ExchangeReporter {
   }
 }
 
-/** Cluster settings from a service's traffic policy (DestinationRule + VirtualService). */
-export function clusterSettings(service: ServiceConfig): ClusterSettings {
+/**
+ * Cluster settings from a service's traffic policy (DestinationRule + VirtualService).
+ * `modules`: versions of loaded user balancer modules by path (Runtime#loadModules).
+ */
+export function clusterSettings(
+  service: ServiceConfig,
+  modules: Readonly<Record<string, string>> = {},
+): ClusterSettings {
   const pool = service.trafficPolicy.connectionPool;
+  const lb = service.trafficPolicy.loadBalancer;
+  const subsets = service.subsets.map((subset) => ({
+    name: subset.name,
+    labels: subset.labels,
+    lb: subset.trafficPolicy?.loadBalancer ?? lb,
+  }));
+  const used: Record<string, string> = {};
+  for (const settings of [lb, ...subsets.map((s) => s.lb)]) {
+    if (settings.module !== undefined) {
+      used[settings.module.path] = modules[settings.module.path] ?? "";
+    }
+  }
   return {
-    policy: service.trafficPolicy.loadBalancer.policy,
+    lb,
     timeoutMs: service.timeout,
     pool: {
       connectTimeoutMs: pool.tcp.connectTimeout,
@@ -107,7 +127,22 @@ export function clusterSettings(service: ServiceConfig): ClusterSettings {
       idleTimeoutMs: pool.http.idleTimeout,
       maxRequestsPerConnection: pool.http.maxRequestsPerConnection,
     },
+    subsets,
+    routes: service.routes,
+    modules: used,
   };
+}
+
+/** Every user balancer module the services name, with the settings that use it. */
+function moduleUses(services: readonly ServiceConfig[]): Map<string, LoadBalancerSettings> {
+  const uses = new Map<string, LoadBalancerSettings>();
+  for (const service of services) {
+    const lb = service.trafficPolicy.loadBalancer;
+    for (const settings of [lb, ...service.subsets.map((s) => s.trafficPolicy?.loadBalancer)]) {
+      if (settings?.module !== undefined) uses.set(settings.module.path, settings);
+    }
+  }
+  return uses;
 }
 
 /**
@@ -137,6 +172,10 @@ export class Runtime {
   #logger: Logger;
   #options: RuntimeOptions;
   #defaults: ClusterSettings;
+  /** Versions of the user balancer modules the applied config names, by path. */
+  #moduleVersions: Record<string, string> = {};
+  /** What the last #loadModules found; applied with the services (a reload may still fail). */
+  #loadedVersions: Record<string, string> = {};
   #servers: Listener[] = [];
   #admin: AdminServer | undefined;
   #fileSource: FileSource | undefined;
@@ -175,7 +214,7 @@ export class Runtime {
     this.accessLog = new AccessLog({ logger: this.#logger, next: this.traffic });
     this.counters = new FlagCounter(this.accessLog);
     this.#defaults = clusterSettings(serviceDefaults);
-    this.clusters = new ClusterManager(this.registry, this.#defaults);
+    this.clusters = new ClusterManager(this.registry, this.#defaults, balancerModule);
   }
 
   /** The applied config: the loaded one, then each reload's (see reload.ts). */
@@ -192,11 +231,29 @@ export class Runtime {
     return this.#draining;
   }
 
+  /**
+   * Import (or re-import, when changed on disk) the balancer modules `services` name. True when
+   * a version differs from the running config's. Rejects with the module's error.
+   */
+  async #loadModules(services: readonly ServiceConfig[]): Promise<boolean> {
+    const versions: Record<string, string> = {};
+    for (const [path, settings] of moduleUses(services)) {
+      versions[path] = await loadBalancerModule(path, settings);
+    }
+    const changed = Object.entries(versions).some(
+      ([path, version]) => this.#moduleVersions[path] !== version,
+    );
+    this.#loadedVersions = versions;
+    return changed;
+  }
+
   async start(): Promise<void> {
     const config = this.config;
     // First, so a path that cannot be opened fails the start before anything binds.
     this.accessLog.configure(config.accessLog);
-    this.clusters.configure(configuredClusters(config.services));
+    await this.#loadModules(config.services);
+    this.#moduleVersions = this.#loadedVersions;
+    this.clusters.configure(configuredClusters(config.services, this.#moduleVersions));
     this.#static = new StaticSource(this.registry, config.services);
     this.#static.start();
     if (config.discovery !== undefined) {
@@ -287,9 +344,11 @@ export class Runtime {
       retireListener: (name) => runtime.#retireListener(name),
       readDiscovery: (path) => readServicesFile(path, parseServicesText),
       configureAccessLog: (settings) => runtime.accessLog.configure(settings),
+      loadModules: (services) => runtime.#loadModules(services),
       applyServices: (services) => {
         runtime.#static?.update(services);
-        runtime.clusters.configure(configuredClusters(services));
+        runtime.#moduleVersions = runtime.#loadedVersions;
+        runtime.clusters.configure(configuredClusters(services, runtime.#moduleVersions));
       },
       switchDiscovery: (path, contents) => runtime.#switchDiscovery(path, contents),
       setConfig: (config) => {
@@ -473,11 +532,12 @@ export class Runtime {
 /** Configured services' cluster settings, keyed "name.namespace" (ClusterManager.configure). */
 function configuredClusters(
   services: readonly ServiceConfig[],
+  modules: Readonly<Record<string, string>>,
 ): Map<string, ClusterSettings & { name: string; namespace: string }> {
   const configured = new Map<string, ClusterSettings & { name: string; namespace: string }>();
   for (const service of services) {
     configured.set(`${service.name}.${service.namespace}`, {
-      ...clusterSettings(service),
+      ...clusterSettings(service, modules),
       name: service.name,
       namespace: service.namespace,
     });

@@ -354,12 +354,16 @@ export interface SpawnedRemora {
   readonly ports: Map<string, number>;
   readonly adminPort: number;
   stderr(): string;
+  /** Everything the process wrote to stdout so far (access logs to "stdout"). */
+  stdout(): string;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
 export async function spawnRemora(args: string[], listenerCount = 1): Promise<SpawnedRemora> {
   const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
   let stderr = "";
+  let stdout = "";
+  child.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));
   const ports = new Map<string, number>();
   let adminPort = -1;
   await new Promise<void>((resolve, reject) => {
@@ -389,6 +393,7 @@ export async function spawnRemora(args: string[], listenerCount = 1): Promise<Sp
     ports,
     adminPort,
     stderr: () => stderr,
+    stdout: () => stdout,
     stop: async (signal = "SIGTERM") => {
       if (child.exitCode !== null) return child.exitCode;
       child.kill(signal);

@@ -28,6 +28,7 @@ describe("accessLogLine", () => {
       "upstream_host",
       "upstream_cluster",
       "listener",
+      "queue_time",
     ]);
     expect(parsed).toEqual({
       start_time: "2026-01-02T03:04:05.678Z",
@@ -49,7 +50,13 @@ describe("accessLogLine", () => {
       upstream_host: "10.0.0.7:8080",
       upstream_cluster: "hello.default",
       listener: "outbound",
+      queue_time: null,
     });
+  });
+
+  it("writes how long a first-come request waited for a slot, truncated", () => {
+    expect(JSON.parse(accessLogLine(record({ queueMs: 41.9 }))).queue_time).toBe(41);
+    expect(JSON.parse(accessLogLine(record({ queueMs: 0.2 }))).queue_time).toBe(0);
   });
 
   it("writes null for what an exchange did not have", () => {

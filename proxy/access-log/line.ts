@@ -28,11 +28,13 @@ function quoted(text: string): string {
 
 /**
  * One exchange as a JSON line. Keys, order and meanings follow Envoy's default access-log
- * format (Istio's JSON encoding of it), plus `listener`. Bytes are body bytes, as in Envoy;
+ * format (Istio's JSON encoding of it), plus remora's `listener` and `queue_time` (ms waited for
+ * a free endpoint under first-come; null when the request never queued). Bytes are body bytes, as in Envoy;
  * durations are whole milliseconds, truncated, as in Envoy.
  */
 export function accessLogLine(record: ExchangeRecord): string {
   const upstream = record.upstreamServiceMs;
+  const queued = record.queueMs;
   return (
     `{"start_time":"${startTime(record.startMs)}","method":${quoted(record.method)},` +
     `"path":${quoted(record.path)},"protocol":${quoted(record.protocol)},` +
@@ -44,6 +46,7 @@ export function accessLogLine(record: ExchangeRecord): string {
     `"x_forwarded_for":${quoted(record.forwardedFor)},"user_agent":${quoted(record.userAgent)},` +
     `"request_id":${quoted(record.requestId)},"authority":${quoted(record.authority)},` +
     `"upstream_host":${quoted(record.endpoint)},"upstream_cluster":${quoted(record.cluster)},` +
-    `"listener":${quoted(record.listener)}}\n`
+    `"listener":${quoted(record.listener)},` +
+    `"queue_time":${queued < 0 ? "null" : Math.trunc(queued)}}\n`
   );
 }

@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { isNode, LineCounter, parseDocument } from "yaml";
 import type * as z from "zod";
+import type { LoadBalancerSettings } from "../../lb/balancer.js";
 import { ConfigError, type ConfigIssue, formatPath } from "./errors.js";
 import {
   configSchema,
@@ -40,7 +41,35 @@ export function readConfigFile(path: string): { config: RemoraConfig; text: stri
   if (config.accessLog.path !== "stdout") {
     config.accessLog.path = resolve(dir, config.accessLog.path);
   }
+  for (const service of config.services) {
+    resolveModule(service.trafficPolicy.loadBalancer, dir);
+    for (const subset of service.subsets) resolveModule(subset.trafficPolicy?.loadBalancer, dir);
+  }
   return { config, text };
+}
+
+/** A user balancer module's path is relative to the config file, like every path in it. */
+function resolveModule(lb: { module: { path: string } | undefined } | undefined, dir: string) {
+  if (lb?.module !== undefined) (lb.module as { path: string }).path = resolve(dir, lb.module.path);
+}
+
+/**
+ * Where each user balancer module is named (key path → settings), for checks that import them.
+ */
+export function moduleKeys(config: RemoraConfig): Map<string, LoadBalancerSettings> {
+  const keys = new Map<string, LoadBalancerSettings>();
+  config.services.forEach((service, index) => {
+    const at = `services[${index}]`;
+    const lb = service.trafficPolicy.loadBalancer;
+    if (lb.module !== undefined) keys.set(`${at}.trafficPolicy.loadBalancer.module`, lb);
+    service.subsets.forEach((subset, s) => {
+      const own = subset.trafficPolicy?.loadBalancer;
+      if (own?.module !== undefined) {
+        keys.set(`${at}.subsets[${s}].trafficPolicy.loadBalancer.module`, own);
+      }
+    });
+  });
+  return keys;
 }
 
 /** Parse and validate a discovery file (top-level `services:`). */

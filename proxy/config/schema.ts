@@ -680,5 +680,6 @@ export type ListenerConfig = RemoraConfig["listeners"][number];
 export type ListenerKind = ListenerConfig["kind"];
 export type ServiceConfig = z.output<typeof serviceSchema>;
 export type EndpointConfig = z.output<typeof endpointSchema>;
+export type RouteConfig = z.output<typeof routeSchema>;
 export type TrafficPolicyConfig = z.output<typeof trafficPolicySchema>;
 export type ServicesFile = z.output<typeof servicesFileSchema>;

@@ -4,15 +4,18 @@
  * heap out of the sidecar's resident memory. It answers one job on its IPC channel and exits.
  * See isolated.ts for the caller.
  */
-import { ConfigError } from "./errors.js";
+import { loadBalancerModule } from "../../lb/module.js";
+import { ConfigError, type ConfigIssue } from "./errors.js";
 import type { ConfigJob, WorkerReply } from "./isolated.js";
-import { parseServicesFile, readConfigFile, serviceDefaults } from "./load.js";
+import { moduleKeys, parseServicesFile, readConfigFile, serviceDefaults } from "./load.js";
 import { quickConfig } from "./quick.js";
+import type { RemoraConfig } from "./schema.js";
 
-function run(job: ConfigJob): unknown {
+async function run(job: ConfigJob): Promise<unknown> {
   switch (job.kind) {
     case "file": {
       const { config, text } = readConfigFile(job.path);
+      await checkModules(config, job.path);
       return { config, serviceDefaults: serviceDefaults(), text };
     }
     case "quick":
@@ -22,9 +25,22 @@ function run(job: ConfigJob): unknown {
   }
 }
 
-function answer(job: ConfigJob): WorkerReply {
+/** Import every user balancer module, so `remora validate` and a reload report a broken one. */
+async function checkModules(config: RemoraConfig, source: string): Promise<void> {
+  const issues: ConfigIssue[] = [];
+  for (const [path, settings] of moduleKeys(config)) {
+    try {
+      await loadBalancerModule(settings.module!.path, settings);
+    } catch (error) {
+      issues.push({ path, message: error instanceof Error ? error.message : String(error) });
+    }
+  }
+  if (issues.length > 0) throw new ConfigError(source, issues);
+}
+
+async function answer(job: ConfigJob): Promise<WorkerReply> {
   try {
-    return { ok: true, value: run(job) };
+    return { ok: true, value: await run(job) };
   } catch (error) {
     return error instanceof ConfigError
       ? { ok: false, source: error.source, issues: error.issues }
@@ -35,7 +51,7 @@ function answer(job: ConfigJob): WorkerReply {
   }
 }
 
-process.once("message", (job: ConfigJob) => {
+process.once("message", async (job: ConfigJob) => {
   // Disconnecting lets the process exit once the reply is written.
-  process.send!(answer(job), () => process.disconnect());
+  process.send!(await answer(job), () => process.disconnect());
 });

@@ -1,0 +1,95 @@
+import type { Endpoint } from "../discovery/endpoint.js";
+import type {
+  AcquireResult,
+  Balancer,
+  BalancerFactory,
+  LoadBalancerSettings,
+  PickContext,
+  SlotWaiter,
+} from "../lb/balancer.js";
+import { matchesLabels, selectHosts } from "../lb/host-set.js";
+import { createBalancer } from "../lb/registry.js";
+import { BucketTally } from "./metrics/family.js";
+
+/** Queue-wait buckets (ms): a queued request normally waits for one response to finish. */
+export const QUEUE_WAIT_BUCKETS: readonly number[] = Object.freeze([
+  0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000,
+]);
+
+/**
+ * The endpoints one balancer serves: a whole service, or one DestinationRule subset of it
+ * (endpoints whose labels match). It filters the service's snapshot (ready, healthy or panic,
+ * weight above 0; lb/host-set.ts) before the balancer sees it.
+ *
+ * A request keeps the Balancer it started on (see HttpSession): when a reload replaces the
+ * balancer, in-flight requests end on the old one and queued ones wait there.
+ */
+export class HostSet {
+  /** "" for the whole service, else the subset's name. */
+  readonly subset: string;
+  readonly selector: Readonly<Record<string, string>>;
+  #balancer: Balancer;
+  #settings: LoadBalancerSettings;
+  #selected: readonly Endpoint[] = [];
+  #panic = false;
+  /** How long requests dispatched from a queue waited (first-come), for metrics. */
+  readonly queueWait = new BucketTally(QUEUE_WAIT_BUCKETS);
+
+  constructor(
+    subset: string,
+    selector: Readonly<Record<string, string>>,
+    settings: LoadBalancerSettings,
+    module: BalancerFactory | undefined,
+  ) {
+    this.subset = subset;
+    this.selector = selector;
+    this.#settings = settings;
+    this.#balancer = createBalancer(settings, undefined, module);
+  }
+
+  get balancer(): Balancer {
+    return this.#balancer;
+  }
+
+  get settings(): LoadBalancerSettings {
+    return this.#settings;
+  }
+
+  /** Endpoints new requests may go to now. */
+  get selected(): readonly Endpoint[] {
+    return this.#selected;
+  }
+
+  get panic(): boolean {
+    return this.#panic;
+  }
+
+  /** A new snapshot (all of the service's endpoints) or a health change. */
+  update(endpoints: readonly Endpoint[], isHealthy: (endpoint: Endpoint) => boolean): void {
+    const mine = endpoints.filter((endpoint) => matchesLabels(endpoint.labels, this.selector));
+    const selection = selectHosts(mine, isHealthy, this.#settings.panicThreshold);
+    this.#selected = selection.endpoints;
+    this.#panic = selection.panic;
+    this.#balancer.update(selection.endpoints);
+  }
+
+  /** A new balancer (config reload) built from the current selection. */
+  replace(settings: LoadBalancerSettings, module: BalancerFactory | undefined): void {
+    this.#settings = settings;
+    this.#balancer = createBalancer(settings, undefined, module);
+    this.#balancer.update(this.#selected);
+  }
+
+  pick(ctx: PickContext): Endpoint | undefined {
+    return this.#balancer.pick(ctx);
+  }
+
+  /** A slot now, or queued (first-come); plain balancers pick and count the start. */
+  acquire(ctx: PickContext, waiter: SlotWaiter): AcquireResult {
+    const balancer = this.#balancer;
+    if (balancer.acquire !== undefined) return balancer.acquire(ctx, waiter);
+    const endpoint = balancer.pick(ctx);
+    if (endpoint !== undefined) balancer.onStart?.(endpoint);
+    return endpoint;
+  }
+}

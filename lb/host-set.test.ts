@@ -64,10 +64,34 @@ describe("selectHosts", () => {
 });
 
 describe("matchesLabels", () => {
-  it("needs every selector label with the same value", () => {
-    expect(matchesLabels({ version: "v1", zone: "a" }, { version: "v1" })).toBe(true);
-    expect(matchesLabels({ version: "v2" }, { version: "v1" })).toBe(false);
+  const labels = { version: "v1", zone: "a" };
+
+  it("matches when every selector label is equal", () => {
+    expect(matchesLabels(labels, { version: "v1" })).toBe(true);
+    expect(matchesLabels(labels, { version: "v1", zone: "a" })).toBe(true);
+  });
+
+  it("fails on a different value or a missing label", () => {
+    expect(matchesLabels(labels, { version: "v2" })).toBe(false);
+    expect(matchesLabels(labels, { version: "v1", zone: "b" })).toBe(false);
+    expect(matchesLabels(labels, { version: "v1", track: "canary" })).toBe(false);
     expect(matchesLabels({}, { version: "v1" })).toBe(false);
-    expect(matchesLabels({ version: "v1" }, {})).toBe(true);
+  });
+
+  it("compares values exactly (no case folding, no empty-means-any)", () => {
+    expect(matchesLabels(labels, { version: "V1" })).toBe(false);
+    expect(matchesLabels(labels, { version: "" })).toBe(false);
+    expect(matchesLabels({ version: "" }, { version: "" })).toBe(true);
+  });
+
+  it("selects every endpoint with an empty selector", () => {
+    expect(matchesLabels(labels, {})).toBe(true);
+    expect(matchesLabels({}, {})).toBe(true);
+  });
+
+  it("reads only the labels' own properties", () => {
+    const inherited = Object.create({ version: "v1" }) as Record<string, string>;
+    expect(matchesLabels(inherited, { version: "v1" })).toBe(false);
+    expect(matchesLabels({}, { constructor: "x" })).toBe(false);
   });
 });

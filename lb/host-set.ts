@@ -52,7 +52,8 @@ export function matchesLabels(
   selector: Readonly<Record<string, string>>,
 ): boolean {
   for (const key in selector) {
-    if (labels[key] !== selector[key]) return false;
+    if (!Object.hasOwn(selector, key)) continue;
+    if (!Object.hasOwn(labels, key) || labels[key] !== selector[key]) return false;
   }
   return true;
 }

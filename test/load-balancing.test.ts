@@ -5,7 +5,12 @@
  */
 import { once } from "node:events";
 import { mkdtemp, writeFile } from "node:fs/promises";
-import { Agent, request as httpRequest, type IncomingMessage, type ServerResponse } from "node:http";
+import {
+  Agent,
+  request as httpRequest,
+  type IncomingMessage,
+  type ServerResponse,
+} from "node:http";
 import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -328,9 +333,7 @@ describe("subsets and routes", () => {
     const agent = new Agent({ keepAlive: true, maxSockets: 8 });
     const counts: Record<string, number> = { v1: 0, v2: 0 };
     for (let batch = 0; batch < 250; batch++) {
-      const answers = await Promise.all(
-        Array.from({ length: 8 }, () => get(port, {}, "/", agent)),
-      );
+      const answers = await Promise.all(Array.from({ length: 8 }, () => get(port, {}, "/", agent)));
       for (const answer of answers) counts[answer.body]!++;
     }
     agent.destroy();

@@ -7,7 +7,8 @@ import {
   type ServiceConfig,
   servicesFileSchema,
 } from "../config/schema.js";
-import { EVERY_ENDPOINT, RouteTable, subsetMatches } from "./route-table.js";
+import { matchesLabels as subsetMatches } from "../../lb/host-set.js";
+import { EVERY_ENDPOINT, RouteTable } from "./route-table.js";
 
 type RoutesInput = NonNullable<NonNullable<RemoraConfigInput["services"]>[number]["routes"]>;
 
@@ -460,39 +461,6 @@ describe("RouteTable input checks", () => {
         ),
     ).toThrow(/route 0: at least one destination needs a weight above 0/);
     expect(() => new RouteTable([{ match: [], route: [] }], random)).toThrow(/route 0/);
-  });
-});
-
-describe("subsetMatches", () => {
-  const labels = { version: "v1", zone: "a" };
-
-  it("matches when every selector label is equal", () => {
-    expect(subsetMatches(labels, { version: "v1" })).toBe(true);
-    expect(subsetMatches(labels, { version: "v1", zone: "a" })).toBe(true);
-  });
-
-  it("fails on a different value or a missing label", () => {
-    expect(subsetMatches(labels, { version: "v2" })).toBe(false);
-    expect(subsetMatches(labels, { version: "v1", zone: "b" })).toBe(false);
-    expect(subsetMatches(labels, { version: "v1", track: "canary" })).toBe(false);
-    expect(subsetMatches({}, { version: "v1" })).toBe(false);
-  });
-
-  it("compares values exactly (no case folding, no empty-means-any)", () => {
-    expect(subsetMatches(labels, { version: "V1" })).toBe(false);
-    expect(subsetMatches(labels, { version: "" })).toBe(false);
-    expect(subsetMatches({ version: "" }, { version: "" })).toBe(true);
-  });
-
-  it("selects every endpoint with an empty selector", () => {
-    expect(subsetMatches(labels, {})).toBe(true);
-    expect(subsetMatches({}, {})).toBe(true);
-  });
-
-  it("reads only the labels' own properties", () => {
-    const inherited = Object.create({ version: "v1" }) as Record<string, string>;
-    expect(subsetMatches(inherited, { version: "v1" })).toBe(false);
-    expect(subsetMatches({}, { constructor: "x" })).toBe(false);
   });
 });
 

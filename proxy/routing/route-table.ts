@@ -43,7 +43,7 @@ export class RouteTable {
   readonly #random: () => number;
 
   /** Throws a TypeError on input the config schema rejects (a weighted split without weights). */
-  constructor(routes: ServiceConfig["routes"], options: RouteTableOptions) {
+  constructor(routes: readonly ServiceConfig["routes"][number][], options: RouteTableOptions) {
     this.#random = options.random;
     this.#routes = routes.map((route, index) => new CompiledRoute(route, index));
     this.empty = this.#routes.length === 0;
@@ -69,21 +69,6 @@ export class RouteTable {
     }
     return undefined;
   }
-}
-
-/**
- * Every label of `selector` is present in `labels` with the same value (DestinationRule subset
- * selection); an empty selector selects every endpoint.
- */
-export function subsetMatches(
-  labels: Readonly<Record<string, string>>,
-  selector: Readonly<Record<string, string>>,
-): boolean {
-  for (const key in selector) {
-    if (!Object.hasOwn(selector, key)) continue;
-    if (!Object.hasOwn(labels, key) || labels[key] !== selector[key]) return false;
-  }
-  return true;
 }
 
 class CompiledRoute {

@@ -5,6 +5,7 @@ import {
   DEFAULT_LB_SETTINGS,
   type LoadBalancerSettings,
 } from "./balancer.js";
+import { FirstComeBalancer } from "./first-come.js";
 import { RoundRobinBalancer } from "./round-robin.js";
 
 /** The policy named in config (`trafficPolicy.loadBalancer.policy`) has no balancer. */
@@ -25,6 +26,7 @@ export class UnknownBalancerPolicyError extends Error {
 const balancers = new Map<string, BalancerFactory>([
   ["round-robin", (options) => new RoundRobinBalancer(options)],
   // BUILT-IN POLICIES: one line each, canonical names only.
+  ["first-come", (options) => new FirstComeBalancer(options)],
 ]);
 
 /**

@@ -66,8 +66,22 @@ export interface Balancer {
   cancel?(waiter: SlotWaiter): void;
   /** Requests waiting in the queue now (admin API, metrics). */
   readonly queued?: number;
+  /** What became of queued requests since the balancer was built (metrics). */
+  readonly stats?: QueueStats;
   /** Active requests per endpoint id, as the balancer counts them (admin API). */
   activeOn?(endpointId: string): number;
+}
+
+/** Outcomes of a queueing balancer's waiters, counted since it was built. */
+export interface QueueStats {
+  /** Waiters that left the queue with a slot (`onSlot`). */
+  readonly dispatched: number;
+  /** Waiters that waited `queueTimeout` and got `onQueueTimeout`. */
+  readonly timedOut: number;
+  /** `acquire` calls answered `QUEUE_FULL` (503 UO at once). */
+  readonly rejected: number;
+  /** Waiters removed by `cancel` (their client went away). */
+  readonly cancelled: number;
 }
 
 /**

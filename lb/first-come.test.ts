@@ -367,7 +367,7 @@ describe("FirstComeBalancer: caps and the FIFO queue", () => {
     const held = new Map<string, number>();
     const running: Endpoint[] = [];
     /** The model queue: waiters in arrival order with their enqueue time. */
-    const waiting: { waiter: SlotWaiter; at: number }[] = [];
+    const waiting: { waiter: SlotWaiter; at: number; exclude?: ReadonlySet<string> }[] = [];
     let serial = 0;
     const inSet = (id: string) => set.some((e) => e.id === id);
     const start = (endpoint: Endpoint) => {
@@ -400,12 +400,17 @@ describe("FirstComeBalancer: caps and the FIFO queue", () => {
         const exclude = random() < 0.3 ? new Set([pool[Math.floor(random() * 4)]!.id]) : undefined;
         const waiter = modelWaiter();
         const freeInSet = set.filter((e) => (held.get(e.id) ?? 0) < cap);
+        const untried = set.filter((e) => !exclude?.has(e.id));
+        const allowedNow = freeInSet.filter((e) => !exclude?.has(e.id));
+        // A retry waits for a host it has not tried while the set has one.
+        const grant =
+          waiting.length === 0 &&
+          (allowedNow.length > 0 || (freeInSet.length > 0 && untried.length === 0));
         const result = lb.acquire(exclude ? { exclude } : EMPTY_PICK_CONTEXT, waiter);
         if (set.length === 0) {
           expect(result).toBeUndefined();
           counts.none++;
-        } else if (freeInSet.length > 0) {
-          expect(waiting).toHaveLength(0);
+        } else if (grant) {
           expect(typeof result).toBe("object");
           const endpoint = result as Endpoint;
           const fewest = Math.min(...freeInSet.map((e) => held.get(e.id) ?? 0));
@@ -421,7 +426,7 @@ describe("FirstComeBalancer: caps and the FIFO queue", () => {
           counts.full++;
         } else {
           expect(result).toBe(QUEUED);
-          waiting.push({ waiter, at: performance.now() });
+          waiting.push({ waiter, at: performance.now(), exclude });
         }
       } else if (op < 0.75) {
         if (running.length === 0) continue;
@@ -453,7 +458,14 @@ describe("FirstComeBalancer: caps and the FIFO queue", () => {
       expect(lb.queued).toBe(waiting.length);
       for (const { at } of waiting) expect(performance.now() - at).toBeLessThan(TIMEOUT);
       if (waiting.length > 0) {
-        for (const endpoint of set) expect(held.get(endpoint.id) ?? 0).toBe(cap);
+        // Every free slot is on a host the head already tried, and it has one left to try.
+        const head = waiting[0]!.exclude;
+        for (const endpoint of set) {
+          if ((held.get(endpoint.id) ?? 0) < cap) expect(head?.has(endpoint.id)).toBe(true);
+        }
+        if (set.some((e) => (held.get(e.id) ?? 0) < cap)) {
+          expect(set.some((e) => !head?.has(e.id))).toBe(true);
+        }
       }
       expect(vi.getTimerCount()).toBeLessThanOrEqual(1);
     }
@@ -743,13 +755,40 @@ describe("FirstComeBalancer: exclusions (retries)", () => {
     expect(active(lb, a, b, c)).toEqual([0, 3, 2]);
   });
 
-  it("takes a free excluded slot rather than queue when no other endpoint has one", () => {
+  it("waits for a host it has not tried rather than take a free slot on one it has", () => {
+    const lb = balancer({ maxConcurrent: 1 });
+    lb.update([a, b]);
+    expect(grants(lb, 1)).toEqual([1]); // a busy, b free
+    const [retry] = queue(lb, 1, 0, { exclude: new Set([b.id]) });
+    expect(retry!.endpoint).toBeUndefined();
+    expect(lb.queued).toBe(1);
+    // Everyone else waits behind it, even with b free (FIFO).
+    const [later] = queue(lb, 1, 1);
+    expect(later!.endpoint).toBeUndefined();
+    lb.onEnd(a, true);
+    expect(retry!.endpoint).toBe(a);
+    // The head left, so the next waiter takes the free slot on b at once.
+    expect(later!.endpoint).toBe(b);
+  });
+
+  it("takes a slot on a host it already tried when it has tried them all", () => {
     const lb = balancer({ maxConcurrent: 1 });
     lb.update([a, b]);
     expect(grants(lb, 1)).toEqual([1]);
-    expect(grants(lb, 1, { exclude: new Set([b.id]) })).toEqual([2]);
     lb.onEnd(a, false);
-    expect(grants(lb, 1, { exclude: new Set([a.id, b.id]) })).toEqual([1]);
+    // Both free; both tried: it goes now, to the next in rotation, instead of queueing.
+    expect(grants(lb, 1, { exclude: new Set([a.id, b.id]) })).toEqual([2]);
+    expect(lb.queued).toBe(0);
+  });
+
+  it("hands a free slot on to the next waiter when a waiting retry gives up", () => {
+    const lb = balancer({ maxConcurrent: 1 });
+    lb.update([a, b]);
+    grants(lb, 1); // a busy, b free
+    const [retry] = queue(lb, 1, 0, { exclude: new Set([b.id]) });
+    const [later] = queue(lb, 1, 1);
+    lb.cancel(retry!);
+    expect(later!.endpoint).toBe(b);
   });
 
   it("ignores an empty exclusion set and unknown ids", () => {
@@ -759,16 +798,17 @@ describe("FirstComeBalancer: exclusions (retries)", () => {
     expect(grants(lb, 1, { exclude: new Set(["10.9.9.9:1"]) })).toEqual([2]);
   });
 
-  it("a queued retry takes the first slot freed, even on the host it excludes", () => {
+  it("a queued retry lets a freed slot on a host it tried pass until one it has not tried frees", () => {
     const lb = balancer({ maxConcurrent: 1 });
     lb.update([a, b]);
     grants(lb, 2);
     const [retry] = queue(lb, 1, 0, { exclude: new Set([a.id]) });
     const [w1] = queue(lb, 1, 1);
     lb.onEnd(a, false);
-    expect(retry!.endpoint).toBe(a);
+    expect(retry!.endpoint).toBeUndefined();
     lb.onEnd(b, true);
-    expect(w1!.endpoint).toBe(b);
+    expect(retry!.endpoint).toBe(b);
+    expect(w1!.endpoint).toBe(a);
   });
 
   it("a queued retry prefers a non-excluded endpoint when several slots free at once", () => {

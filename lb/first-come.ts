@@ -5,21 +5,13 @@ import {
   type BalancerOptions,
   type PickContext,
   QUEUE_FULL,
+  type QueueStats,
   QUEUED,
   type SlotWaiter,
 } from "./balancer.js";
 
-/** Counters for metrics (totals since the balancer was built). */
-export interface FirstComeStats {
-  /** Waiters that left the queue with a slot (`onSlot`). */
-  readonly dispatched: number;
-  /** Waiters that waited `queueTimeout` and got `onQueueTimeout`. */
-  readonly timedOut: number;
-  /** `acquire` calls answered `QUEUE_FULL` (503 UO at once). */
-  readonly rejected: number;
-  /** Waiters removed by `cancel` (their client went away). */
-  readonly cancelled: number;
-}
+/** What first-come counts (lb/balancer.ts QueueStats). */
+export type FirstComeStats = QueueStats;
 
 /** Node clamps longer timer delays to 1 ms (TimeoutOverflowWarning); longer waits re-arm. */
 const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;
@@ -258,7 +250,7 @@ export class FirstComeBalancer implements Balancer {
     if (this.#members.length === 0) return undefined;
     if (this.#queueHead === null) {
       const slots = this.#choose(ctx.exclude);
-      if (slots !== undefined) {
+      if (slots !== undefined && !this.#mustWait(ctx.exclude, slots)) {
         this.#reserve(slots);
         return slots.endpoint;
       }
@@ -284,8 +276,11 @@ export class FirstComeBalancer implements Balancer {
   cancel(waiter: SlotWaiter): void {
     const node = this.#nodes.get(waiter);
     if (node === undefined) return;
+    const wasHead = node === this.#queueHead;
     this.#unqueue(node);
     this.#cancelled++;
+    // A head that was waiting for a host it had not tried may have left a free slot behind.
+    if (wasHead && this.#queueHead !== null) this.#dispatch();
     // The timer stays: if it was set for this waiter it fires, finds the new head and re-arms.
   }
 
@@ -306,6 +301,20 @@ export class FirstComeBalancer implements Balancer {
       }
     }
     return first;
+  }
+
+  /**
+   * A retry whose only free choice is a host it already tried waits for another host's slot, as
+   * long as the set has a host it has not tried: sending it back to the host that just refused
+   * it would spend the retry on a likely failure. When it has tried every host, it goes now.
+   */
+  #mustWait(exclude: ReadonlySet<string> | undefined, slots: EndpointSlots): boolean {
+    if (exclude === undefined || !exclude.has(slots.endpoint.id)) return false;
+    const members = this.#members;
+    for (let i = 0; i < members.length; i++) {
+      if (!exclude.has(members[i]!.endpoint.id)) return true;
+    }
+    return false;
   }
 
   /** One more active request on `slots`; moves it up a level (or out of the lists when full). */
@@ -372,6 +381,8 @@ export class FirstComeBalancer implements Balancer {
       while (this.#queueHead !== null && this.#lowest !== Number.POSITIVE_INFINITY) {
         const node = this.#queueHead;
         const slots = this.#choose(node.exclude)!;
+        // The head waits for a slot on a host it has not tried, and everyone waits behind it.
+        if (this.#mustWait(node.exclude, slots)) break;
         this.#unqueue(node);
         this.#reserve(slots);
         this.#dispatched++;
@@ -419,5 +430,7 @@ export class FirstComeBalancer implements Balancer {
       const head = this.#queueHead;
       if (head !== null && head.deadline < this.#armedAt) this.#arm(head.deadline);
     }
+    // A head that was waiting for a host it had not tried may have left a free slot behind.
+    if (this.#queueHead !== null) this.#dispatch();
   };
 }

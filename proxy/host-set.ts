@@ -5,6 +5,7 @@ import type {
   BalancerFactory,
   LoadBalancerSettings,
   PickContext,
+  QueueStats,
   SlotWaiter,
 } from "../lb/balancer.js";
 import { matchesLabels, selectHosts } from "../lb/host-set.js";
@@ -31,6 +32,8 @@ export class HostSet {
   #balancer: Balancer;
   #settings: LoadBalancerSettings;
   #selected: readonly Endpoint[] = [];
+  /** Queue outcomes of balancers this set replaced (reloads), so the totals never go back. */
+  #retired = { dispatched: 0, timedOut: 0, rejected: 0, cancelled: 0 };
   #panic = false;
   /** How long requests dispatched from a queue waited (first-come), for metrics. */
   readonly queueWait = new BucketTally(QUEUE_WAIT_BUCKETS);
@@ -75,9 +78,23 @@ export class HostSet {
 
   /** A new balancer (config reload) built from the current selection. */
   replace(settings: LoadBalancerSettings, module: BalancerFactory | undefined): void {
+    this.#retired = this.queueStats() ?? this.#retired;
     this.#settings = settings;
     this.#balancer = createBalancer(settings, undefined, module);
     this.#balancer.update(this.#selected);
+  }
+
+  /** Queue outcomes since start (queueing balancers only; undefined otherwise). */
+  queueStats(): QueueStats | undefined {
+    const now = this.#balancer.stats;
+    if (now === undefined) return undefined;
+    const before = this.#retired;
+    return {
+      dispatched: before.dispatched + now.dispatched,
+      timedOut: before.timedOut + now.timedOut,
+      rejected: before.rejected + now.rejected,
+      cancelled: before.cancelled + now.cancelled,
+    };
   }
 
   pick(ctx: PickContext): Endpoint | undefined {

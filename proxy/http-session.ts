@@ -268,7 +268,9 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
       this.#close();
       return;
     }
-    if (!this.#requestDone) {
+    // A request still queued for a slot is dropped (HAProxy's abortonclose): a client that
+    // closes while it waits has almost always given up, and its place should go to the next.
+    if (!this.#requestDone || this.#waiting) {
       this.#abort("DC");
       return;
     }

@@ -75,7 +75,7 @@ function config(services: string): string {
   return `admin: { port: 0 }
 probes: { port: null }
 metrics: { port: null }
-accessLog: { path: stdout }
+accessLog: { enabled: true }
 listeners:
   - { name: outbound, kind: outbound, port: 0 }
 services:
@@ -191,10 +191,60 @@ ${endpoints.map((e) => `      - { address: "${e}" }`).join("\n")}
     expect(a.peak).toBeLessThanOrEqual(2);
     expect(b.peak).toBeLessThanOrEqual(2);
     // Queued time is in the access log: the queued requests waited, the first four did not.
+    await until(() => accessLog(remora).length === 12, "12 access-log lines");
     const lines = accessLog(remora);
     expect(lines).toHaveLength(12);
     expect(lines.filter((l) => l.queue_time === null)).toHaveLength(4);
     expect(lines.filter((l) => typeof l.queue_time === "number")).toHaveLength(8);
+  });
+});
+
+describe("first-come under concurrent load", () => {
+  it("never exceeds the cap, and a connect failure's retry counts against it", async () => {
+    // A port nothing listens on: connects to it fail at once and are retried elsewhere.
+    const closed = await httpBackend();
+    const dead = closed.address;
+    await closed.close();
+    const live: { backend: HttpBackend; active: number; peak: number }[] = [];
+    for (let i = 0; i < 2; i++) {
+      const entry = { backend: undefined as unknown as HttpBackend, active: 0, peak: 0 };
+      entry.backend = await httpBackend((_req, res) => {
+        entry.active++;
+        entry.peak = Math.max(entry.peak, entry.active);
+        setTimeout(() => {
+          entry.active--;
+          res.end("ok");
+        }, 5);
+      });
+      backends.push(entry.backend);
+      live.push(entry);
+    }
+    const remora = await start(
+      config(`  - name: hello
+    endpoints:
+      - { address: "${dead}" }
+      - { address: "${live[0]!.backend.address}" }
+      - { address: "${live[1]!.backend.address}" }
+    trafficPolicy:
+      loadBalancer: { policy: first-come, maxConcurrent: 2, queueTimeout: 30s }`),
+    );
+    const port = remora.ports.get("outbound")!;
+    const agent = new Agent({ keepAlive: true, maxSockets: 12 });
+    const statuses: number[] = [];
+    for (let batch = 0; batch < 20; batch++) {
+      const answers = await Promise.all(
+        Array.from({ length: 12 }, () => get(port, {}, "/", agent)),
+      );
+      for (const answer of answers) statuses.push(answer.status);
+    }
+    agent.destroy();
+    expect(statuses.filter((status) => status !== 200)).toEqual([]);
+    for (const entry of live) expect(entry.peak).toBeLessThanOrEqual(2);
+    expect(live[0]!.peak + live[1]!.peak).toBe(4);
+    // Every slot was given back: nothing active, nothing queued.
+    const [hello] = await clusters(remora);
+    expect(hello!.queued).toBe(0);
+    expect(hello!.endpoints.map((e) => e.activeRequests)).toEqual([0, 0, 0]);
   });
 });
 
@@ -219,10 +269,27 @@ describe("first-come refusals", () => {
     expect(a.arrivals).toEqual(["0"]);
     a.releaseOne();
     expect((await first).status).toBe(200);
+    await until(() => accessLog(remora).length === 2, "2 access-log lines");
     const refused = accessLog(remora).find((l) => l.response_code === 503)!;
     expect(refused.response_flags).toBe("UO");
     expect(refused.queue_time).toBeGreaterThanOrEqual(290);
     expect(refused.upstream_host).toBeNull();
+    const metrics = await (
+      await fetch(`http://127.0.0.1:${remora.adminPort}/stats/prometheus`)
+    ).text();
+    expect(metrics).toContain(
+      'remora_lb_queue_total{cluster="hello.default",subset="",result="timeout"} 1',
+    );
+    expect(metrics).toContain(
+      'remora_lb_queue_total{cluster="hello.default",subset="",result="dispatched"} 0',
+    );
+    expect(metrics).toContain(
+      'remora_lb_queue_wait_milliseconds_bucket{cluster="hello.default",subset="",le="250"} 0',
+    );
+    expect(metrics).toContain(
+      'remora_lb_queue_wait_milliseconds_bucket{cluster="hello.default",subset="",le="500"} 1',
+    );
+    expect(metrics).toContain('remora_lb_queued_requests{cluster="hello.default",subset=""} 0');
   });
 
   it("answers 503 UO at once when the queue is full, and a client that leaves frees its place", async () => {
@@ -251,6 +318,7 @@ describe("first-come refusals", () => {
     expect((await first).status).toBe(200);
     expect((await next).status).toBe(200);
     expect(a.arrivals).toEqual(["0", "next"]);
+    await until(() => accessLog(remora).length === 4, "4 access-log lines");
     const flags = accessLog(remora).map((l) => `${l.response_code} ${l.response_flags}`);
     expect(flags).toEqual(expect.arrayContaining(["503 UO", "0 DC", "200 -", "200 -"]));
   });

@@ -22,6 +22,8 @@
  *    `GET /stats/prometheus` and by the metrics listener (`metrics.port`, Istio's 15090).
  */
 
+import type { BucketTally } from "./family.js";
+
 /** The Prometheus text exposition format served on every scrape. */
 export const CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -56,6 +58,27 @@ export interface ClusterView {
     readonly labels: Readonly<Record<string, string>>;
   }[];
   poolStats(endpointId: string): PoolCounts;
+  /** The service's host set, then one per subset (absent on test doubles). */
+  hostSets?(): readonly HostSetView[];
+}
+
+/** One balancer's endpoints as metrics read them (proxy/host-set.ts HostSet). */
+export interface HostSetView {
+  /** "" for the whole service. */
+  readonly subset: string;
+  readonly panic: boolean;
+  readonly selected: readonly unknown[];
+  readonly balancer: { readonly queued?: number };
+  /** Undefined unless the balancer queues (first-come). */
+  queueStats(): QueueCounts | undefined;
+  readonly queueWait: BucketTally;
+}
+
+export interface QueueCounts {
+  readonly dispatched: number;
+  readonly timedOut: number;
+  readonly rejected: number;
+  readonly cancelled: number;
 }
 
 /** One discovery source's sync state (discovery/registry.ts `sourceStates()`). */

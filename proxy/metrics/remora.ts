@@ -8,7 +8,14 @@
  */
 import { type ELDHistogram, monitorEventLoopDelay } from "node:perf_hooks";
 import { Counter, Gauge, type Registry } from "prom-client";
-import type { ClusterView, ListenerCounts, MetricsSubject } from "./contract.js";
+import { QUEUE_WAIT_BUCKETS } from "../host-set.js";
+import type {
+  ClusterView,
+  HostSetView,
+  ListenerCounts,
+  MetricsSubject,
+  QueueCounts,
+} from "./contract.js";
 import { BucketTally, HistogramFamily, LabelSet, ValueFamily } from "./family.js";
 import type { Workload } from "./workload.js";
 
@@ -121,6 +128,75 @@ export class RemoraMetrics {
     this.#registerConfig(registry);
     this.#registerDiscovery(registry);
     this.#registerAccessLog(registry);
+    this.#registerBalancing(registry);
+  }
+
+  /** Per host set (service or subset): eligible endpoints, panic, and first-come's queue. */
+  #registerBalancing(registry: Registry): void {
+    const sets = (visit: (cluster: string, set: HostSetView) => void) => {
+      for (const cluster of this.#subject.clusters.all()) {
+        for (const set of cluster.hostSets?.() ?? []) visit(cluster.key, set);
+      }
+    };
+    const labels = (cluster: string, set: HostSetView) =>
+      new LabelSet(["cluster", "subset"], [cluster, set.subset]);
+    new ValueFamily({
+      name: "remora_lb_eligible_endpoints",
+      help: 'Endpoints taking new requests (ready, healthy or in panic, weight above 0), by cluster and subset ("" = the whole service).',
+      type: "gauge",
+      labelNames: ["cluster", "subset"],
+      collect: (visit) => sets((key, set) => visit(labels(key, set), set.selected.length)),
+    }).register(registry);
+    new ValueFamily({
+      name: "remora_lb_panic",
+      help: "1 while fewer endpoints than the panic threshold are healthy, so every endpoint takes requests.",
+      type: "gauge",
+      labelNames: ["cluster", "subset"],
+      collect: (visit) => sets((key, set) => visit(labels(key, set), set.panic ? 1 : 0)),
+    }).register(registry);
+    new ValueFamily({
+      name: "remora_lb_queued_requests",
+      help: "Requests waiting for a free endpoint now (first-come).",
+      type: "gauge",
+      labelNames: ["cluster", "subset"],
+      collect: (visit) =>
+        sets((key, set) => {
+          if (set.balancer.queued !== undefined) visit(labels(key, set), set.balancer.queued);
+        }),
+    }).register(registry);
+    const results = [
+      ["dispatched", (q: QueueCounts) => q.dispatched],
+      ["timeout", (q: QueueCounts) => q.timedOut],
+      ["full", (q: QueueCounts) => q.rejected],
+      ["cancelled", (q: QueueCounts) => q.cancelled],
+    ] as const;
+    new ValueFamily({
+      name: "remora_lb_queue_total",
+      help: "What became of requests that found every endpoint full (first-come): dispatched to a freed slot, timeout (503 UO), full (queue full, 503 UO), cancelled (the client left).",
+      type: "counter",
+      labelNames: ["cluster", "subset", "result"],
+      collect: (visit) =>
+        sets((key, set) => {
+          const counts = set.queueStats();
+          if (counts === undefined) return;
+          for (const [result, read] of results) {
+            visit(
+              new LabelSet(["cluster", "subset", "result"], [key, set.subset, result]),
+              read(counts),
+            );
+          }
+        }),
+    }).register(registry);
+    new HistogramFamily({
+      name: "remora_lb_queue_wait_milliseconds",
+      help: "How long requests waited for a free endpoint (first-come), whether they got one or timed out.",
+      labelNames: ["cluster", "subset"],
+      bounds: QUEUE_WAIT_BUCKETS,
+      collect: (visit) =>
+        sets((key, set) => {
+          if (set.balancer.queued !== undefined) visit(labels(key, set), set.queueWait);
+        }),
+    }).register(registry);
   }
 
   #registerAccessLog(registry: Registry): void {

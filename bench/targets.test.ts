@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 // The built module: it finds dist/proxy/cli.js relative to itself, as `npm run bench` runs it.
 import {
   nodeRuntime,
-  remoraMetricsOffConfig,
+  remoraVariantConfig,
   SERVICE_NAME,
   TARGETS,
   targetsWith,
@@ -24,6 +24,7 @@ describe("--compare-node target variants", () => {
       "remora",
       "remora@node20",
       "remora-metrics-off",
+      "remora-least-request",
       "remora-access-log",
       "remora-access-log-null",
       "remora-mtls",
@@ -37,7 +38,12 @@ describe("--compare-node target variants", () => {
     expect(targetsWith([]).map((t) => t.id)).toEqual(TARGETS.map((t) => t.id));
     // The cost-of-a-feature variants run only when named with --target.
     const optIn = TARGETS.filter((t) => t.optIn === true).map((t) => t.id);
-    expect(optIn).toEqual(["remora-metrics-off", "remora-access-log", "remora-access-log-null"]);
+    expect(optIn).toEqual([
+      "remora-metrics-off",
+      "remora-least-request",
+      "remora-access-log",
+      "remora-access-log-null",
+    ]);
   });
 
   it("labels a variant with its Node.js version", () => {
@@ -74,7 +80,10 @@ describe("--compare-node target variants", () => {
 describe("the remora-metrics-off target", () => {
   it("runs quick mode's config with only metrics.enabled changed", () => {
     const backends = ["127.0.0.1:9101", "127.0.0.1:9102"];
-    const off = parseConfig(remoraMetricsOffConfig(15001, 15000, backends), "off.yaml");
+    const off = parseConfig(
+      remoraVariantConfig(15001, 15000, backends, { metrics: false }),
+      "off.yaml",
+    );
     const quick = quickConfig({
       listen: 15001,
       adminPort: 15000,
@@ -83,5 +92,26 @@ describe("the remora-metrics-off target", () => {
     expect(off.metrics.enabled).toBe(false);
     expect(quick.metrics.enabled).toBe(true);
     expect({ ...off, metrics: quick.metrics }).toEqual(quick);
+  });
+});
+
+describe("the remora-least-request target", () => {
+  it("runs quick mode's config with only the balancing policy changed", () => {
+    const backends = ["127.0.0.1:9101", "127.0.0.1:9102"];
+    const least = parseConfig(
+      remoraVariantConfig(15001, 15000, backends, { policy: "least-request" }),
+      "least.yaml",
+    );
+    const quick = quickConfig({
+      listen: 15001,
+      adminPort: 15000,
+      services: [`${SERVICE_NAME}=${backends.join(",")}`],
+    });
+    expect(least.services[0]!.trafficPolicy.loadBalancer.policy).toBe("least-request");
+    const service = {
+      ...least.services[0]!,
+      trafficPolicy: quick.services[0]!.trafficPolicy,
+    };
+    expect({ ...least, services: [service] }).toEqual(quick);
   });
 });

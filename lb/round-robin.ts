@@ -1,6 +1,7 @@
 import type { Endpoint } from "../discovery/endpoint.js";
 import type { Balancer, BalancerOptions, PickContext } from "./balancer.js";
 import { WeightedBalancer } from "./weighted.js";
+import { equalWeights, takingRequests } from "./weights.js";
 
 /**
  * Rotation over the endpoint set. With equal weights (the common case) it is exact rotation:
@@ -22,8 +23,7 @@ export class RoundRobinBalancer implements Balancer {
   }
 
   update(endpoints: readonly Endpoint[]): void {
-    // Weight 0 means "no new requests" (callers filter these out, but be safe).
-    const next = endpoints.filter((endpoint) => endpoint.weight > 0);
+    const next = takingRequests(endpoints);
     const previous = this.#weighted === undefined ? this.#endpoints : [];
     this.#endpoints = next;
     if (!equalWeights(next)) {
@@ -70,11 +70,4 @@ export class RoundRobinBalancer implements Balancer {
     this.#next = start + 1 === count ? 0 : start + 1;
     return endpoints[start];
   }
-}
-
-function equalWeights(endpoints: readonly Endpoint[]): boolean {
-  for (let i = 1; i < endpoints.length; i++) {
-    if (endpoints[i]!.weight !== endpoints[0]!.weight) return false;
-  }
-  return true;
 }

@@ -1,5 +1,6 @@
 import type { Endpoint } from "../discovery/endpoint.js";
 import type { Balancer, BalancerOptions, PickContext } from "./balancer.js";
+import { takingRequests } from "./weights.js";
 
 /**
  * Virtual time after which every deadline is moved back by this much, so deadlines stay small
@@ -46,8 +47,7 @@ export class WeightedBalancer implements Balancer {
 
   update(endpoints: readonly Endpoint[]): void {
     const wasEmpty = this.#endpoints.length === 0;
-    // Weight 0 means "no new requests" (callers filter these out, but be safe).
-    const next = endpoints.filter((endpoint) => endpoint.weight > 0);
+    const next = takingRequests(endpoints);
     const n = next.length;
     this.#endpoints = next;
     this.#weight = new Float64Array(n);

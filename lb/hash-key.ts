@@ -145,6 +145,7 @@ export function cookieHash(headers: readonly string[] | undefined, name: string)
       let nameEnd = i;
       while (nameEnd > nameStart && isCookieSpace(text.charCodeAt(nameEnd - 1))) nameEnd--;
       if (i < end && text.charCodeAt(i) === 0x3d) {
+        while (i + 1 < end && isCookieSpace(text.charCodeAt(i + 1))) i++;
         const valueStart = ++i;
         while (i < end && text.charCodeAt(i) !== 0x3b) i++;
         if (rangeEquals(text, nameStart, nameEnd, name)) {

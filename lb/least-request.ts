@@ -102,7 +102,9 @@ export class LeastRequestBalancer implements Balancer {
 
   /** active[a] / weight[a] < active[b] / weight[b], multiplied out (exact for integers). */
   #lessLoaded(a: number, b: number): boolean {
-    return this.#counts[a]!.active * this.#weights[b]! < this.#counts[b]!.active * this.#weights[a]!;
+    return (
+      this.#counts[a]!.active * this.#weights[b]! < this.#counts[b]!.active * this.#weights[a]!
+    );
   }
 
   /**

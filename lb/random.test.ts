@@ -61,7 +61,10 @@ describe("RandomBalancer", () => {
     const endpoints = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map((p) => endpoint(p, 3));
     const balancer = new RandomBalancer({ random: seededRandom(11) });
     balancer.update(endpoints);
-    const result = chiSquare(counts(balancer, endpoints, 100_000), endpoints.map(() => 1));
+    const result = chiSquare(
+      counts(balancer, endpoints, 100_000),
+      endpoints.map(() => 1),
+    );
     expect(result.statistic).toBeLessThan(result.critical);
   });
 

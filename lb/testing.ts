@@ -21,8 +21,27 @@ export function seededRandom(seed: number): () => number {
 
 /** Upper critical values of chi-square at p = 0.001, by degrees of freedom (index). */
 const CRITICAL_P001 = [
-  Number.NaN, 10.828, 13.816, 16.266, 18.467, 20.515, 22.458, 24.322, 26.124, 27.877, 29.588,
-  31.264, 32.909, 34.528, 36.123, 37.697, 39.252, 40.79, 42.312, 43.82, 45.315,
+  Number.NaN,
+  10.828,
+  13.816,
+  16.266,
+  18.467,
+  20.515,
+  22.458,
+  24.322,
+  26.124,
+  27.877,
+  29.588,
+  31.264,
+  32.909,
+  34.528,
+  36.123,
+  37.697,
+  39.252,
+  40.79,
+  42.312,
+  43.82,
+  45.315,
 ];
 
 export interface ChiSquare {

@@ -62,7 +62,10 @@ describe("WeightedBalancer", () => {
 
   it("never gives 5:1:1's heavy endpoint more than 3 in a row, from any start", () => {
     for (let start = 0; start < 1; start += 0.01) {
-      const sequence = picks(balancerOf([endpoint(1, 5), endpoint(2), endpoint(3)], () => start), 700);
+      const sequence = picks(
+        balancerOf([endpoint(1, 5), endpoint(2), endpoint(3)], () => start),
+        700,
+      );
       expect(longestRun(sequence, 1)).toBeLessThanOrEqual(3);
       expect(longestRun(sequence, 2)).toBe(1);
     }
@@ -110,12 +113,23 @@ describe("WeightedBalancer", () => {
     balancer.update([endpoint(1)]);
     expect(calls).toBe(2);
     // A misbehaving random() returning 1 is still a valid start.
-    expect(picks(balancerOf([endpoint(1), endpoint(2)], () => 1), 3)).toEqual([1, 2, 1]);
+    expect(
+      picks(
+        balancerOf([endpoint(1), endpoint(2)], () => 1),
+        3,
+      ),
+    ).toEqual([1, 2, 1]);
   });
 
   it("gives different sidecars different starts", () => {
     const first = (seed: number) =>
-      picks(balancerOf([1, 2, 3, 4, 5].map((p) => endpoint(p)), seededRandom(seed)), 1)[0];
+      picks(
+        balancerOf(
+          [1, 2, 3, 4, 5].map((p) => endpoint(p)),
+          seededRandom(seed),
+        ),
+        1,
+      )[0];
     const starts = new Set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map(first));
     expect(starts.size).toBeGreaterThan(1);
   });

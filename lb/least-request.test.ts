@@ -103,10 +103,11 @@ describe("LeastRequestBalancer", () => {
   it("compares load per unit of weight", () => {
     const heavy = endpoint(1, 4);
     const light = endpoint(2, 1);
-    // Weighted draws: below 0.8 samples heavy, above samples light.
-    const balancer = balancerOf([heavy, light], scripted(0.1, 0.9, 0.9, 0.1));
+    // In the alias table for 4:1, a draw of 0.1 samples heavy and 0.6 samples light.
+    const balancer = balancerOf([heavy, light], scripted(0.1, 0.6, 0.6, 0.1));
     for (let i = 0; i < 2; i++) balancer.onStart(heavy); // 2 / 4 = 0.5 per unit
     balancer.onStart(light); // 1 / 1 = 1 per unit
+    // Light has fewer requests (1 against 2) but more per unit of weight: heavy wins both ways.
     expect(balancer.pick(EMPTY_PICK_CONTEXT)).toBe(heavy);
     expect(balancer.pick(EMPTY_PICK_CONTEXT)).toBe(heavy);
   });

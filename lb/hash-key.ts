@@ -11,8 +11,12 @@ import type { ConsistentHashSettings, PickContext } from "./balancer.js";
  * must send the same key to the same endpoint.
  */
 
-/** FNV-1a's 32-bit offset basis: the state before any character. */
-export const FNV_OFFSET_BASIS = 0x811c9dc5;
+/**
+ * FNV-1a's 32-bit offset basis: the state before any character. Kept as a signed 32-bit
+ * integer (same bits) so the state never leaves V8's small-integer range: 0x811c9dc5 as written
+ * is a double, and hashing ran at half speed with a double-typed state.
+ */
+export const FNV_OFFSET_BASIS = 0x811c9dc5 | 0;
 const FNV_PRIME = 0x01000193;
 
 /** Feeds `text[start..end)` (UTF-16 code units) into an FNV-1a state. */
@@ -47,7 +51,7 @@ export function fmix32(h: number): number {
  * same text (maglev needs two per endpoint); seed 0 is plain FNV-1a + fmix32.
  */
 export function hashString(text: string, seed = 0): number {
-  return fmix32(fnv1a((FNV_OFFSET_BASIS ^ seed) >>> 0, text, 0, text.length));
+  return fmix32(fnv1a(FNV_OFFSET_BASIS ^ seed, text, 0, text.length));
 }
 
 /** The key was not in the request: ring-hash and maglev then pick at random. */

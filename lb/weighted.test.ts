@@ -165,6 +165,14 @@ describe("WeightedBalancer", () => {
     expect([count(1), count(2), count(3)]).toEqual([150, 50, 200]);
   });
 
+  it("keeps the schedule exactly when an update brings the same list", () => {
+    const balancer = balancerOf([endpoint(1, 5), endpoint(2), endpoint(3)]);
+    // After A A A B A A, A (5/6) has just beaten C (5/6) on the tie: C is due now.
+    expect(picks(balancer, 6)).toEqual([1, 1, 1, 2, 1, 1]);
+    balancer.update([endpoint(1, 5), endpoint(2), endpoint(3)]);
+    expect(picks(balancer, 8)).toEqual([3, 1, 1, 1, 2, 1, 1, 3]);
+  });
+
   it("follows a weight change at the new pace, without catching up", () => {
     const balancer = balancerOf([endpoint(1), endpoint(2)]);
     picks(balancer, 1000);

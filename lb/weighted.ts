@@ -25,7 +25,7 @@ const REBASE_AT = 1024;
  * equal as fractions are equal as numbers and ties break by index, deterministically.
  */
 export class WeightedBalancer implements Balancer {
-  readonly policy: string = "weighted";
+  readonly policy = "weighted";
   readonly #random: () => number;
   #endpoints: readonly Endpoint[] = [];
   #weight = new Float64Array(0);
@@ -49,6 +49,12 @@ export class WeightedBalancer implements Balancer {
     const wasEmpty = this.#endpoints.length === 0;
     const next = takingRequests(endpoints);
     const n = next.length;
+    if (this.#sameSchedule(next)) {
+      // The same ids and weights in the same order (a re-published snapshot, a health flap that
+      // ended): keep the schedule exactly, including whose turn a tie gives next.
+      this.#endpoints = next;
+      return;
+    }
     this.#endpoints = next;
     this.#weight = new Float64Array(n);
     this.#served = new Float64Array(n);
@@ -77,6 +83,15 @@ export class WeightedBalancer implements Balancer {
       this.#heap[i] = i;
     }
     this.#heapify();
+  }
+
+  #sameSchedule(next: readonly Endpoint[]): boolean {
+    const current = this.#endpoints;
+    if (next.length !== current.length || next.length === 0) return false;
+    for (let i = 0; i < next.length; i++) {
+      if (next[i]!.id !== current[i]!.id || next[i]!.weight !== this.#weight[i]) return false;
+    }
+    return true;
   }
 
   pick(ctx: PickContext): Endpoint | undefined {

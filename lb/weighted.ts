@@ -50,8 +50,8 @@ export class WeightedBalancer implements Balancer {
     const next = takingRequests(endpoints);
     const n = next.length;
     if (this.#sameSchedule(next)) {
-      // The same ids and weights in the same order (a re-published snapshot, a health flap that
-      // ended): keep the schedule exactly, including whose turn a tie gives next.
+      // The same ids and weights in the same order (a re-published snapshot, a change only to
+      // labels): keep the schedule exactly, including whose turn a tie gives next.
       this.#endpoints = next;
       return;
     }

@@ -1,7 +1,11 @@
 /**
  * `npm run bench:micro`: micro-benchmarks of the hot paths, with tinybench.
  *   - request-head parsing (proxy/http/request-parser.js `parseRequestHead`)
- *   - round-robin pick at 10 and 10,000 endpoints (lb/round-robin.js `RoundRobinBalancer`)
+ *   - balancer picks at 10 and 10,000 endpoints for every built-in policy (lb/*.js): round-robin
+ *     (equal weights, a retry, weights 1..128), weighted, random (equal and weighted),
+ *     least-request (pick + onStart + onEnd), ring-hash and maglev (a header key, hashing
+ *     included), first-come (acquire + onEnd, once lb/first-come.js exists)
+ *   - rebuilding a 10,000-endpoint maglev table and ring-hash ring (`update`)
  *   - metrics (proxy/metrics/): the exchange reporter's cost per request next to prom-client's
  *     own `labels().inc()`/`observe()`, and a scrape of 1,000 services × 10 endpoints
  * The modules are imported at run time from dist/, so a path that is not built yet is
@@ -25,6 +29,9 @@ interface MicroCase {
 
 /** Keeps results observable so the JIT cannot drop the work being measured. */
 let sink = 0;
+
+/** Parts of a group that could not run (a module not built yet), reported with the skipped groups. */
+const partlySkipped: string[] = [];
 
 function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
@@ -116,68 +123,216 @@ interface BenchEndpoint {
   readonly ready: boolean;
 }
 
-interface RoundRobinLike {
+/** What the balancer cases use of lb/balancer.ts's Balancer (typed loosely: dist may predate it). */
+interface BalancerLike {
   update(endpoints: readonly BenchEndpoint[]): void;
   pick(ctx: object): BenchEndpoint | undefined;
+  onStart?(endpoint: BenchEndpoint): void;
+  onEnd?(endpoint: BenchEndpoint, ok: boolean): void;
+  acquire?(ctx: object, waiter: object): unknown;
 }
 
-type RoundRobinCtor = new (options: { random: () => number }) => RoundRobinLike;
+type BalancerCtor = new (options: {
+  random: () => number;
+  clock: () => number;
+  settings: object;
+}) => BalancerLike;
 
-function endpoints(count: number): BenchEndpoint[] {
+/** `count` endpoints; `weighted` gives them weights 1..128 spread over the set, else all 1. */
+function endpoints(count: number, weighted = false): BenchEndpoint[] {
   return Array.from({ length: count }, (_, i) => {
     const host = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
     return Object.freeze({
       id: `${host}:8080`,
       host,
       port: 8080,
-      weight: 1,
+      weight: weighted ? 1 + ((i * 37) % 128) : 1,
       labels: Object.freeze({}),
       ready: true,
     });
   });
 }
 
+/** Request contexts with distinct hash keys, cycled through so keyed picks are not one key. */
+function keyedContexts(count: number): object[] {
+  return Array.from({ length: count }, (_, i) =>
+    Object.freeze({
+      headers: Object.freeze([
+        "Host",
+        "orders.shop.svc.cluster.local",
+        "User-Agent",
+        "curl/8.5.0",
+        "Accept",
+        "*/*",
+        "X-User",
+        // Flat like the codec's strings (cut from one latin1 copy of the head); a template
+        // literal's result is a cons string, and picks would measure V8 flattening it.
+        Buffer.from(`user-${(i * 2654435761) >>> 0}`, "latin1").toString("latin1"),
+      ]),
+    }),
+  );
+}
+
+/** A waiter for first-come's acquire; the benchmark never queues (maxConcurrent is huge). */
+const NEVER_WAITS = Object.freeze({ onSlot: () => {}, onQueueTimeout: () => {} });
+
+const LB_MODULES = [
+  ["round-robin", "../lb/round-robin.js", "RoundRobinBalancer"],
+  ["weighted", "../lb/weighted.js", "WeightedBalancer"],
+  ["random", "../lb/random.js", "RandomBalancer"],
+  ["least-request", "../lb/least-request.js", "LeastRequestBalancer"],
+  ["ring-hash", "../lb/ring-hash.js", "RingHashBalancer"],
+  ["maglev", "../lb/maglev.js", "MaglevBalancer"],
+  ["first-come", "../lb/first-come.js", undefined],
+] as const;
+
+/**
+ * The balancer class a dist module exports: the named one, or (first-come, whose class name is
+ * not fixed here) the first exported class with an `acquire` method.
+ */
+function balancerClass(mod: Record<string, unknown>, name: string | undefined): BalancerCtor {
+  if (name !== undefined) {
+    if (typeof mod[name] !== "function") throw new Error(`exports no ${name}`);
+    return mod[name] as BalancerCtor;
+  }
+  for (const value of Object.values(mod)) {
+    if (typeof value === "function" && typeof value.prototype?.acquire === "function")
+      return value as BalancerCtor;
+  }
+  throw new Error("exports no balancer class with acquire()");
+}
+
 async function balancerCases(): Promise<MicroCase[] | string> {
-  let Ctor: RoundRobinCtor;
+  let settings: Record<string, unknown>;
   let empty: object;
   try {
-    const mod = await importFromDist("../lb/round-robin.js");
-    if (typeof mod.RoundRobinBalancer !== "function")
-      return "lb/round-robin.js exports no RoundRobinBalancer";
-    Ctor = mod.RoundRobinBalancer as RoundRobinCtor;
-    const contract = await importFromDist("../lb/balancer.js").catch(
-      () => ({}) as Record<string, unknown>,
-    );
-    empty = (contract.EMPTY_PICK_CONTEXT as object | undefined) ?? Object.freeze({});
+    const contract = await importFromDist("../lb/balancer.js");
+    settings = contract.DEFAULT_LB_SETTINGS as Record<string, unknown>;
+    empty = contract.EMPTY_PICK_CONTEXT as object;
+    if (settings === undefined || empty === undefined)
+      return "lb/balancer.js exports no DEFAULT_LB_SETTINGS / EMPTY_PICK_CONTEXT";
   } catch (err) {
-    return `lb/round-robin.js not available (${errorText(err)}); run npm run build`;
+    return `lb/balancer.js not available (${errorText(err)}); run npm run build`;
   }
+  const classes = new Map<string, BalancerCtor>();
+  const missing: string[] = [];
+  for (const [policy, path, name] of LB_MODULES) {
+    try {
+      classes.set(policy, balancerClass(await importFromDist(path), name));
+    } catch (err) {
+      missing.push(`${policy} (${path.slice(3)}: ${errorText(err).split("\n")[0]})`);
+    }
+  }
+  const consistentHash = { httpHeaderName: "x-user", minimumRingSize: 1024, tableSize: 65537 };
+  const make = (policy: string, list: readonly BenchEndpoint[], extra: object = {}) => {
+    const Ctor = classes.get(policy)!;
+    const balancer = new Ctor({
+      random: Math.random,
+      clock: () => performance.now(),
+      settings: { ...settings, policy, ...extra },
+    });
+    balancer.update(list);
+    return balancer;
+  };
   const batch = 10_000;
+  const keyed = keyedContexts(1024);
   const cases: MicroCase[] = [];
+  const pickCase = (name: string, balancer: BalancerLike, ctx: object = empty): MicroCase => {
+    if (balancer.pick(ctx) === undefined) throw new Error(`${name}: picked nothing`);
+    return {
+      group: "balancer pick",
+      name,
+      batch,
+      fn: () => {
+        for (let i = 0; i < batch; i++) sink += balancer.pick(ctx)?.port ?? 0;
+      },
+    };
+  };
   for (const count of [10, 10_000]) {
-    const balancer = new Ctor({ random: () => 0.5 });
-    balancer.update(endpoints(count));
-    if (balancer.pick(empty) === undefined)
-      throw new Error(`RoundRobinBalancer picked nothing from ${count}`);
+    const n = `${count.toLocaleString("en-US")} endpoints`;
+    const equal = endpoints(count);
+    const weighted = endpoints(count, true);
+    if (classes.has("round-robin")) {
+      const balancer = make("round-robin", equal);
+      cases.push(pickCase(`round-robin, ${n}`, balancer));
+      cases.push(
+        pickCase(`round-robin, ${n}, 1 excluded (retry)`, balancer, {
+          exclude: new Set([equal[0]!.id]),
+        }),
+      );
+      cases.push(pickCase(`round-robin, ${n}, weights 1..128`, make("round-robin", weighted)));
+    }
+    if (classes.has("weighted")) {
+      cases.push(pickCase(`weighted, ${n}, weights 1..128`, make("weighted", weighted)));
+    }
+    if (classes.has("random")) {
+      cases.push(pickCase(`random, ${n}`, make("random", equal)));
+      cases.push(pickCase(`random, ${n}, weights 1..128`, make("random", weighted)));
+    }
+    if (classes.has("least-request")) {
+      for (const [label, list] of [
+        ["", equal],
+        [", weights 1..128", weighted],
+      ] as const) {
+        const balancer = make("least-request", list);
+        cases.push({
+          group: "balancer pick",
+          name: `least-request, ${n}${label}, pick + onStart + onEnd`,
+          batch,
+          fn: () => {
+            for (let i = 0; i < batch; i++) {
+              const endpoint = balancer.pick(empty)!;
+              balancer.onStart!(endpoint);
+              sink += endpoint.port;
+              balancer.onEnd!(endpoint, true);
+            }
+          },
+        });
+      }
+    }
+    for (const policy of ["ring-hash", "maglev"]) {
+      if (!classes.has(policy)) continue;
+      const balancer = make(policy, equal, { consistentHash });
+      cases.push({
+        group: "balancer pick",
+        name: `${policy}, ${n}, header key (hash included)`,
+        batch,
+        fn: () => {
+          for (let i = 0; i < batch; i++) sink += balancer.pick(keyed[i & 1023]!)?.port ?? 0;
+        },
+      });
+    }
+    if (classes.has("first-come")) {
+      const balancer = make("first-come", equal, { maxConcurrent: 1_000_000_000 });
+      cases.push({
+        group: "balancer pick",
+        name: `first-come, ${n}, acquire + onEnd (never full)`,
+        batch,
+        fn: () => {
+          for (let i = 0; i < batch; i++) {
+            const endpoint = balancer.acquire!(empty, NEVER_WAITS) as BenchEndpoint;
+            sink += endpoint.port;
+            balancer.onEnd!(endpoint, true);
+          }
+        },
+      });
+    }
+  }
+  const big = endpoints(10_000);
+  for (const policy of ["maglev", "ring-hash"]) {
+    if (!classes.has(policy)) continue;
+    const balancer = make(policy, big, { consistentHash });
     cases.push({
-      group: "balancer pick",
-      name: `round-robin, ${count.toLocaleString("en-US")} endpoints`,
-      batch,
-      fn: () => {
-        for (let i = 0; i < batch; i++) sink += balancer.pick(empty)?.port ?? 0;
-      },
-    });
-    const exclude = new Set([endpoints(1)[0]?.id ?? ""]);
-    const retryCtx = { exclude };
-    cases.push({
-      group: "balancer pick",
-      name: `round-robin, ${count.toLocaleString("en-US")} endpoints, 1 excluded (retry)`,
-      batch,
-      fn: () => {
-        for (let i = 0; i < batch; i++) sink += balancer.pick(retryCtx)?.port ?? 0;
-      },
+      group: "balancer rebuild",
+      name:
+        policy === "maglev"
+          ? "maglev update(), 10,000 endpoints, table 65,537"
+          : "ring-hash update(), 10,000 endpoints, minimumRingSize 1,024",
+      batch: 1,
+      fn: () => balancer.update(big),
     });
   }
+  for (const policy of missing) partlySkipped.push(`balancer pick: ${policy}`);
   return cases;
 }
 
@@ -353,7 +508,7 @@ async function main(): Promise<void> {
   });
   if (values.help) {
     process.stdout.write(
-      "Usage: npm run bench:micro -- [--time MS] [--only GROUP]\n\nMicro-benchmarks of request-head parsing, balancer picks and metrics.\n" +
+      "Usage: npm run bench:micro -- [--time MS] [--only GROUP]\n\nMicro-benchmarks of request-head parsing, balancers and metrics.\n" +
         "  --time MS     measuring time per task (default 1000)\n" +
         "  --only GROUP  run one group: parser, balancer or metrics\n",
     );
@@ -372,6 +527,7 @@ async function main(): Promise<void> {
     if (typeof result === "string") skipped.push(`${what}: ${result}`);
     else cases.push(...result);
   }
+  skipped.push(...partlySkipped);
   for (const s of skipped) process.stderr.write(`bench:micro: skipping ${s}\n`);
 
   const bench = new Bench({ time, warmupTime: Math.min(500, time / 2) });

@@ -6,7 +6,12 @@ import {
   type LoadBalancerSettings,
 } from "./balancer.js";
 import { FirstComeBalancer } from "./first-come.js";
+import { LeastRequestBalancer } from "./least-request.js";
+import { MaglevBalancer } from "./maglev.js";
+import { RandomBalancer } from "./random.js";
+import { RingHashBalancer } from "./ring-hash.js";
 import { RoundRobinBalancer } from "./round-robin.js";
+import { WeightedBalancer } from "./weighted.js";
 
 /** The policy named in config (`trafficPolicy.loadBalancer.policy`) has no balancer. */
 export class UnknownBalancerPolicyError extends Error {
@@ -25,8 +30,12 @@ export class UnknownBalancerPolicyError extends Error {
 /** Canonical policy name → factory. One file per algorithm. */
 const balancers = new Map<string, BalancerFactory>([
   ["round-robin", (options) => new RoundRobinBalancer(options)],
-  // BUILT-IN POLICIES: one line each, canonical names only.
+  ["weighted", (options) => new WeightedBalancer(options)],
   ["first-come", (options) => new FirstComeBalancer(options)],
+  ["least-request", (options) => new LeastRequestBalancer(options)],
+  ["random", (options) => new RandomBalancer(options)],
+  ["ring-hash", (options) => new RingHashBalancer(options)],
+  ["maglev", (options) => new MaglevBalancer(options)],
 ]);
 
 /**

@@ -30,10 +30,40 @@ describe("RoundRobinBalancer", () => {
     expect(balancer.pick(EMPTY_PICK_CONTEXT)).toBeUndefined();
   });
 
-  it("rotates in order, ignoring weights", () => {
+  it("rotates in order when weights are equal, whatever their value", () => {
     const balancer = new RoundRobinBalancer({ random: () => 0 });
-    balancer.update([a, endpoint(2, 100), c]);
+    balancer.update([endpoint(1, 100), endpoint(2, 100), endpoint(3, 100)]);
     expect(picks(balancer, 7)).toEqual([1, 2, 3, 1, 2, 3, 1]);
+  });
+
+  it("honours weights when they differ: 5:1:1 smoothly, as the weighted policy does", () => {
+    const balancer = new RoundRobinBalancer({ random: () => 0 });
+    balancer.update([endpoint(1, 5), b, c]);
+    expect(picks(balancer, 14)).toEqual([1, 1, 1, 2, 1, 1, 3, 1, 1, 1, 2, 1, 1, 3]);
+  });
+
+  it("switches between rotation and weighted picks as weights change", () => {
+    const balancer = new RoundRobinBalancer({ random: () => 0 });
+    balancer.update([a, b]);
+    expect(picks(balancer, 2)).toEqual([1, 2]);
+    balancer.update([endpoint(1, 2), b]);
+    expect(picks(balancer, 6)).toEqual([1, 1, 2, 1, 1, 2]);
+    balancer.update([a, b, c]);
+    expect(picks(balancer, 4)).toEqual([1, 2, 3, 1]);
+  });
+
+  it("skips excluded endpoints when weighted too", () => {
+    const balancer = new RoundRobinBalancer({ random: () => 0 });
+    balancer.update([endpoint(1, 5), b, c]);
+    expect(picks(balancer, 3, new Set([a.id]))).toEqual([2, 3, 2]);
+  });
+
+  it("never picks an endpoint of weight 0", () => {
+    const balancer = new RoundRobinBalancer({ random: () => 0 });
+    balancer.update([a, endpoint(2, 0), c]);
+    expect(picks(balancer, 4)).toEqual([1, 3, 1, 3]);
+    balancer.update([endpoint(2, 0)]);
+    expect(balancer.pick(EMPTY_PICK_CONTEXT)).toBeUndefined();
   });
 
   it("starts at a random offset", () => {

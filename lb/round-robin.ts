@@ -1,16 +1,21 @@
 import type { Endpoint } from "../discovery/endpoint.js";
 import type { Balancer, BalancerOptions, PickContext } from "./balancer.js";
+import { WeightedBalancer } from "./weighted.js";
+import { equalWeights, takingRequests } from "./weights.js";
 
 /**
- * Plain rotation over the endpoint set. Weights are ignored (weighted round-robin is its own
- * algorithm). `pick` allocates nothing; without exclusions it is O(1), with exclusions it skips at
- * most `exclude.size` endpoints.
+ * Rotation over the endpoint set. With equal weights (the common case) it is exact rotation:
+ * `pick` allocates nothing; without exclusions it is O(1), with exclusions it skips at most
+ * `exclude.size` endpoints. When weights differ it honours them, as Envoy's round robin does,
+ * by handing over to the smooth weighted scheduler (lb/weighted.ts, O(log n)).
  */
 export class RoundRobinBalancer implements Balancer {
   readonly policy = "round-robin";
   #endpoints: readonly Endpoint[] = [];
   /** Index of the endpoint the next pick starts from; always < #endpoints.length when non-empty. */
   #next = 0;
+  /** Set while the weights differ: picks go there instead. */
+  #weighted: WeightedBalancer | undefined;
   readonly #random: () => number;
 
   constructor(options: Pick<BalancerOptions, "random">) {
@@ -18,9 +23,15 @@ export class RoundRobinBalancer implements Balancer {
   }
 
   update(endpoints: readonly Endpoint[]): void {
-    const previous = this.#endpoints;
-    const next = endpoints.slice();
+    const next = takingRequests(endpoints);
+    const previous = this.#weighted === undefined ? this.#endpoints : [];
     this.#endpoints = next;
+    if (!equalWeights(next)) {
+      this.#weighted ??= new WeightedBalancer({ random: this.#random });
+      this.#weighted.update(next);
+      return;
+    }
+    this.#weighted = undefined;
     if (next.length === 0) {
       this.#next = 0;
       return;
@@ -39,6 +50,7 @@ export class RoundRobinBalancer implements Balancer {
   }
 
   pick(ctx: PickContext): Endpoint | undefined {
+    if (this.#weighted !== undefined) return this.#weighted.pick(ctx);
     const endpoints = this.#endpoints;
     const count = endpoints.length;
     if (count === 0) return undefined;

@@ -255,7 +255,7 @@ describe("parseConfig", () => {
     [
       `${LISTENER}services: [{ name: a, trafficPolicy: { loadBalancer: { policy: magic } } }]`,
       "services[0].trafficPolicy.loadBalancer.policy",
-      /unknown load-balancer policy "magic": expected one of round-robin, ROUND_ROBIN/,
+      /unknown load-balancer policy "magic": expected one of round-robin, .*LEAST_REQUEST/,
     ],
     [
       `${LISTENER}services: [{ name: a, trafficPolicy: { connectionPool: { tcp: { connectTimeout: 0s } } } }]`,

@@ -5,8 +5,8 @@ import {
   type BalancerOptions,
   type PickContext,
   QUEUE_FULL,
-  type QueueStats,
   QUEUED,
+  type QueueStats,
   type SlotWaiter,
 } from "./balancer.js";
 

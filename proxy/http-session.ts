@@ -22,9 +22,9 @@ import {
   serializeRequestHead,
   serializeResponseHead,
 } from "./forward-headers.js";
+import type { HostSet } from "./host-set.js";
 import { ChunkedDecoder, type ChunkSink } from "./http/chunked.js";
 import { HttpParseError } from "./http/errors.js";
-import type { HostSet } from "./host-set.js";
 import { mayHoldHeadEnd } from "./http/fields.js";
 import type { HeadLimits, RequestHead, ResponseHead } from "./http/head.js";
 import { parseRequestHead } from "./http/request-parser.js";
@@ -429,7 +429,7 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
     routeRequest(head, this.#ctx, route);
     record.authority = route.authority;
     record.path = route.path;
-    let slot: ReturnType<HostSet["acquire"]> = undefined;
+    let slot: ReturnType<HostSet["acquire"]>;
     if (route.error === undefined) {
       const pick = this.#pick;
       pick.headers = head.headers;

@@ -5,9 +5,9 @@ import {
   type ServicesFileContents,
 } from "../discovery/file-source.js";
 import { ServiceRegistry } from "../discovery/registry.js";
+import { StaticSource } from "../discovery/static-source.js";
 import type { LoadBalancerSettings } from "../lb/balancer.js";
 import { balancerModule, loadBalancerModule } from "../lb/module.js";
-import { StaticSource } from "../discovery/static-source.js";
 import { AccessLog } from "./access-log/access-log.js";
 import { AdminServer } from "./admin.js";
 import { Cluster, ClusterManager, type ClusterSettings } from "./cluster.js";

@@ -1,13 +1,13 @@
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
+import { matchesLabels as subsetMatches } from "../../lb/host-set.js";
 import { loadConfigFile } from "../config/load.js";
 import {
   type RemoraConfigInput,
   type ServiceConfig,
   servicesFileSchema,
 } from "../config/schema.js";
-import { matchesLabels as subsetMatches } from "../../lb/host-set.js";
 import { EVERY_ENDPOINT, RouteTable } from "./route-table.js";
 
 type RoutesInput = NonNullable<NonNullable<RemoraConfigInput["services"]>[number]["routes"]>;

@@ -13,6 +13,12 @@ export interface PickContext {
   readonly path?: string;
   /** Endpoint ids to avoid, e.g. those a retry already tried (previous-host avoidance). */
   readonly exclude?: ReadonlySet<string>;
+  /**
+   * A hash key the caller chose, used by ring-hash and maglev instead of their configured
+   * source: the value of a sticky cookie remora generates for a request that had none
+   * (`httpCookie.ttl`), so this request lands where the cookie will send the next ones.
+   */
+  readonly hashKey?: string;
 }
 
 /** Shared empty context, so callers with nothing to say allocate nothing per request. */

@@ -11,6 +11,7 @@ import {
 } from "./balancer.js";
 import { FirstComeBalancer } from "./first-come.js";
 import { createBalancer, isKnownPolicy, knownPolicies } from "./registry.js";
+import { seededRandom } from "./testing.js";
 
 beforeEach(() => {
   vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "performance"] });
@@ -117,18 +118,6 @@ function queue(lb: FirstComeBalancer, count: number, from = 0, ctx = EMPTY_PICK_
 
 function active(lb: FirstComeBalancer, ...endpoints: Endpoint[]): number[] {
   return endpoints.map((endpoint) => lb.activeOn(endpoint.id));
-}
-
-/** Mulberry32: a small seeded PRNG so the randomised script is the same on every run. */
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
 }
 
 describe("FirstComeBalancer: free slots", () => {
@@ -358,8 +347,8 @@ describe("FirstComeBalancer: caps and the FIFO queue", () => {
   it("holds the caps and FIFO order over a long random script of acquires, ends, cancels, time and updates", () => {
     const cap = 2;
     const maxQueue = 6;
-    const lb = balancer({ maxConcurrent: cap, maxQueue }, seeded(1));
-    const random = seeded(42);
+    const lb = balancer({ maxConcurrent: cap, maxQueue }, seededRandom(1));
+    const random = seededRandom(42);
     const pool = [a, b, c, d];
     let set: Endpoint[] = [a, b, c];
     lb.update(set);

@@ -184,6 +184,16 @@ describe("RequestHashKey", () => {
     );
   });
 
+  it("hashes a caller-chosen key (a generated sticky cookie) as that cookie will hash later", () => {
+    const cookie = new RequestHashKey({ ...sizes, httpCookie: { name: "session", ttlMs: 60_000 } });
+    const generated = "3f9a2c7d1b5e8a04";
+    expect(cookie.hash({ hashKey: generated })).toBe(
+      cookie.hash({ headers: ["Cookie", `other=1; session=${generated}`] }),
+    );
+    // The chosen key wins over the request's own source.
+    expect(cookie.hash({ ...ctx, hashKey: generated })).toBe(hashString(generated));
+  });
+
   it("lower-cases a header name given in any case", () => {
     expect(new RequestHashKey({ ...sizes, httpHeaderName: "X-User" }).hash(ctx)).toBe(
       hashString("alice"),

@@ -81,6 +81,8 @@ export class RequestHashKey {
 
   /** Unsigned 32-bit hash of the request's key, or NO_KEY (-1) when the request has none. */
   hash(ctx: PickContext): number {
+    const chosen = ctx.hashKey;
+    if (chosen !== undefined) return fmix32(fnv1a(FNV_OFFSET_BASIS, chosen, 0, chosen.length));
     if (this.#header !== undefined) return headerHash(ctx.headers, this.#header);
     if (this.#cookie !== undefined) return cookieHash(ctx.headers, this.#cookie);
     if (this.#sourceIp) return sourceIpHash(ctx.sourceAddress);

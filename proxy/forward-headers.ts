@@ -189,6 +189,8 @@ export function serializeResponseHead(
   head: ResponseHead,
   framing: number,
   connection: string,
+  /** Field lines remora adds, each ending in CRLF (a generated Set-Cookie), or "". */
+  extra = "",
 ): string {
   const headers = head.headers;
   const tokens = head.connectionTokens;
@@ -212,7 +214,7 @@ export function serializeResponseHead(
     }
   }
   if (connection !== "") text += `connection: ${connection}\r\n`;
-  return `${text}\r\n`;
+  return `${text}${extra}\r\n`;
 }
 
 /** An interim (1xx) response relayed to an HTTP/1.1 client. */

@@ -31,6 +31,7 @@ export class HostSet {
   readonly selector: Readonly<Record<string, string>>;
   #balancer: Balancer;
   #settings: LoadBalancerSettings;
+  #sticky: StickyCookie | undefined;
   #selected: readonly Endpoint[] = [];
   /** Queue outcomes of balancers this set replaced (reloads), so the totals never go back. */
   #retired = { dispatched: 0, timedOut: 0, rejected: 0, cancelled: 0 };
@@ -47,6 +48,7 @@ export class HostSet {
     this.subset = subset;
     this.selector = selector;
     this.#settings = settings;
+    this.#sticky = stickyCookie(settings);
     this.#balancer = createBalancer(settings, undefined, module);
   }
 
@@ -56,6 +58,14 @@ export class HostSet {
 
   get settings(): LoadBalancerSettings {
     return this.#settings;
+  }
+
+  /**
+   * Istio's `httpCookie` with a `ttl`: a request without the cookie gets one generated (and its
+   * endpoint chosen by it), sent back in Set-Cookie. Undefined when the policy does not do that.
+   */
+  get stickyCookie(): StickyCookie | undefined {
+    return this.#sticky;
   }
 
   /** Endpoints new requests may go to now. */
@@ -80,6 +90,7 @@ export class HostSet {
   replace(settings: LoadBalancerSettings, module: BalancerFactory | undefined): void {
     this.#retired = this.queueStats() ?? this.#retired;
     this.#settings = settings;
+    this.#sticky = stickyCookie(settings);
     this.#balancer = createBalancer(settings, undefined, module);
     this.#balancer.update(this.#selected);
   }
@@ -109,4 +120,21 @@ export class HostSet {
     if (endpoint !== undefined) balancer.onStart?.(endpoint);
     return endpoint;
   }
+}
+
+/** A cookie remora generates for consistent hashing (Envoy's generated cookie). */
+export interface StickyCookie {
+  readonly name: string;
+  /** `; Max-Age=N; Path=P; HttpOnly`, appended after `name=value`. */
+  readonly attributes: string;
+}
+
+function stickyCookie(settings: LoadBalancerSettings): StickyCookie | undefined {
+  const cookie = settings.consistentHash?.httpCookie;
+  if (cookie === undefined || cookie.ttlMs <= 0) return undefined;
+  const path = cookie.path === undefined ? "" : `; Path=${cookie.path}`;
+  return {
+    name: cookie.name,
+    attributes: `; Max-Age=${Math.max(1, Math.floor(cookie.ttlMs / 1000))}${path}; HttpOnly`,
+  };
 }

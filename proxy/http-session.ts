@@ -1,6 +1,8 @@
+import { randomBytes } from "node:crypto";
 import type { Socket } from "node:net";
 import type { Endpoint } from "../discovery/endpoint.js";
 import { type Balancer, QUEUE_FULL, QUEUED, type SlotWaiter } from "../lb/balancer.js";
+import { cookieHash, NO_KEY } from "../lb/hash-key.js";
 import type { Cluster } from "./cluster.js";
 import { Deadline } from "./deadline.js";
 import { codeForParseStatus, ERRORS, type ErrorCode, type RemoraError } from "./errors.js";
@@ -22,7 +24,7 @@ import {
   serializeRequestHead,
   serializeResponseHead,
 } from "./forward-headers.js";
-import type { HostSet } from "./host-set.js";
+import type { HostSet, StickyCookie } from "./host-set.js";
 import { ChunkedDecoder, type ChunkSink } from "./http/chunked.js";
 import { HttpParseError } from "./http/errors.js";
 import { mayHoldHeadEnd } from "./http/fields.js";
@@ -137,6 +139,8 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
   /** Queued in the balancer for a slot (first-come) since #queuedAt. */
   #waiting = false;
   #queuedAt = 0;
+  /** A generated sticky cookie's Set-Cookie line for this exchange's response, or "". */
+  #setCookie = "";
   /** What balancers may look at, filled per request (never reallocated). */
   readonly #pick: MutablePickContext;
   #endpoint: Endpoint | null = null;
@@ -189,6 +193,7 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
       sourceAddress: this.#clientAddress,
       path: undefined,
       exclude: undefined,
+      hashKey: undefined,
     };
     this.#record = emptyRecord(ctx.listener);
     this.#deadline = new Deadline(this.#onDeadline);
@@ -435,6 +440,8 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
       pick.headers = head.headers;
       pick.path = route.path;
       pick.exclude = undefined;
+      const sticky = route.hosts!.stickyCookie;
+      if (sticky !== undefined) this.#stick(sticky, head.headers);
       slot = route.hosts!.acquire(pick, this);
       if (slot === undefined) route.error = "REMORA_ERR_NO_HEALTHY_ENDPOINT";
       else if (slot === QUEUE_FULL) {
@@ -503,6 +510,17 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
       this.#socket.write(CONTINUE_100);
     }
     if (this.#endpoint !== null) this.#acquire(false);
+  }
+
+  /**
+   * A request without the sticky cookie gets one: its value is the hash key for this request's
+   * pick, and Set-Cookie carries it back so the client's next requests land on the same endpoint.
+   */
+  #stick(sticky: StickyCookie, headers: readonly string[]): void {
+    if (cookieHash(headers, sticky.name) !== NO_KEY) return;
+    const value = randomBytes(8).toString("hex");
+    this.#pick.hashKey = value;
+    this.#setCookie = `set-cookie: ${sticky.name}=${value}${sticky.attributes}\r\n`;
   }
 
   /** The balancer gave this exchange `endpoint` (a slot counted against it). */
@@ -826,7 +844,7 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
     if (this.#upstreamSentAt !== 0) record.upstreamServiceMs = this.#upstreamTime();
     const connection = this.#closeAfter ? "close" : request.minor === 0 ? "keep-alive" : "";
     this.#resHeadSent = true;
-    const held = serializeResponseHead(head, framing, connection);
+    const held = serializeResponseHead(head, framing, connection, this.#setCookie);
     record.responseHeadBytes += held.length;
     this.#heldHead = held;
     if (mode === FRAMING_NONE || (mode === FRAMING_LENGTH && this.#resRemaining === 0)) {
@@ -1032,6 +1050,8 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
     this.#pool = null;
     this.#pick.headers = undefined;
     this.#pick.exclude = undefined;
+    this.#pick.hashKey = undefined;
+    this.#setCookie = "";
     this.#queue = [];
     this.#queued = 0;
     this.#replay = null;
@@ -1131,6 +1151,7 @@ interface MutablePickContext {
   sourceAddress: string;
   path: string | undefined;
   exclude: ReadonlySet<string> | undefined;
+  hashKey: string | undefined;
 }
 
 /** RFC 9110 §9.2.2. */

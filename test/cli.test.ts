@@ -3,7 +3,7 @@ import { execFile, spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
 import { CLI, httpBackend, RawClient, type SpawnedRemora, spawnRemora } from "./harness.js";
@@ -61,7 +61,13 @@ describe("remora CLI", () => {
   });
 
   it("validate accepts the shipped examples", async () => {
-    for (const file of ["examples/local.yaml", "examples/file-discovery.yaml"]) {
+    for (const file of [
+      "examples/local.yaml",
+      "examples/file-discovery.yaml",
+      "examples/canary.yaml",
+      // Imports examples/balancers/lowest-latency.mjs and builds one balancer with its options.
+      "examples/custom-balancer.yaml",
+    ]) {
       const res = await cli(["validate", "-c", file]);
       expect(res.stdout + res.stderr, file).toContain("ok");
       expect(res.code, file).toBe(0);
@@ -79,6 +85,30 @@ describe("remora CLI", () => {
     expect(res.stderr).toContain("listeners[1].app");
     expect(res.stderr).toContain("services[0].bogus");
     expect(res.stderr).toContain("services[0].timeout");
+  });
+
+  it("validate imports a balancer module and names the key of a broken one", async () => {
+    const dir = dirname(
+      await tempFile("throws.mjs", 'export default () => { throw new Error("bad options"); };\n'),
+    );
+    const path = await tempFile(
+      "modules.yaml",
+      [
+        "listeners: [{ name: out, kind: outbound, port: 0 }]",
+        "services:",
+        `  - { name: a, trafficPolicy: { loadBalancer: { module: ${dir}/throws.mjs } } }`,
+        "  - { name: b, trafficPolicy: { loadBalancer: { module: ./missing.mjs } } }",
+        "",
+      ].join("\n"),
+    );
+    const res = await cli(["validate", "-c", path]);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(
+      /services\[0\]\.trafficPolicy\.loadBalancer\.module: .*building a balancer threw: bad options/,
+    );
+    expect(res.stderr).toMatch(
+      /services\[1\]\.trafficPolicy\.loadBalancer\.module: .*missing\.mjs/,
+    );
   });
 
   it("runs in quick mode, routes by Host, and exits 0 on SIGTERM", async () => {

@@ -113,6 +113,11 @@ export async function httpBackend(
   };
 }
 
+/** A backend that answers every request with `name` (which endpoint served it). */
+export function namedBackend(name: string): Promise<HttpBackend> {
+  return httpBackend((_req, res) => res.end(name));
+}
+
 export interface InProcessRemora {
   readonly runtime: Runtime;
   readonly records: ExchangeRecord[];

@@ -15,7 +15,13 @@ import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { type HttpBackend, httpBackend, type SpawnedRemora, spawnRemora } from "./harness.js";
+import {
+  type HttpBackend,
+  httpBackend,
+  namedBackend,
+  type SpawnedRemora,
+  spawnRemora,
+} from "./harness.js";
 
 const running: SpawnedRemora[] = [];
 const backends: HttpBackend[] = [];
@@ -24,9 +30,9 @@ afterEach(async () => {
   for (const b of backends.splice(0)) await b.close();
 });
 
-/** A backend answering with its name. */
+/** A backend answering with its name, closed after the test. */
 async function named(name: string): Promise<HttpBackend> {
-  const backend = await httpBackend((_req, res) => res.end(name));
+  const backend = await namedBackend(name);
   backends.push(backend);
   return backend;
 }
@@ -362,6 +368,14 @@ export default function create({ settings }) {
     const reload = await fetch(`http://127.0.0.1:${remora.adminPort}/reload`, { method: "POST" });
     expect(reload.status).toBe(200);
     for (let i = 0; i < 5; i++) expect((await get(port)).body).toBe("a");
+    // An edited module is imported again on reload, even when the config is the same.
+    await writeFile(
+      join(dir, "pick.mjs"),
+      moduleText("two").replace("e.labels.pick === label", "e.labels.pick !== label"),
+    );
+    const again = await fetch(`http://127.0.0.1:${remora.adminPort}/reload`, { method: "POST" });
+    expect(again.status).toBe(200);
+    for (let i = 0; i < 5; i++) expect((await get(port)).body).toBe("b");
     // A broken module is refused on reload with the key path; the running one stays.
     await writeFile(join(dir, "pick.mjs"), "export default 42;\n");
     await writeFile(path, text("b"));
@@ -370,7 +384,7 @@ export default function create({ settings }) {
     });
     expect(refused.status).toBe(400);
     expect(await refused.text()).toContain("services[0].trafficPolicy.loadBalancer.module");
-    expect((await get(port)).body).toBe("a");
+    expect((await get(port)).body).toBe("b");
   });
 });
 
@@ -482,5 +496,83 @@ ${all.map((b) => `      - { address: "${b.address}" }`).join("\n")}
     // And the keys spread over the endpoints.
     const used = new Set([...owners.values()].map((seen) => [...seen][0]));
     expect(used.size).toBeGreaterThanOrEqual(3);
+  });
+});
+
+describe("a generated sticky cookie (httpCookie with a ttl)", () => {
+  it("sets the cookie on a first request and keeps the client on that endpoint", async () => {
+    const all = await Promise.all(["a", "b", "c", "d"].map(named));
+    const remora = await start(
+      config(`  - name: hello
+    endpoints:
+${all.map((b) => `      - { address: "${b.address}" }`).join("\n")}
+    trafficPolicy:
+      loadBalancer:
+        policy: maglev
+        consistentHash: { httpCookie: { name: sticky, ttl: 1h, path: / } }`),
+    );
+    const port = remora.ports.get("outbound")!;
+    const firstOwners = new Set<string>();
+    for (let client = 0; client < 12; client++) {
+      const first = await getWithHeaders(port, {});
+      const setCookie = first.headers["set-cookie"] as string[] | undefined;
+      expect(setCookie).toHaveLength(1);
+      const match = /^sticky=([0-9a-f]{16}); Max-Age=3600; Path=\/; HttpOnly$/.exec(setCookie![0]!);
+      expect(match).not.toBeNull();
+      firstOwners.add(first.body);
+      // Every later request with the cookie goes where the first one went, and sets nothing.
+      for (let i = 0; i < 5; i++) {
+        const next = await getWithHeaders(port, { cookie: `theme=dark; sticky=${match![1]}` });
+        expect(next.body).toBe(first.body);
+        expect(next.headers["set-cookie"]).toBeUndefined();
+      }
+    }
+    // Fresh clients are spread over the endpoints, not all sent to one.
+    expect(firstOwners.size).toBeGreaterThanOrEqual(2);
+  });
+});
+
+/** get() that also returns the response's header fields. */
+function getWithHeaders(
+  port: number,
+  headers: Record<string, string>,
+): Promise<Answer & { headers: Record<string, string | string[] | undefined> }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      { host: "127.0.0.1", port, path: "/", headers: { host: "hello", ...headers } },
+      (res) => {
+        let body = "";
+        res.setEncoding("latin1");
+        res.on("data", (chunk: string) => (body += chunk));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
+      },
+    );
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+describe("the example balancer (examples/balancers/lowest-latency.mjs)", () => {
+  it("sends most requests to the faster of two endpoints", async () => {
+    const fast = await named("fast");
+    const slow = await httpBackend((_req, res) => {
+      setTimeout(() => res.end("slow"), 40);
+    });
+    backends.push(slow);
+    const module = join(process.cwd(), "examples/balancers/lowest-latency.mjs");
+    const remora = await start(
+      config(`  - name: hello
+    endpoints:
+      - { address: "${fast.address}" }
+      - { address: "${slow.address}" }
+    trafficPolicy:
+      loadBalancer: { module: "${module}", options: { explore: 0.05 } }`),
+    );
+    const port = remora.ports.get("outbound")!;
+    const counts: Record<string, number> = { fast: 0, slow: 0 };
+    for (let i = 0; i < 60; i++) counts[(await get(port)).body]!++;
+    // Both were measured (each goes first once), then the fast one takes nearly everything.
+    expect(counts.slow).toBeGreaterThanOrEqual(1);
+    expect(counts.fast).toBeGreaterThan(50);
   });
 });

@@ -12,6 +12,7 @@ import { parseConfig, serviceDefaults } from "../proxy/config/load.js";
 import {
   type HttpBackend,
   httpBackend,
+  namedBackend,
   RawClient,
   type SpawnedRemora,
   spawnRemora,
@@ -25,9 +26,9 @@ afterEach(async () => {
   for (const b of backends.splice(0)) await b.close();
 });
 
-/** A backend answering with its name. */
+/** A backend answering with its name, closed after the test. */
 async function named(name: string): Promise<HttpBackend> {
-  const backend = await httpBackend((_req, res) => res.end(name));
+  const backend = await namedBackend(name);
   backends.push(backend);
   return backend;
 }

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { DEFAULT_LB_SETTINGS } from "../../lb/balancer.js";
 import { ConfigError, loadConfigFile, parseConfig, parseServicesFile } from "./load.js";
 
 const FULL = `
@@ -89,16 +90,7 @@ describe("parseConfig", () => {
           { address: "[::1]:9102", weight: 1, labels: {} },
         ],
         trafficPolicy: {
-          loadBalancer: {
-            policy: "round-robin",
-            maxConcurrent: 0,
-            maxQueue: 1024,
-            queueTimeoutMs: 5000,
-            choiceCount: 2,
-            panicThreshold: 50,
-            consistentHash: undefined,
-            module: undefined,
-          },
+          loadBalancer: DEFAULT_LB_SETTINGS,
           connectionPool: {
             tcp: { connectTimeout: 250, maxConnections: 1024 },
             http: { idleTimeout: 4000, maxRequestsPerConnection: 0 },
@@ -126,16 +118,7 @@ describe("parseConfig", () => {
       namespace: "default",
       endpoints: [],
       trafficPolicy: {
-        loadBalancer: {
-          policy: "round-robin",
-          maxConcurrent: 0,
-          maxQueue: 1024,
-          queueTimeoutMs: 5000,
-          choiceCount: 2,
-          panicThreshold: 50,
-          consistentHash: undefined,
-          module: undefined,
-        },
+        loadBalancer: DEFAULT_LB_SETTINGS,
         connectionPool: {
           tcp: { connectTimeout: 10_000, maxConnections: 1024 },
           http: { idleTimeout: 4000, maxRequestsPerConnection: 0 },

@@ -2,6 +2,7 @@ import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { matchesLabels as subsetMatches } from "../../lb/host-set.js";
+import { seededRandom } from "../../lb/testing.js";
 import { loadConfigFile } from "../config/load.js";
 import {
   type RemoraConfigInput,
@@ -47,18 +48,6 @@ function subsetFor(
   const choice = t.select(method, target, headers);
   if (choice === undefined) return "none";
   return choice.subset ?? "all";
-}
-
-/** mulberry32: a seeded PRNG so the distribution test is the same on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 describe("RouteTable without routes", () => {
@@ -404,7 +393,7 @@ describe("RouteTable weighted split", () => {
   });
 
   it("splits 90/10 within chi-square tolerance over 100,000 selections", () => {
-    const t = split(prng(9));
+    const t = split(seededRandom(9));
     const counts = { v1: 0, v2: 0 };
     const n = 100_000;
     for (let i = 0; i < n; i++) counts[subsetFor(t, "/") as "v1" | "v2"]++;
@@ -425,7 +414,7 @@ describe("RouteTable weighted split", () => {
           ],
         },
       ],
-      prng(9),
+      seededRandom(9),
     );
     let v1 = 0;
     const n = 100_000;

@@ -1,10 +1,21 @@
 import type { Endpoint } from "../discovery/endpoint.js";
 import type { ServiceRegistry } from "../discovery/registry.js";
 import type { EndpointSnapshot } from "../discovery/snapshot.js";
+import type { ActiveHealthChecker, HealthCheckSettings } from "../health/active-checker.js";
+import { PendingLimit } from "../health/circuit-breaker.js";
+import type { AttemptResult, FlagReason, HealthFlag, HealthFlagSink } from "../health/health.js";
+import {
+  OutlierDetector,
+  type OutlierSettings,
+  type OutlierStats,
+} from "../health/outlier-detector.js";
+import { RetryBudget } from "../health/retry-budget.js";
+import { RetryPolicy, type RetrySettings } from "../health/retry-policy.js";
 import type { BalancerFactory, LoadBalancerSettings, PickContext } from "../lb/balancer.js";
 import type { RouteConfig } from "./config/schema.js";
 import { HostSet } from "./host-set.js";
 import { RouteTable } from "./routing/route-table.js";
+import { type Logger, silentLogger } from "./log.js";
 import { type PoolSettings, UpstreamPool } from "./upstream/pool.js";
 
 /** One DestinationRule subset: endpoints by label, with its own balancer settings. */
@@ -27,12 +38,23 @@ export interface ClusterSettings {
    * reload that finds a module changed on disk rebuilds the balancer.
    */
   readonly modules: Readonly<Record<string, string>>;
+  /** VirtualService retries, with the retry budget and Istio's connectionPool.http.maxRetries. */
+  readonly retry: RetrySettings;
+  /** Istio's connectionPool.http.http1MaxPendingRequests. */
+  readonly maxPendingRequests: number;
+  /** Passive health (DestinationRule outlierDetection); undefined = off, as in Istio. */
+  readonly outlier: OutlierSettings | undefined;
+  /** Active health checks; undefined = none. */
+  readonly healthCheck: HealthCheckSettings | undefined;
 }
 
 /** Counters a cluster keeps for the admin API and metrics. */
 export interface ClusterStats {
   requests: number;
   active: number;
+  /** Retries started, and retries the retry budget or maxRetries refused (flag UO). */
+  retries: number;
+  retriesRefused: number;
   /** Responses by class: index 1 = 1xx ... 5 = 5xx; index 0 = no response (reset). */
   readonly byClass: number[];
 }
@@ -42,6 +64,27 @@ export type ModuleLookup = (path: string) => BalancerFactory | undefined;
 
 const NO_MODULES: ModuleLookup = () => undefined;
 
+/** Builds an active health checker (loaded on demand: it brings undici into the process). */
+export type CheckerFactory = (
+  settings: HealthCheckSettings,
+  sink: HealthFlagSink,
+  logger: Logger,
+) => ActiveHealthChecker;
+
+/** What every cluster of a runtime shares. */
+export interface ClusterOptions {
+  readonly modules?: ModuleLookup;
+  readonly logger?: Logger;
+  /** Required for clusters with a healthCheck (Runtime loads it first; see health-checks.ts). */
+  readonly checkers?: CheckerFactory;
+}
+
+/** One endpoint's health flags and why they are set. */
+interface EndpointHealth {
+  flags: number;
+  reasons: FlagReason[];
+}
+
 /**
  * One service as the data path sees it: its endpoints (from the registry's snapshots), its
  * routes and subsets, a balancer per host set, and a connection pool per endpoint.
@@ -50,7 +93,13 @@ export class Cluster {
   readonly key: string;
   readonly name: string;
   readonly namespace: string;
-  readonly stats: ClusterStats = { requests: 0, active: 0, byClass: [0, 0, 0, 0, 0, 0] };
+  readonly stats: ClusterStats = {
+    requests: 0,
+    active: 0,
+    retries: 0,
+    retriesRefused: 0,
+    byClass: [0, 0, 0, 0, 0, 0],
+  };
   #settings: ClusterSettings;
   readonly #modules: ModuleLookup;
   /** Every endpoint of the service. */
@@ -59,22 +108,86 @@ export class Cluster {
   #routes: RouteTable;
   #snapshot: EndpointSnapshot | undefined;
   #pools = new Map<string, UpstreamPool>();
+  /** Health flags by endpoint id; an endpoint without an entry is healthy. */
+  readonly #health = new Map<string, EndpointHealth>();
+  readonly #options: ClusterOptions;
+  readonly #logger: Logger;
+  #outlier: OutlierDetector | undefined;
+  #checker: ActiveHealthChecker | undefined;
+  /** Outlier counts of detectors a reload replaced, so the totals never go back. */
+  #retiredOutlier = { ejectionsEnforced: 0, ejectionsDetected: 0 };
+  /** Decides whether a failed attempt is tried again (services[].retries). */
+  retryPolicy: RetryPolicy;
+  /** Envoy's retry budget and Istio's maxRetries: retries in flight for this cluster. */
+  retryBudget: RetryBudget;
+  /** Istio's http1MaxPendingRequests: requests waiting for an upstream connection. */
+  pendingLimit: PendingLimit;
+  /** Answers for HostSet filtering: no health flag set on the endpoint. */
+  readonly #isHealthy = (endpoint: Endpoint): boolean => !this.#health.has(endpoint.id);
+  /** Where the health sources write (HealthFlagSink); a change re-filters the host sets. */
+  readonly #sink: HealthFlagSink = {
+    set: (endpointId, reason) => this.#setFlag(endpointId, reason),
+    clear: (endpointId, flag) => this.#clearFlag(endpointId, flag),
+  };
 
   constructor(
     name: string,
     namespace: string,
     settings: ClusterSettings,
     key?: string,
-    modules: ModuleLookup = NO_MODULES,
+    options: ClusterOptions = {},
   ) {
     this.key = key ?? `${name}.${namespace}`;
     this.name = name;
     this.namespace = namespace;
     this.#settings = settings;
-    this.#modules = modules;
+    this.#options = options;
+    this.#modules = options.modules ?? NO_MODULES;
+    this.#logger = (options.logger ?? silentLogger()).child({ cluster: this.key });
+    this.retryPolicy = new RetryPolicy(settings.retry);
+    this.retryBudget = new RetryBudget(settings.retry);
+    this.pendingLimit = new PendingLimit({ http1MaxPendingRequests: settings.maxPendingRequests });
     this.#all = this.#hostSet("", {}, settings.lb);
     this.#routes = new RouteTable(settings.routes, { random: Math.random });
     this.#buildSubsets();
+    this.#startHealth();
+  }
+
+  /** An attempt's outcome on one of this cluster's endpoints (outlier detection). */
+  reportResult(endpoint: Endpoint, result: AttemptResult): void {
+    this.#outlier?.putResult(endpoint.id, result);
+  }
+
+  /** Why an endpoint does not take requests (every flag's reason), or [] when healthy. */
+  healthOf(endpointId: string): readonly FlagReason[] {
+    return this.#health.get(endpointId)?.reasons ?? [];
+  }
+
+  /** Outlier detection's state of an endpoint (admin API), when detection is on. */
+  outlierOf(endpointId: string) {
+    return this.#outlier?.describe(endpointId);
+  }
+
+  /** Active health checks' state of an endpoint (admin API), when checks are on. */
+  checkOf(endpointId: string) {
+    return this.#checker?.describe(endpointId);
+  }
+
+  /** Ejection totals since start (metrics); undefined when outlier detection is off. */
+  outlierStats(): OutlierStats | undefined {
+    const now = this.#outlier?.stats;
+    if (now === undefined) return undefined;
+    const before = this.#retiredOutlier;
+    return {
+      ejectionsEnforced: before.ejectionsEnforced + now.ejectionsEnforced,
+      ejectionsDetected: before.ejectionsDetected + now.ejectionsDetected,
+      ejectedNow: now.ejectedNow,
+    };
+  }
+
+  /** Active-check totals (metrics); undefined without active checks. */
+  checkStats() {
+    return this.#checker?.stats;
   }
 
   get settings(): ClusterSettings {
@@ -110,6 +223,13 @@ export class Cluster {
   /** Rebuild from a new snapshot (never inside `pick`); pools of vanished endpoints close. */
   update(snapshot: EndpointSnapshot | undefined): void {
     this.#snapshot = snapshot;
+    const endpoints = snapshot?.endpoints ?? [];
+    if (this.#health.size > 0) {
+      const live = new Set(endpoints.map((e) => e.id));
+      for (const id of this.#health.keys()) if (!live.has(id)) this.#health.delete(id);
+    }
+    this.#outlier?.update(endpoints.map((e) => e.id));
+    this.#checker?.update(endpoints);
     this.#select();
     if (this.#pools.size === 0) return;
     const live = new Set((snapshot?.endpoints ?? []).map((e) => e.id));
@@ -172,11 +292,87 @@ export class Cluster {
       for (const pool of this.#pools.values()) pool.close();
       this.#pools.clear();
     }
+    // Retry accounting restarts with new settings; in-flight retries release harmlessly.
+    if (!sameJson(previous.retry, settings.retry)) {
+      this.retryPolicy = new RetryPolicy(settings.retry);
+      this.retryBudget = new RetryBudget(settings.retry);
+    }
+    if (previous.maxPendingRequests !== settings.maxPendingRequests) {
+      this.pendingLimit = new PendingLimit({
+        http1MaxPendingRequests: settings.maxPendingRequests,
+      });
+    }
+    if (
+      !sameJson(previous.outlier, settings.outlier) ||
+      !sameJson(previous.healthCheck, settings.healthCheck)
+    ) {
+      this.#stopHealth();
+      this.#startHealth();
+      this.#select();
+    }
   }
 
   close(): void {
     for (const pool of this.#pools.values()) pool.close();
     this.#pools.clear();
+    this.#stopHealth();
+  }
+
+  /** Outlier detection and active checks as the settings ask, fed the current endpoints. */
+  #startHealth(): void {
+    const settings = this.#settings;
+    const endpoints = this.#snapshot?.endpoints ?? [];
+    if (settings.outlier !== undefined) {
+      this.#outlier = new OutlierDetector(settings.outlier, this.#sink, { logger: this.#logger });
+      this.#outlier.update(endpoints.map((e) => e.id));
+    }
+    if (settings.healthCheck !== undefined) {
+      const factory = this.#options.checkers;
+      if (factory === undefined) throw new Error(`${this.key}: active health checks not loaded`);
+      this.#checker = factory(settings.healthCheck, this.#sink, this.#logger);
+      this.#checker.update(endpoints);
+    }
+  }
+
+  /** Stop both health sources and clear their flags. */
+  #stopHealth(): void {
+    const outlier = this.#outlier;
+    if (outlier !== undefined) {
+      const stats = outlier.stats;
+      this.#retiredOutlier.ejectionsEnforced += stats.ejectionsEnforced;
+      this.#retiredOutlier.ejectionsDetected += stats.ejectionsDetected;
+      outlier.close();
+      this.#outlier = undefined;
+    }
+    if (this.#checker !== undefined) {
+      void this.#checker.close();
+      this.#checker = undefined;
+    }
+    this.#health.clear();
+  }
+
+  #setFlag(endpointId: string, reason: FlagReason): void {
+    let health = this.#health.get(endpointId);
+    if (health === undefined) {
+      if (!this.endpoints.some((e) => e.id === endpointId)) return;
+      health = { flags: 0, reasons: [] };
+      this.#health.set(endpointId, health);
+    }
+    const had = health.flags;
+    health.flags |= reason.flag;
+    health.reasons = [...health.reasons.filter((r) => r.flag !== reason.flag), reason];
+    if (had === 0) this.#select();
+  }
+
+  #clearFlag(endpointId: string, flag: HealthFlag): void {
+    const health = this.#health.get(endpointId);
+    if (health === undefined || (health.flags & flag) === 0) return;
+    health.flags &= ~flag;
+    health.reasons = health.reasons.filter((r) => r.flag !== flag);
+    if (health.flags === 0) {
+      this.#health.delete(endpointId);
+      this.#select();
+    }
   }
 
   #hostSet(
@@ -203,14 +399,8 @@ export class Cluster {
   /** Every host set re-filters the snapshot. */
   #select(): void {
     const endpoints = this.#snapshot?.endpoints ?? [];
-    // TODO(health): no health source sets flags yet (active checks, outlier detection);
-    // until one does, every ready endpoint is healthy and panic never triggers.
-    for (const set of this.hostSets()) set.update(endpoints, isHealthy);
+    for (const set of this.hostSets()) set.update(endpoints, this.#isHealthy);
   }
-}
-
-function isHealthy(_endpoint: Endpoint): boolean {
-  return true;
 }
 
 function sameJson(a: unknown, b: unknown): boolean {
@@ -229,12 +419,12 @@ export class ClusterManager {
   #unsubscribe: () => void;
   #listeners = new Set<() => void>();
 
-  readonly #modules: ModuleLookup;
+  readonly #options: ClusterOptions;
 
-  constructor(registry: ServiceRegistry, defaults: ClusterSettings, modules = NO_MODULES) {
+  constructor(registry: ServiceRegistry, defaults: ClusterSettings, options: ClusterOptions = {}) {
     this.#registry = registry;
     this.#defaults = defaults;
-    this.#modules = modules;
+    this.#options = options;
     this.#unsubscribe = registry.subscribe((snapshot, key) => this.#onSnapshot(key, snapshot));
   }
 
@@ -301,7 +491,7 @@ export class ClusterManager {
   }
 
   #add(name: string, namespace: string, settings: ClusterSettings): Cluster {
-    const cluster = new Cluster(name, namespace, settings, undefined, this.#modules);
+    const cluster = new Cluster(name, namespace, settings, undefined, this.#options);
     this.#clusters.set(cluster.key, cluster);
     return cluster;
   }

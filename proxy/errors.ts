@@ -7,6 +7,11 @@ export const ERRORS = {
   REMORA_ERR_NO_ROUTE: { status: 404, flag: "NR", body: "no route to a service for this host" },
   REMORA_ERR_NO_HEALTHY_ENDPOINT: { status: 503, flag: "UH", body: "no healthy endpoint" },
   REMORA_ERR_OVERFLOW: { status: 503, flag: "UO", body: "upstream connection limit reached" },
+  REMORA_ERR_PENDING_OVERFLOW: {
+    status: 503,
+    flag: "UO",
+    body: "too many requests waiting for an upstream connection",
+  },
   REMORA_ERR_QUEUE_FULL: { status: 503, flag: "UO", body: "request queue full" },
   REMORA_ERR_QUEUE_TIMEOUT: { status: 503, flag: "UO", body: "request queue timeout" },
   REMORA_ERR_NO_ROUTE_MATCH: { status: 404, flag: "NR", body: "no route matched the request" },

@@ -3,6 +3,8 @@ import type { Socket } from "node:net";
 import type { Endpoint } from "../discovery/endpoint.js";
 import { type Balancer, QUEUE_FULL, QUEUED, type SlotWaiter } from "../lb/balancer.js";
 import { cookieHash, NO_KEY } from "../lb/hash-key.js";
+import { type AttemptResult, ResultKind } from "../health/health.js";
+import { NO_RETRY_LIMIT, RETRY, type RetryFacts } from "../health/retry-policy.js";
 import type { Cluster } from "./cluster.js";
 import { Deadline } from "./deadline.js";
 import { codeForParseStatus, ERRORS, type ErrorCode, type RemoraError } from "./errors.js";
@@ -32,6 +34,7 @@ import type { HeadLimits, RequestHead, ResponseHead } from "./http/head.js";
 import { parseRequestHead } from "./http/request-parser.js";
 import { parseResponseHead } from "./http/response-parser.js";
 import { localReply, localReplyBodyBytes } from "./local-reply.js";
+import { CONNECT_FAILED, ExchangeAttempts, RESET, TIMEOUT } from "./attempts.js";
 import { newRouteResult, type RouteResult, routeRequest } from "./pipeline.js";
 import { copyOf, type ReadBuffer } from "./read-buffer.js";
 import type { UpstreamConnection, UpstreamOwner } from "./upstream/connection.js";
@@ -81,12 +84,8 @@ const RES_DECHUNK = 11;
 const PAUSE_BACKPRESSURE = 1;
 const PAUSE_PIPELINE = 2;
 
-/** Retries of a failed connect on other endpoints (Istio's default attempts: 2). */
-const CONNECT_RETRIES = 2;
 /** Bytes of request body held while no upstream is attached before reading pauses. */
 const QUEUE_HIGH_WATER = 64 * 1024;
-/** Largest fully-buffered request body kept for a retry on a fresh connection. */
-const REPLAY_LIMIT = 64 * 1024;
 
 /** Body bytes up to this size are copied into the same buffer as the response head. */
 const COALESCE_LIMIT = 16 * 1024;
@@ -160,12 +159,30 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
   /** Body bytes received while no upstream is attached. */
   #queue: Buffer[] = [];
   #queued = 0;
-  /** The whole body as first written upstream, when small enough to send again. */
-  #replay: Buffer[] | null = null;
   #bodySent = 0;
-  #retried = false;
-  /** Endpoints whose connect failed for this request (previous-host avoidance). */
-  #tried: Set<string> | null = null;
+  /** The request head went to an upstream (some attempt may have processed it). */
+  #headSent = false;
+  /** This attempt is the one resend on a fresh connection after a stale pooled one died. */
+  #resent = false;
+  /** Retries, tried endpoints, the replay copy of the body: what outlives one attempt. */
+  readonly #attempts = new ExchangeAttempts();
+  /** The current attempt's per-try timeout (created on first use). */
+  #tryDeadline: Deadline | null = null;
+  /** A retry waiting out its backoff. */
+  #backoff: NodeJS.Timeout | null = null;
+  /** Holding a place in the cluster's pending-request limit while a connection is made. */
+  #pendingHeld = false;
+  /** What the client gets if the exchange fails now (the last attempt's failure). */
+  #failure: ErrorCode = "REMORA_ERR_UPSTREAM_CONNECT";
+  /** Facts for the retry decision, filled in place. */
+  readonly #retryFacts: RetryFacts = {
+    result: RESET,
+    attemptsMade: 0,
+    method: "",
+    requestBodySent: false,
+    replayable: true,
+    responseStarted: false,
+  };
   #sent100 = false;
   #closeAfter = false;
 
@@ -309,6 +326,8 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
         return;
       case CONNECTING:
       case ACTIVE:
+        // The whole request's timeout bounds every attempt: no retry after it.
+        this.#endAttemptNow(TIMEOUT);
         this.#failUpstream("REMORA_ERR_UPSTREAM_TIMEOUT");
         return;
     }
@@ -470,6 +489,10 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
     record.cluster = cluster.key;
     cluster.stats.requests++;
     cluster.stats.active++;
+    this.#attempts.begin(
+      !this.#requestDone &&
+        (isIdempotent(head.method) || cluster.retryPolicy.settings.retryNonIdempotent),
+    );
     if (slot === QUEUED) {
       this.#waiting = true;
       this.#queuedAt = started;
@@ -525,10 +548,23 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
 
   /** The balancer gave this exchange `endpoint` (a slot counted against it). */
   #useEndpoint(endpoint: Endpoint): void {
+    const cluster = this.#cluster!;
     this.#endpoint = endpoint;
-    this.#pool = this.#cluster!.pool(endpoint);
+    this.#pool = cluster.pool(endpoint);
     this.#record.endpoint = endpoint.id;
+    const perTry = cluster.retryPolicy.settings.perTryTimeoutMs;
+    if (perTry > 0) {
+      if (this.#tryDeadline === null) this.#tryDeadline = new Deadline(this.#onTryTimeout);
+      this.#tryDeadline.set(performance.now(), perTry);
+    }
   }
+
+  /** The attempt took longer than `perTryTimeout` without a response head. */
+  #onTryTimeout = (): void => {
+    if (this.#state !== CONNECTING && this.#state !== ACTIVE) return;
+    if (this.#resHeadSent || this.#endpoint === null) return;
+    this.#attemptFailed(TIMEOUT, "REMORA_ERR_UPSTREAM_TIMEOUT");
+  };
 
   /** SlotWaiter: a queued exchange got its slot (first-come). */
   onSlot(endpoint: Endpoint): void {
@@ -555,60 +591,198 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
     this.#failUpstream("REMORA_ERR_QUEUE_TIMEOUT");
   }
 
+  /**
+   * A connection for the current attempt: an idle one at once, or a new one (the request then
+   * counts against the cluster's pending-request limit until it connects), or 503 UO at a limit.
+   */
   #acquire(fresh: boolean): void {
     const pool = this.#pool!;
+    const pending = this.#cluster!.pendingLimit;
+    if (!pending.tryEnter()) {
+      this.#overflow("REMORA_ERR_PENDING_OVERFLOW");
+      return;
+    }
     const result = fresh ? pool.connectFresh(this) : pool.acquire(this);
-    if (result === "overflow") this.#failUpstream("REMORA_ERR_OVERFLOW");
-    else if (result !== "connecting") this.#attach(result);
+    if (result === "connecting") {
+      this.#pendingHeld = true;
+      return;
+    }
+    pending.leave();
+    if (result === "overflow") this.#overflow("REMORA_ERR_OVERFLOW");
+    else this.#attach(result);
+  }
+
+  #leavePending(): void {
+    if (!this.#pendingHeld) return;
+    this.#pendingHeld = false;
+    this.#cluster?.pendingLimit.leave();
+  }
+
+  /** A limit of remora's own refused the attempt: not a result about the endpoint. */
+  #overflow(code: ErrorCode): void {
+    const endpoint = this.#endpoint;
+    if (endpoint !== null) {
+      this.#endpoint = null;
+      this.#endAttempt(endpoint, undefined);
+    }
+    this.#failUpstream(code);
   }
 
   onUpstreamConnected(conn: UpstreamConnection): boolean {
-    if (this.#state !== CONNECTING || this.#conn !== null) return false;
+    if (this.#state !== CONNECTING || this.#conn !== null || this.#endpoint === null) return false;
+    this.#leavePending();
     this.#attach(conn);
     return true;
   }
 
   onUpstreamConnectFailed(error: RemoraError): void {
-    if (this.#state !== CONNECTING) return;
-    if (error.code !== "REMORA_ERR_OVERFLOW" && this.#retryElsewhere()) return;
-    this.#failUpstream(
-      error.code === "REMORA_ERR_OVERFLOW" ? "REMORA_ERR_OVERFLOW" : "REMORA_ERR_UPSTREAM_CONNECT",
-    );
+    if (this.#state !== CONNECTING || this.#endpoint === null) return;
+    this.#leavePending();
+    if (error.code === "REMORA_ERR_OVERFLOW") this.#overflow("REMORA_ERR_OVERFLOW");
+    else this.#attemptFailed(CONNECT_FAILED, "REMORA_ERR_UPSTREAM_CONNECT");
   }
 
   /**
-   * Istio's default retry policy retries "connect-failure" twice on other hosts. Nothing reached
-   * the failed endpoint and the body so far is still queued, so this is always safe. Returns
-   * false when the retries are spent or no other endpoint is left.
+   * The current attempt failed before a response head reached the client: report it once, then
+   * retry on another endpoint if the policy, the request's safety and the budget allow it, or
+   * answer `code` (with URX when the retries were spent).
    */
-  #retryElsewhere(): boolean {
-    const failed = this.#endpoint!;
-    let tried = this.#tried;
-    if (tried === null) tried = this.#tried = new Set();
-    tried.add(failed.id);
-    if (tried.size > CONNECT_RETRIES) return false;
-    // The failed attempt gives its slot back first: retries count against first-come's caps.
-    this.#balancer!.onEnd?.(failed, false);
+  #attemptFailed(result: AttemptResult, code: ErrorCode): void {
+    const conn = this.#conn;
+    this.#conn = null;
+    conn?.destroy();
+    const endpoint = this.#endpoint!;
     this.#endpoint = null;
+    this.#endAttempt(endpoint, result);
+    this.#failure = code;
+    if (this.#mayRetry(result)) this.#retry(endpoint);
+    else this.#failUpstream(code);
+  }
+
+  /**
+   * A response head the retry policy may want to retry (retriable-status-codes, 5xx...): true
+   * when the exchange goes on with another attempt and this response is dropped; false to
+   * forward it (with URX or UO when that is why it was not retried).
+   */
+  #retryResponse(status: number): boolean {
+    const http = this.#attempts.http;
+    http.status = status;
+    if (!this.#mayRetry(http)) return false;
+    const conn = this.#conn;
+    this.#conn = null;
+    conn?.destroy();
+    const endpoint = this.#endpoint!;
+    this.#endpoint = null;
+    this.#endAttempt(endpoint, http);
+    this.#retry(endpoint);
+    return true;
+  }
+
+  /**
+   * Whether another attempt may follow `result`: the policy (retryOn, attempts left, a request
+   * safe to send again) and the cluster's retry budget. Takes a budget slot when it says yes;
+   * adds URX (retries spent) or UO (budget) to the record when that is why it says no.
+   */
+  #mayRetry(result: AttemptResult): boolean {
+    const cluster = this.#cluster!;
+    const attempts = this.#attempts;
+    const facts = this.#retryFacts;
+    facts.result = result;
+    facts.attemptsMade = attempts.retries;
+    facts.method = this.#head!.method;
+    facts.requestBodySent = this.#headSent;
+    facts.replayable = attempts.replayable && (this.#requestDone || this.#bodySent === 0);
+    facts.responseStarted = this.#resHeadSent;
+    const verdict = cluster.retryPolicy.decide(facts);
+    if (verdict !== RETRY) {
+      if (verdict === NO_RETRY_LIMIT) this.#addFlag("URX");
+      return false;
+    }
+    // The attempt that failed was perhaps a retry itself: its budget slot is free now.
+    this.#releaseBudget();
+    if (!cluster.retryBudget.tryAcquire(cluster.stats.active)) {
+      cluster.stats.retriesRefused++;
+      this.#addFlag("UO");
+      return false;
+    }
+    attempts.holdsBudget = true;
+    return true;
+  }
+
+  /** Another attempt, avoiding `failed`, after the backoff: the body (kept) queued again. */
+  #retry(failed: Endpoint): void {
+    const cluster = this.#cluster!;
+    const attempts = this.#attempts;
+    attempts.noteTried(failed.id);
+    attempts.retries++;
+    cluster.stats.retries++;
+    // Back to the state before the first attempt: the body (kept for replay) queued again.
+    this.#state = CONNECTING;
+    this.#resMode = RES_HEAD;
+    this.#resPending = null;
+    this.#upstreamSentAt = 0;
+    if (this.#headSent) {
+      const body = attempts.replayBody();
+      this.#queue = body.chunks;
+      this.#queued = body.bytes;
+      this.#bodySent = 0;
+      this.#headSent = false;
+    }
+    this.#resume(PAUSE_BACKPRESSURE);
+    const wait = cluster.retryPolicy.backoffMs(attempts.retries);
+    if (wait <= 0) this.#pickAgain();
+    else this.#backoff = setTimeout(this.#onBackoff, wait);
+  }
+
+  #onBackoff = (): void => {
+    this.#backoff = null;
+    if (this.#state === CONNECTING) this.#pickAgain();
+  };
+
+  /** The next attempt's endpoint: one not tried yet if any is eligible (or a queued slot). */
+  #pickAgain(): void {
     const pick = this.#pick;
-    pick.exclude = tried;
+    pick.exclude = this.#attempts.tried ?? undefined;
     const hosts = this.#hosts!;
     const slot = hosts.acquire(pick, this);
     this.#balancer = hosts.balancer;
-    if (slot === undefined || slot === QUEUE_FULL) return false;
+    if (slot === undefined || slot === QUEUE_FULL) {
+      this.#releaseBudget();
+      this.#failUpstream(slot === undefined ? "REMORA_ERR_NO_HEALTHY_ENDPOINT" : this.#failure);
+      return;
+    }
     if (slot === QUEUED) {
       this.#waiting = true;
       this.#queuedAt = performance.now();
-      return true;
-    }
-    if (tried.has(slot.id)) {
-      // Only endpoints already tried are left.
-      this.#balancer.onEnd?.(slot, false);
-      return false;
+      return;
     }
     this.#useEndpoint(slot);
     this.#acquire(false);
-    return true;
+  }
+
+  /**
+   * The one report of an attempt's end: to the balancer (its slot, its count) and, with a
+   * result about the endpoint, to the cluster's health (outlier detection). `result` undefined:
+   * the attempt ended for a reason that says nothing about the endpoint (the client left, a
+   * limit of remora's own).
+   */
+  #endAttempt(endpoint: Endpoint, result: AttemptResult | undefined): void {
+    this.#tryDeadline?.clear();
+    this.#leavePending();
+    const ok = result !== undefined && result.kind === ResultKind.HTTP && result.status < 500;
+    this.#balancer!.onEnd?.(endpoint, ok);
+    if (result !== undefined) this.#cluster!.reportResult(endpoint, result);
+  }
+
+  #releaseBudget(): void {
+    if (!this.#attempts.holdsBudget) return;
+    this.#attempts.holdsBudget = false;
+    this.#cluster?.retryBudget.release();
+  }
+
+  #addFlag(flag: string): void {
+    const flags = this.#record.flags;
+    this.#record.flags = flags === "-" ? flag : `${flags},${flag}`;
   }
 
   /** Send the head and any queued body on a connection that is now ours. */
@@ -631,11 +805,10 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
       for (let i = 0; i < queue.length; i++) ok = socket.write(queue[i]!);
       socket.uncork();
       this.#bodySent += this.#queued;
-      // Keep a whole small body so a stale pooled connection can be retried (see #onUpstreamGone).
-      this.#replay = this.#requestDone && this.#queued <= REPLAY_LIMIT ? queue : null;
       this.#queue = [];
       this.#queued = 0;
     }
+    this.#headSent = true;
     if (!ok) this.#pause(PAUSE_BACKPRESSURE);
     else this.#resume(PAUSE_BACKPRESSURE);
   }
@@ -668,10 +841,12 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
     this.#record.requestBytes += bytes.length;
     if (this.#state === ACTIVE && this.#conn !== null) {
       this.#bodySent += bytes.length;
-      this.#replay = null;
+      this.#attempts.keep(bytes, this.#reader === null);
       this.#writeUpstream(bytes);
     } else if (this.#state === CONNECTING) {
-      this.#queue.push(this.#reader !== null ? copyOf(bytes) : bytes);
+      const owned = this.#reader !== null ? copyOf(bytes) : bytes;
+      this.#queue.push(owned);
+      this.#attempts.keep(owned, true);
       this.#queued += bytes.length;
       if (this.#queued > QUEUE_HIGH_WATER) this.#pause(PAUSE_BACKPRESSURE);
     }
@@ -709,6 +884,7 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
         head = parseResponseHead(buf, pos, buf.length, this.#ctx.limits);
       } catch (error) {
         if (!(error instanceof HttpParseError)) throw error;
+        this.#endAttemptNow(RESET);
         this.#failUpstream("REMORA_ERR_UPSTREAM_PROTOCOL");
         return;
       }
@@ -720,6 +896,10 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
       }
       pos += head.headLength;
       if (head.status >= 200) {
+        // A status the retry policy retries (a 503, say) is dropped for another attempt.
+        if (this.#cluster!.retryPolicy.retriableStatus(head.status)) {
+          if (this.#retryResponse(head.status)) return;
+        }
         // The head is held back so it leaves in one write with the body bytes that came
         // with it (see #writeClient).
         this.#startResponse(head);
@@ -763,20 +943,22 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
         return;
     }
     if (this.#resMode === RES_HEAD) {
-      if (this.#canRetryOnFreshConnection(conn)) {
-        this.#retried = true;
+      if (this.#canResendOnFreshConnection(conn)) {
+        // The same attempt, once more on a new connection: not a retry and not a failure of
+        // the endpoint (the classic race with an upstream closing an idle keep-alive socket).
+        this.#resent = true;
         this.#state = CONNECTING;
         this.#resPending = null;
         this.#resume(PAUSE_BACKPRESSURE);
-        if (this.#replay !== null) {
-          this.#queue = this.#replay;
-          for (const b of this.#replay) this.#queued += b.length;
-          this.#bodySent = 0;
-        }
+        const body = this.#attempts.replayBody();
+        this.#queue = body.chunks;
+        this.#queued = body.bytes;
+        this.#bodySent = 0;
+        this.#headSent = false;
         this.#acquire(true);
         return;
       }
-      this.#failUpstream("REMORA_ERR_UPSTREAM_RESET");
+      this.#attemptFailed(RESET, "REMORA_ERR_UPSTREAM_RESET");
       return;
     }
     if (this.#resMode === FRAMING_CLOSE) {
@@ -790,6 +972,7 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
     }
     // The body was cut short: the client must see a reset, not a truncated "complete" body.
     this.#record.flags = "UC";
+    this.#endAttemptNow(RESET);
     this.#abort("UC");
   }
 
@@ -798,10 +981,18 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
    * fresh connection when that cannot duplicate a side effect: nothing of its body had been sent,
    * or it is idempotent and its whole body is kept for replay.
    */
-  #canRetryOnFreshConnection(conn: UpstreamConnection): boolean {
-    if (this.#retried || conn.requests <= 1 || this.#resPending !== null) return false;
-    if (this.#bodySent === 0 && this.#replay === null) return true;
-    return this.#replay !== null && isIdempotent(this.#head!.method);
+  #canResendOnFreshConnection(conn: UpstreamConnection): boolean {
+    if (this.#resent || conn.requests <= 1 || this.#resPending !== null) return false;
+    if (this.#bodySent === 0) return true;
+    return this.#attempts.replayable && this.#requestDone && isIdempotent(this.#head!.method);
+  }
+
+  /** End the current attempt (if any) with `result`, outside the retry paths. */
+  #endAttemptNow(result: AttemptResult | undefined): void {
+    const endpoint = this.#endpoint;
+    if (endpoint === null) return;
+    this.#endpoint = null;
+    this.#endAttempt(endpoint, result);
   }
 
   // ---------------------------------------------------------------- responses
@@ -872,6 +1063,7 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
         } catch (error) {
           if (!(error instanceof HttpParseError)) throw error;
           this.#record.flags = "UPE";
+          this.#endAttemptNow(RESET);
           this.#abort("UPE");
           return;
         }
@@ -962,6 +1154,7 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
 
   #startTunnel(head: ResponseHead, buf: Buffer, pos: number): void {
     if (this.#head!.upgrade === undefined || isH2c(this.#head!.upgrade)) {
+      this.#endAttemptNow(RESET);
       this.#failUpstream("REMORA_ERR_UPSTREAM_PROTOCOL");
       return;
     }
@@ -1054,10 +1247,9 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
     this.#setCookie = "";
     this.#queue = [];
     this.#queued = 0;
-    this.#replay = null;
     this.#bodySent = 0;
-    this.#retried = false;
-    this.#tried = null;
+    this.#headSent = false;
+    this.#resent = false;
     this.#sent100 = false;
     this.#resPending = null;
     this.#resMode = RES_HEAD;
@@ -1083,13 +1275,24 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
     const status = this.#record.status;
     const index = status >= 100 && status < 600 ? Math.floor(status / 100) : 0;
     cluster.stats.byClass[index]!++;
-    const balancer = this.#balancer!;
     if (this.#waiting) {
       // The client left (or the request timed out) while queued: it leaves the queue.
       this.#waiting = false;
-      balancer.cancel?.(this);
+      this.#balancer!.cancel?.(this);
     }
-    if (this.#endpoint !== null) balancer.onEnd?.(this.#endpoint, ok && status < 500);
+    // The last attempt ends with the response the client got; a reset says nothing about the
+    // endpoint here (failures of the endpoint were reported where they happened).
+    if (this.#endpoint !== null) {
+      const http = this.#attempts.http;
+      http.status = status;
+      this.#endAttemptNow(ok ? http : undefined);
+    }
+    this.#releaseBudget();
+    this.#leavePending();
+    if (this.#backoff !== null) {
+      clearTimeout(this.#backoff);
+      this.#backoff = null;
+    }
     this.#cluster = null;
   }
 

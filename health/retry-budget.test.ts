@@ -25,7 +25,6 @@ describe("RetryBudget: the limit", () => {
     expect(made.limit(19)).toBe(3);
     expect(made.limit(20)).toBe(4);
     expect(made.limit(99)).toBe(19);
-    // 0.2 × 145 is 28.999999999999996 in floating point; the budget must still say 29.
     expect(made.limit(145)).toBe(29);
     expect(made.limit(10_000)).toBe(2000);
     // A bad count from a caller never lifts the limit above the minimum.
@@ -40,6 +39,9 @@ describe("RetryBudget: the limit", () => {
     expect(budget({ budgetPercent: 0, minRetryConcurrency: 0 }).limit(1000)).toBe(0);
     expect(budget({ budgetPercent: 100, minRetryConcurrency: 0 }).limit(42)).toBe(42);
     expect(budget({ budgetPercent: 12.5, minRetryConcurrency: 0 }).limit(80)).toBe(10);
+    // 0.29 × 100 is 28.999999999999996 in floating point; the budget must still say 29.
+    expect(budget({ budgetPercent: 29 }).limit(100)).toBe(29);
+    expect(budget({ budgetPercent: 70 }).limit(90)).toBe(63);
   });
 });
 

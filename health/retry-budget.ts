@@ -112,7 +112,8 @@ export class RetryBudget {
   }
 
   #budget(activeRequests: number): number {
-    // Multiply first: (20 × 145) / 100 is exact where 0.2 × 145 is not. Envoy truncates too.
+    // Multiply first: (29 × 100) / 100 is exactly 29 where 0.29 × 100 is 28.999999999999996.
+    // Envoy truncates too.
     // A NaN count (a caller's bug) must not lift the limit: it counts as 0 active requests.
     const budget = Math.floor((this.#budgetPercent * activeRequests) / 100) || 0;
     return Math.max(budget, this.#minRetryConcurrency);

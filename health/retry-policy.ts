@@ -256,7 +256,7 @@ export function fullJitterBackoffMs(
 ): number {
   const doublings = retryNumber > 1 ? retryNumber - 1 : 0;
   let window = baseMs * 2 ** doublings;
-  if (!(window < maxMs)) window = maxMs; // also catches Infinity for huge retry numbers
+  if (window > maxMs) window = maxMs; // Infinity for huge retry numbers: the cap
   const ms = Math.floor(random() * window);
   // A random() that returns 1 (or more) must not reach the window's end.
   return ms < window ? ms : Math.max(0, Math.ceil(window) - 1);

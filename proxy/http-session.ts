@@ -4,7 +4,7 @@ import type { Endpoint } from "../discovery/endpoint.js";
 import { type Balancer, QUEUE_FULL, QUEUED, type SlotWaiter } from "../lb/balancer.js";
 import { cookieHash, NO_KEY } from "../lb/hash-key.js";
 import { type AttemptResult, ResultKind } from "../health/health.js";
-import { NO_RETRY_LIMIT, RETRY, type RetryFacts } from "../health/retry-policy.js";
+import { isIdempotent, type RetryAttempt, RetryVerdict } from "../health/retry-policy.js";
 import type { Cluster } from "./cluster.js";
 import { Deadline } from "./deadline.js";
 import { codeForParseStatus, ERRORS, type ErrorCode, type RemoraError } from "./errors.js";
@@ -175,7 +175,7 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
   /** What the client gets if the exchange fails now (the last attempt's failure). */
   #failure: ErrorCode = "REMORA_ERR_UPSTREAM_CONNECT";
   /** Facts for the retry decision, filled in place. */
-  readonly #retryFacts: RetryFacts = {
+  readonly #retryFacts: Mutable<RetryAttempt> = {
     result: RESET,
     attemptsMade: 0,
     method: "",
@@ -563,7 +563,12 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
   #onTryTimeout = (): void => {
     if (this.#state !== CONNECTING && this.#state !== ACTIVE) return;
     if (this.#resHeadSent || this.#endpoint === null) return;
-    this.#attemptFailed(TIMEOUT, "REMORA_ERR_UPSTREAM_TIMEOUT");
+    // Still connecting: nothing reached the upstream, so it is a connect failure (safe to retry
+    // for any method); after the head went out it is a timeout.
+    if (this.#conn === null) {
+      this.#leavePending();
+      this.#attemptFailed(CONNECT_FAILED, "REMORA_ERR_UPSTREAM_TIMEOUT");
+    } else this.#attemptFailed(TIMEOUT, "REMORA_ERR_UPSTREAM_TIMEOUT");
   };
 
   /** SlotWaiter: a queued exchange got its slot (first-come). */
@@ -694,8 +699,8 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
     facts.replayable = attempts.replayable && (this.#requestDone || this.#bodySent === 0);
     facts.responseStarted = this.#resHeadSent;
     const verdict = cluster.retryPolicy.decide(facts);
-    if (verdict !== RETRY) {
-      if (verdict === NO_RETRY_LIMIT) this.#addFlag("URX");
+    if (verdict !== RetryVerdict.RETRY) {
+      if (verdict === RetryVerdict.NO_RETRY_LIMIT) this.#addFlag("URX");
       return false;
     }
     // The attempt that failed was perhaps a retry itself: its budget slot is free now.
@@ -729,7 +734,7 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
       this.#headSent = false;
     }
     this.#resume(PAUSE_BACKPRESSURE);
-    const wait = cluster.retryPolicy.backoffMs(attempts.retries);
+    const wait = cluster.retryPolicy.backoffMs(attempts.retries, Math.random);
     if (wait <= 0) this.#pickAgain();
     else this.#backoff = setTimeout(this.#onBackoff, wait);
   }
@@ -897,9 +902,9 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
       pos += head.headLength;
       if (head.status >= 200) {
         // A status the retry policy retries (a 503, say) is dropped for another attempt.
-        if (this.#cluster!.retryPolicy.retriableStatus(head.status)) {
-          if (this.#retryResponse(head.status)) return;
-        }
+        const http = this.#attempts.http;
+        http.status = head.status;
+        if (this.#cluster!.retryPolicy.retriable(http) && this.#retryResponse(head.status)) return;
         // The head is held back so it leaves in one write with the body bytes that came
         // with it (see #writeClient).
         this.#startResponse(head);
@@ -1348,6 +1353,9 @@ function destroySocket(socket: Socket): void {
   socket.destroy();
 }
 
+/** An interface's fields, writable (objects the session refills in place). */
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
 /** PickContext as the session fills it in place for each request. */
 interface MutablePickContext {
   headers: readonly string[] | undefined;
@@ -1357,20 +1365,6 @@ interface MutablePickContext {
   hashKey: string | undefined;
 }
 
-/** RFC 9110 §9.2.2. */
-function isIdempotent(method: string): boolean {
-  switch (method) {
-    case "GET":
-    case "HEAD":
-    case "OPTIONS":
-    case "TRACE":
-    case "PUT":
-    case "DELETE":
-      return true;
-    default:
-      return false;
-  }
-}
 
 /**
  * Upgrade to h2c is never forwarded: proxying it lets a client tunnel past the proxy's

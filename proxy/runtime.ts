@@ -7,7 +7,9 @@ import {
 import { ServiceRegistry } from "../discovery/registry.js";
 import { StaticSource } from "../discovery/static-source.js";
 import type { LoadBalancerSettings } from "../lb/balancer.js";
+import { DEFAULT_RETRY_SETTINGS } from "../health/retry-policy.js";
 import { balancerModule, loadBalancerModule } from "../lb/module.js";
+import { activeCheckers, loadActiveCheckers } from "./health-checks.js";
 import { AccessLog } from "./access-log/access-log.js";
 import { AdminServer } from "./admin.js";
 import { Cluster, ClusterManager, type ClusterSettings } from "./cluster.js";
@@ -118,9 +120,23 @@ export function clusterSettings(
       used[settings.module.path] = modules[settings.module.path] ?? "";
     }
   }
+  const retries = service.retries;
+  const http = pool.http;
   return {
     lb,
     timeoutMs: service.timeout,
+    retry: {
+      ...DEFAULT_RETRY_SETTINGS,
+      attempts: retries.attempts,
+      retryOn: retries.retryOn,
+      retriableStatusCodes: retries.retriableStatusCodes,
+      perTryTimeoutMs: retries.perTryTimeout,
+      retryNonIdempotent: retries.retryNonIdempotent,
+      maxRetries: http.maxRetries,
+    },
+    maxPendingRequests: http.http1MaxPendingRequests,
+    outlier: service.trafficPolicy.outlierDetection,
+    healthCheck: service.trafficPolicy.healthCheck,
     pool: {
       connectTimeoutMs: pool.tcp.connectTimeout,
       maxConnections: pool.tcp.maxConnections,
@@ -214,7 +230,11 @@ export class Runtime {
     this.accessLog = new AccessLog({ logger: this.#logger, next: this.traffic });
     this.counters = new FlagCounter(this.accessLog);
     this.#defaults = clusterSettings(serviceDefaults);
-    this.clusters = new ClusterManager(this.registry, this.#defaults, balancerModule);
+    this.clusters = new ClusterManager(this.registry, this.#defaults, {
+      modules: balancerModule,
+      logger: this.#logger,
+      checkers: activeCheckers,
+    });
   }
 
   /** The applied config: the loaded one, then each reload's (see reload.ts). */
@@ -236,6 +256,9 @@ export class Runtime {
    * a version differs from the running config's. Rejects with the module's error.
    */
   async #loadModules(services: readonly ServiceConfig[]): Promise<boolean> {
+    if (services.some((service) => service.trafficPolicy.healthCheck !== undefined)) {
+      await loadActiveCheckers();
+    }
     const versions: Record<string, string> = {};
     for (const [path, settings] of moduleUses(services)) {
       versions[path] = await loadBalancerModule(path, settings);
@@ -553,7 +576,9 @@ function remove<T>(list: T[], item: T): void {
 /** The inbound listener's one destination: the local application. */
 function appCluster(listenerName: string, app: string, defaults: ClusterSettings): Cluster {
   const { host, port } = parseAddress(app);
-  const cluster = new Cluster(listenerName, "inbound", defaults, `inbound|${port}|${listenerName}`);
+  // Istio's inbound path does not retry: the app is the only endpoint, and it answered.
+  const settings = { ...defaults, retry: { ...defaults.retry, attempts: 0 } };
+  const cluster = new Cluster(listenerName, "inbound", settings, `inbound|${port}|${listenerName}`);
   const id = formatAddress(host, port);
   cluster.update({
     key: cluster.key,

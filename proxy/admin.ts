@@ -175,6 +175,9 @@ export function describe(cluster: Cluster) {
     policy: cluster.settings.lb.policy,
     activeRequests: cluster.stats.active,
     requests: cluster.stats.requests,
+    /** Retries started, and retries refused by the retry budget or maxRetries (flag UO). */
+    retries: cluster.stats.retries,
+    retriesRefused: cluster.stats.retriesRefused,
     responses: {
       reset: byClass[0],
       "1xx": byClass[1],

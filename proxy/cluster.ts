@@ -14,8 +14,8 @@ import { RetryPolicy, type RetrySettings } from "../health/retry-policy.js";
 import type { BalancerFactory, LoadBalancerSettings, PickContext } from "../lb/balancer.js";
 import type { RouteConfig } from "./config/schema.js";
 import { HostSet } from "./host-set.js";
-import { RouteTable } from "./routing/route-table.js";
 import { type Logger, silentLogger } from "./log.js";
+import { RouteTable } from "./routing/route-table.js";
 import { type PoolSettings, UpstreamPool } from "./upstream/pool.js";
 
 /** One DestinationRule subset: endpoints by label, with its own balancer settings. */

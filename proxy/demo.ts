@@ -95,7 +95,7 @@ export function demoBanner(port: number, adminPort: number, backends: string[]):
     `remora demo is running on Node.js ${process.version}: service \`hello\` has endpoints`,
     ...backends.map(
       (b, i) =>
-        `  ${b}${i === backends.length - 1 ? "   (fails on purpose: every 4 requests, one 503 and one reset)" : ""}`,
+        `  ${b}${i === backends.length - 1 ? "   (fails on purpose: every 4 requests, one 503, which remora retries elsewhere, and one reset mid-response)" : ""}`,
     ),
     "",
     `Dashboard: ${admin}/   (live: services, endpoints, rates, errors, latency)`,

@@ -9,7 +9,8 @@ import type { CheckerFactory } from "./cluster.js";
 let Checker: typeof ActiveHealthChecker | undefined;
 
 export async function loadActiveCheckers(): Promise<void> {
-  if (Checker === undefined) Checker = (await import("../health/active-checker.js")).ActiveHealthChecker;
+  if (Checker === undefined)
+    Checker = (await import("../health/active-checker.js")).ActiveHealthChecker;
 }
 
 /** Builds a checker; loadActiveCheckers must have run. */

@@ -1,10 +1,11 @@
 import { randomBytes } from "node:crypto";
 import type { Socket } from "node:net";
 import type { Endpoint } from "../discovery/endpoint.js";
-import { type Balancer, QUEUE_FULL, QUEUED, type SlotWaiter } from "../lb/balancer.js";
-import { cookieHash, NO_KEY } from "../lb/hash-key.js";
 import { type AttemptResult, ResultKind } from "../health/health.js";
 import { isIdempotent, type RetryAttempt, RetryVerdict } from "../health/retry-policy.js";
+import { type Balancer, QUEUE_FULL, QUEUED, type SlotWaiter } from "../lb/balancer.js";
+import { cookieHash, NO_KEY } from "../lb/hash-key.js";
+import { CONNECT_FAILED, ExchangeAttempts, RESET, TIMEOUT } from "./attempts.js";
 import type { Cluster } from "./cluster.js";
 import { Deadline } from "./deadline.js";
 import { codeForParseStatus, ERRORS, type ErrorCode, type RemoraError } from "./errors.js";
@@ -34,7 +35,6 @@ import type { HeadLimits, RequestHead, ResponseHead } from "./http/head.js";
 import { parseRequestHead } from "./http/request-parser.js";
 import { parseResponseHead } from "./http/response-parser.js";
 import { localReply, localReplyBodyBytes } from "./local-reply.js";
-import { CONNECT_FAILED, ExchangeAttempts, RESET, TIMEOUT } from "./attempts.js";
 import { newRouteResult, type RouteResult, routeRequest } from "./pipeline.js";
 import { copyOf, type ReadBuffer } from "./read-buffer.js";
 import type { UpstreamConnection, UpstreamOwner } from "./upstream/connection.js";
@@ -1184,7 +1184,8 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
   #localReply(code: ErrorCode): void {
     const { status, flag } = ERRORS[code];
     this.#record.status = status;
-    this.#record.flags = this.#record.flags === "-" ? flag : `${this.#record.flags},${flag}`;
+    // The reply's own flag first, then what led to it ("UF,URX"), as Envoy lists them.
+    this.#record.flags = this.#record.flags === "-" ? flag : `${flag},${this.#record.flags}`;
     if (!this.#requestDone) this.#closeAfter = true;
     this.#resHeadSent = true;
     const reply = localReply(code, !this.#closeAfter);
@@ -1364,7 +1365,6 @@ interface MutablePickContext {
   exclude: ReadonlySet<string> | undefined;
   hashKey: string | undefined;
 }
-
 
 /**
  * Upgrade to h2c is never forwarded: proxying it lets a client tunnel past the proxy's

@@ -32,11 +32,11 @@ async function snapshot(adminPort: number): Promise<DashboardSnapshot> {
   return (await res.json()) as DashboardSnapshot;
 }
 
-/** Two backends for `hello`: one answers 200, the other 503. */
+/** Two backends for `hello`: one answers 200, the other 500 (not retried by default). */
 async function backends() {
   const ok = await httpBackend((_req, res) => res.end("ok"));
   const failing = await httpBackend((_req, res) => {
-    res.statusCode = 503;
+    res.statusCode = 500;
     res.end("down");
   });
   cleanup.push(

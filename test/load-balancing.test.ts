@@ -232,7 +232,10 @@ describe("first-come under concurrent load", () => {
       - { address: "${live[0]!.backend.address}" }
       - { address: "${live[1]!.backend.address}" }
     trafficPolicy:
-      loadBalancer: { policy: first-come, maxConcurrent: 2, queueTimeout: 30s }`),
+      loadBalancer: { policy: first-come, maxConcurrent: 2, queueTimeout: 30s }
+      # The dead endpoint fails at once, so first-come (fewest active first) would keep choosing
+      # it; outlier detection takes it out after its first failure, as in production.
+      outlierDetection: { mode: fail-fast, baseEjectionTime: 1h }`),
     );
     const port = remora.ports.get("outbound")!;
     const agent = new Agent({ keepAlive: true, maxSockets: 12 });

@@ -38,7 +38,7 @@ describe("remora status", () => {
   it("prints a table of services and endpoints from a live remora, and --json", async () => {
     const ok = await httpBackend((_req, res) => res.end("ok"));
     const failing = await httpBackend((_req, res) => {
-      res.statusCode = 503;
+      res.statusCode = 500;
       res.end("down");
     });
     cleanup.push(

@@ -3,6 +3,17 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { DEFAULT_LB_SETTINGS } from "../../lb/balancer.js";
+
+/** Istio's default HTTPRetry, as the schema fills it in. */
+const DEFAULT_RETRIES = {
+  attempts: 2,
+  perTryTimeout: 0,
+  retryOn: "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes",
+  retriableStatusCodes: [503],
+  retryRemoteLocalities: false,
+  retryNonIdempotent: false,
+};
+
 import { ConfigError, loadConfigFile, parseConfig, parseServicesFile } from "./load.js";
 
 const FULL = `
@@ -93,10 +104,16 @@ describe("parseConfig", () => {
           loadBalancer: DEFAULT_LB_SETTINGS,
           connectionPool: {
             tcp: { connectTimeout: 250, maxConnections: 1024 },
-            http: { idleTimeout: 4000, maxRequestsPerConnection: 0 },
+            http: {
+              idleTimeout: 4000,
+              maxRequestsPerConnection: 0,
+              http1MaxPendingRequests: 2 ** 32 - 1,
+              maxRetries: 2 ** 32 - 1,
+            },
           },
         },
         timeout: 1500,
+        retries: DEFAULT_RETRIES,
         subsets: [],
         routes: [],
       },
@@ -121,10 +138,16 @@ describe("parseConfig", () => {
         loadBalancer: DEFAULT_LB_SETTINGS,
         connectionPool: {
           tcp: { connectTimeout: 10_000, maxConnections: 1024 },
-          http: { idleTimeout: 4000, maxRequestsPerConnection: 0 },
+          http: {
+            idleTimeout: 4000,
+            maxRequestsPerConnection: 0,
+            http1MaxPendingRequests: 2 ** 32 - 1,
+            maxRetries: 2 ** 32 - 1,
+          },
         },
       },
       timeout: 0,
+      retries: DEFAULT_RETRIES,
       subsets: [],
       routes: [],
     });
@@ -285,7 +308,7 @@ describe("parseConfig", () => {
       "listeners[0].timeouts.connect",
     ],
     [`${LISTENER}discovery: { file: x, kubernetes: {} }`, "discovery.kubernetes"],
-    [`${LISTENER}services: [{ name: a, retries: {} }]`, "services[0].retries"],
+    [`${LISTENER}services: [{ name: a, retries: { budget: 5 } }]`, "services[0].retries.budget"],
     [
       `${LISTENER}services: [{ name: a, endpoints: [{ address: "h:1", zone: z }] }]`,
       "services[0].endpoints[0].zone",

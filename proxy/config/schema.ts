@@ -424,7 +424,8 @@ const outlierDetectionSchema = z
     /** consecutive (retry-based): eject after consecutiveErrors failures in a row; fail-fast: the first. */
     mode: z
       .enum(["consecutive", "fail-fast"], {
-        error: (issue) => `expected "consecutive" or "fail-fast", got ${JSON.stringify(issue.input)}`,
+        error: (issue) =>
+          `expected "consecutive" or "fail-fast", got ${JSON.stringify(issue.input)}`,
       })
       .default("consecutive"),
     /** 5xx or locally originated failures in a row that eject (Istio's consecutive5xxErrors). */
@@ -486,12 +487,18 @@ const statusRange = z.union([
 const healthCheckSchema = z
   .strictObject({
     /** HTTP GET path; ignored with tcp: true. */
-    path: z.string().startsWith("/", { error: 'expected a path starting with "/"' }).default("/healthz"),
+    path: z
+      .string()
+      .startsWith("/", { error: 'expected a path starting with "/"' })
+      .default("/healthz"),
     interval: positiveDuration("checks must repeat").prefault("10s"),
     timeout: positiveDuration("a check must be able to fail").prefault("1s"),
     unhealthyThreshold: integer(1, 1000, "a count").default(3),
     healthyThreshold: integer(1, 1000, "a count").default(2),
-    expectedStatuses: z.array(statusRange).min(1).default(() => [[200, 299] as [number, number]]),
+    expectedStatuses: z
+      .array(statusRange)
+      .min(1)
+      .default(() => [[200, 299] as [number, number]]),
     /** A plain TCP connect instead of HTTP. */
     tcp: z.boolean({ error: "expected true or false" }).default(false),
     /** Interval ± this (default 10% of interval, at most half of it). */

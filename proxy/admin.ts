@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { Endpoint } from "../discovery/endpoint.js";
 import type { Cluster } from "./cluster.js";
 import { redact } from "./config/redact.js";
 import { closeServer, listenOn, sendJson, sendText } from "./control-http.js";
@@ -163,6 +164,51 @@ function configDump(runtime: Runtime): object {
   };
 }
 
+/**
+ * An endpoint's health: UNHEALTHY with every flag (discovery's readiness, active checks, outlier
+ * detection), each with its source, reason and until-when, else HEALTHY. The detail of each
+ * health source comes along when it runs for the service.
+ */
+function healthOf(cluster: Cluster, endpoint: Endpoint) {
+  const flags: { source: string; reason: string; until: string | null }[] = [];
+  if (!endpoint.ready)
+    flags.push({ source: "discovery", reason: "endpoint not ready", until: null });
+  for (const flag of cluster.healthOf(endpoint.id)) {
+    flags.push({
+      source: flag.source,
+      reason: flag.reason,
+      until: flag.untilMs > 0 ? new Date(flag.untilMs).toISOString() : null,
+    });
+  }
+  const outlier = cluster.outlierOf(endpoint.id);
+  const check = cluster.checkOf(endpoint.id);
+  return {
+    status: flags.length === 0 ? "HEALTHY" : "UNHEALTHY",
+    flags,
+    ...(outlier === undefined
+      ? {}
+      : {
+          outlier: {
+            ejected: outlier.ejected,
+            until: outlier.untilMs > 0 ? new Date(outlier.untilMs).toISOString() : null,
+            ejections: outlier.ejections,
+            probation: outlier.probation,
+            reason: outlier.reason,
+          },
+        }),
+    ...(check === undefined
+      ? {}
+      : {
+          activeCheck: {
+            healthy: check.healthy,
+            consecutiveFailures: check.consecutiveFailures,
+            consecutiveSuccesses: check.consecutiveSuccesses,
+            lastError: check.lastError ?? null,
+          },
+        }),
+  };
+}
+
 /** One cluster as /clusters shows it (the dashboard adds its last minute of traffic). */
 export function describe(cluster: Cluster) {
   const byClass = cluster.stats.byClass;
@@ -201,9 +247,7 @@ export function describe(cluster: Cluster) {
       address: e.id,
       weight: e.weight,
       labels: e.labels,
-      health: e.ready
-        ? { status: "HEALTHY", flags: [] }
-        : { status: "UNHEALTHY", flags: [{ source: "discovery", reason: "endpoint not ready" }] },
+      health: healthOf(cluster, e),
       /** Takes new requests: ready, healthy (or in panic) and weight above 0. */
       eligible: selected.has(e.id),
       // Only balancers that count requests per endpoint (least-request, first-come) know this.

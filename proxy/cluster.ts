@@ -55,6 +55,8 @@ export interface ClusterStats {
   /** Retries started, and retries the retry budget or maxRetries refused (flag UO). */
   retries: number;
   retriesRefused: number;
+  /** Requests refused because http1MaxPendingRequests already waited for a connection. */
+  pendingOverflows: number;
   /** Responses by class: index 1 = 1xx ... 5 = 5xx; index 0 = no response (reset). */
   readonly byClass: number[];
 }
@@ -98,6 +100,7 @@ export class Cluster {
     active: 0,
     retries: 0,
     retriesRefused: 0,
+    pendingOverflows: 0,
     byClass: [0, 0, 0, 0, 0, 0],
   };
   #settings: ClusterSettings;

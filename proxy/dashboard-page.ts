@@ -223,10 +223,14 @@ const SCRIPT = `
         er.setAttribute("data-endpoint", e.address);
         cell(er, e.address, "name");
         var hp = el("span", healthClass(e.health.status), e.health.status);
-        if (e.health.flags.length > 0) {
-          hp.title = e.health.flags.map(function (f) { return f.source + ": " + f.reason; }).join("; ");
-        }
-        cell(er, null, "health").appendChild(hp);
+        var why = e.health.flags.map(function (f) {
+          return f.source + ": " + f.reason + (f.until ? " until " + f.until.slice(11, 19) + " UTC" : "");
+        }).join("; ");
+        if (why !== "") hp.title = why;
+        var hc = cell(er, null, "health");
+        hc.appendChild(hp);
+        // The reason and until-when in words, not only on hover: an ejection is what one looks for.
+        if (why !== "") hc.appendChild(el("span", "muted why", " " + why));
         trafficCells(er, e.lastMinute, false);
         var c = e.connections;
         cell(er, c.open + " open, " + c.idle + " idle", "num muted");

@@ -604,6 +604,7 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
     const pool = this.#pool!;
     const pending = this.#cluster!.pendingLimit;
     if (!pending.tryEnter()) {
+      this.#cluster!.stats.pendingOverflows++;
       this.#overflow("REMORA_ERR_PENDING_OVERFLOW");
       return;
     }

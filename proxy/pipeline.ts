@@ -15,13 +15,17 @@ import type { SessionContext } from "./http-session.js";
  *   3. authorize — TODO: authorization policy with the peer identity (no mTLS yet)
  *   4. balance  — the host set's balancer picks an endpoint, or queues the request for a slot
  *                 (first-come) (HttpSession#startExchange → HostSet#acquire, lb/)
- *   5. timeout  — the per-request timer starts (HttpSession#startExchange)
- *   6. forward  — an upstream connection from the endpoint's pool. A failed connect is retried
- *                 on up to two other endpoints (Istio's default "connect-failure" retries,
- *                 HttpSession#retryElsewhere); a request that dies on a reused connection
+ *   5. timeout  — the request's timer starts (HttpSession#startExchange); `perTryTimeout` per
+ *                 attempt (HttpSession#useEndpoint)
+ *   6. forward  — an upstream connection from the endpoint's pool (HttpSession#acquire; the
+ *                 pending-request limit, http1MaxPendingRequests). Each attempt ends with one
+ *                 report to the balancer and the endpoint's health (HttpSession#endAttempt →
+ *                 health/). A failed attempt, or a retriable response (a 503), may be retried on
+ *                 another endpoint: the retry policy, the request's safety and the retry budget
+ *                 decide (HttpSession#mayRetry, health/retry-policy.ts); the body is re-sent from
+ *                 the copy proxy/attempts.ts keeps. A request that dies on a reused connection
  *                 before any response byte goes once more on a fresh one
- *                 (HttpSession#onUpstreamClose). Retry policies with budgets come with the
- *                 resilience issue, through the same PickContext.exclude
+ *                 (HttpSession#onUpstreamClose)
  */
 export interface RouteResult {
   authority: string;

@@ -52,7 +52,23 @@ export interface ClusterView {
   readonly key: string;
   readonly name: string;
   readonly namespace: string;
-  readonly stats: { readonly active: number };
+  readonly stats: {
+    readonly active: number;
+    /** Retries started, refused by the budget or maxRetries, and pending-limit overflows. */
+    readonly retries?: number;
+    readonly retriesRefused?: number;
+    readonly pendingOverflows?: number;
+  };
+  /** Outlier detection's totals; undefined when it is off for the service. */
+  outlierStats?():
+    | {
+        readonly ejectionsEnforced: number;
+        readonly ejectionsDetected: number;
+        readonly ejectedNow: number;
+      }
+    | undefined;
+  /** Active health checks' totals; undefined without checks. */
+  checkStats?(): { readonly checks: number; readonly failures: number } | undefined;
   readonly endpoints: readonly {
     readonly id: string;
     readonly labels: Readonly<Record<string, string>>;

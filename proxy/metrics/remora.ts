@@ -129,6 +129,90 @@ export class RemoraMetrics {
     this.#registerDiscovery(registry);
     this.#registerAccessLog(registry);
     this.#registerBalancing(registry);
+    this.#registerResilience(registry);
+  }
+
+  /** Retries, circuit breaking, outlier detection and active checks, per cluster. */
+  #registerResilience(registry: Registry): void {
+    const perCluster = (
+      name: string,
+      help: string,
+      type: "gauge" | "counter",
+      read: (cluster: ClusterView) => number | undefined,
+    ) =>
+      new ValueFamily({
+        name,
+        help,
+        type,
+        labelNames: ["cluster"],
+        collect: (visit) => {
+          this.#forEachCluster((cluster, labels) => {
+            const value = read(cluster);
+            if (value !== undefined) visit(labels.cluster, value);
+          });
+        },
+      }).register(registry);
+    perCluster(
+      "remora_upstream_rq_retry_total",
+      "Retries started (Envoy's upstream_rq_retry), by cluster.",
+      "counter",
+      (c) => c.stats.retries,
+    );
+    perCluster(
+      "remora_upstream_rq_retry_overflow_total",
+      "Retries the retry budget or maxRetries refused (flag UO), by cluster.",
+      "counter",
+      (c) => c.stats.retriesRefused,
+    );
+    perCluster(
+      "remora_upstream_rq_pending_overflow_total",
+      "Requests refused at once because http1MaxPendingRequests already waited for a connection (503 UO), by cluster.",
+      "counter",
+      (c) => c.stats.pendingOverflows,
+    );
+    perCluster(
+      "remora_outlier_ejected_endpoints",
+      "Endpoints outlier detection has ejected now, by cluster (only where it is on).",
+      "gauge",
+      (c) => c.outlierStats?.()?.ejectedNow,
+    );
+    new ValueFamily({
+      name: "remora_outlier_ejections_total",
+      help: "Outlier ejections: enforced (carried out) and detected (conditions met, including those maxEjectionPercent stopped), by cluster.",
+      type: "counter",
+      labelNames: ["cluster", "kind"],
+      collect: (visit) => {
+        this.#forEachCluster((cluster) => {
+          const stats = cluster.outlierStats?.();
+          if (stats === undefined) return;
+          visit(
+            new LabelSet(["cluster", "kind"], [cluster.key, "enforced"]),
+            stats.ejectionsEnforced,
+          );
+          visit(
+            new LabelSet(["cluster", "kind"], [cluster.key, "detected"]),
+            stats.ejectionsDetected,
+          );
+        });
+      },
+    }).register(registry);
+    new ValueFamily({
+      name: "remora_health_checks_total",
+      help: "Active health checks that ended with a verdict, by cluster and result (passed, failed).",
+      type: "counter",
+      labelNames: ["cluster", "result"],
+      collect: (visit) => {
+        this.#forEachCluster((cluster) => {
+          const stats = cluster.checkStats?.();
+          if (stats === undefined) return;
+          visit(
+            new LabelSet(["cluster", "result"], [cluster.key, "passed"]),
+            stats.checks - stats.failures,
+          );
+          visit(new LabelSet(["cluster", "result"], [cluster.key, "failed"]), stats.failures);
+        });
+      },
+    }).register(registry);
   }
 
   /** Per host set (service or subset): eligible endpoints, panic, and first-come's queue. */

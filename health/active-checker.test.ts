@@ -78,7 +78,10 @@ afterEach(async () => {
  * A real HTTP server on 127.0.0.1:0. `answer(n)` picks the status of the n-th request (0-based),
  * or "hang" (never answer) or "hang-body" (send the head, never the end of the body).
  */
-async function httpBackend(answer: (n: number) => number | "hang" | "hang-body"): Promise<Backend> {
+async function httpBackend(
+  answer: (n: number) => number | "hang" | "hang-body",
+  address = "127.0.0.1",
+): Promise<Backend> {
   const requests: SeenRequest[] = [];
   const sockets = new Set<Socket>();
   const numbers = new WeakMap<Socket, number>();
@@ -106,12 +109,12 @@ async function httpBackend(answer: (n: number) => number | "hang" | "hang-body")
       sockets.delete(socket);
     });
   });
-  server.listen(0, "127.0.0.1");
+  server.listen(0, address);
   await once(server, "listening");
   const port = (server.address() as AddressInfo).port;
   const backend: Backend = {
-    id: `127.0.0.1:${port}`,
-    host: "127.0.0.1",
+    id: address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`,
+    host: address,
     port,
     requests,
     opened: () => opened,
@@ -156,10 +159,16 @@ function checker(
  * Poll `condition` with real timers until it holds. The deadline is only a safety net for a
  * broken feature (the test fails with `what`); no test asserts how long anything took.
  */
-async function waitFor(condition: () => boolean, what: string, deadlineMs = 15_000): Promise<void> {
+async function waitFor(
+  condition: () => boolean,
+  what: string | (() => string),
+  deadlineMs = 15_000,
+): Promise<void> {
   const start = Date.now();
   while (!condition()) {
-    if (Date.now() - start > deadlineMs) throw new Error(`gave up waiting for ${what}`);
+    if (Date.now() - start > deadlineMs) {
+      throw new Error(`gave up waiting for ${typeof what === "string" ? what : what()}`);
+    }
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
 }
@@ -271,6 +280,14 @@ describe("ActiveHealthChecker over HTTP (real servers)", () => {
     expect(sink.calls).toEqual([]);
   });
 
+  it("checks IPv6 endpoints (bracketed in the origin and the default Host)", async () => {
+    const v6 = await httpBackend(() => 200, "::1");
+    const hc = checker({}, new RecordingSink());
+    hc.update([v6]);
+    await waitFor(() => (hc.describe(v6.id)?.consecutiveSuccesses ?? 0) >= 1, "a pass");
+    expect(v6.requests[0]?.headers.host).toBe(`[::1]:${v6.port}`);
+  });
+
   it("fails a refused connect with the error's code", async () => {
     const refused = await closedPort();
     const sink = new RecordingSink();
@@ -302,9 +319,15 @@ describe("ActiveHealthChecker over HTTP (real servers)", () => {
   it("fails an endpoint that sends a good head but never finishes the body", async () => {
     const slow = await httpBackend(() => "hang-body");
     const sink = new RecordingSink();
-    checker({ unhealthyThreshold: 1, timeoutMs: 100 }, sink).update([slow]);
+    const hc = checker({ unhealthyThreshold: 1, timeoutMs: 100 }, sink);
+    let atSet: unknown;
+    sink.onSet = () => {
+      atSet = hc.stats;
+    };
+    hc.update([slow]);
     await waitFor(() => sink.calls.length >= 1, "unhealthy");
     expect(sink.calls).toEqual([`set ${slow.id} GET /healthz timed out after 100ms`]);
+    expect(atSet).toEqual({ checks: 1, failures: 1 }); // the very first check failed
   });
 
   it("passes statuses inside any expectedStatuses range (inclusive) and fails the rest", async () => {
@@ -440,6 +463,47 @@ describe("ActiveHealthChecker.update and close (real servers)", () => {
     expect(sink.calls[2]).toBe(`set ${refused.id} GET /healthz: connect ECONNREFUSED`);
   });
 
+  it("stops for good when the sink reacts to a state change by removing the endpoint", async () => {
+    const failing = await httpBackend(() => 500);
+    const other = await httpBackend(() => 200);
+    const sink = new RecordingSink();
+    const hc = checker({ unhealthyThreshold: 1 }, sink);
+    // A cluster may rebuild synchronously inside set() and hand the checker a new set at once.
+    sink.onSet = () => hc.update([other]);
+    hc.update([failing, other]);
+    await waitFor(() => sink.calls.length === 2, "unhealthy, then dropped");
+    expect(sink.calls).toEqual([
+      `set ${failing.id} GET /healthz answered 500`,
+      `clear ${failing.id}`,
+    ]);
+    const otherSeen = other.requests.length;
+    await waitFor(() => other.requests.length >= otherSeen + 5, "five more checks of the other");
+    expect(failing.requests.length).toBe(1);
+  });
+
+  it("stays consistent when the sink calls update() from inside an update", async () => {
+    const refused = await closedPort();
+    const a = await httpBackend(() => 200);
+    const b = await httpBackend(() => 200);
+    const sink = new RecordingSink();
+    const hc = checker({ unhealthyThreshold: 1 }, sink);
+    hc.update([refused, a]);
+    await waitFor(() => sink.calls.length === 1, "unhealthy");
+    // Dropping `refused` clears its flag; the cluster answers with a newer set at once.
+    sink.onClear = () => hc.update([a, b]);
+    hc.update([a]);
+    expect(sink.calls).toEqual([
+      `set ${refused.id} GET /healthz: connect ECONNREFUSED`,
+      `clear ${refused.id}`,
+    ]);
+    expect(hc.describe(refused.id)).toBeUndefined();
+    const aSeen = a.requests.length;
+    await waitFor(
+      () => a.requests.length >= aSeen + 3 && b.requests.length >= 3,
+      "a still checked and b checked",
+    );
+  });
+
   it("close() aborts running checks, clears its flags, destroys its own undici Agent, and ignores later updates", async () => {
     const destroy = vi.spyOn(Agent.prototype, "destroy");
     cleanups.push(() => destroy.mockRestore());
@@ -510,10 +574,13 @@ describe("ActiveHealthChecker.update and close (real servers)", () => {
     });
     await waitFor(
       () => hanging.requests.length === 1 && ok.requests.length >= 3,
-      `a check in flight on the hanging endpoint and three on the other (output: ${out})`,
+      () => `a check in flight on the hanging endpoint and three on the other (output: ${out})`,
     );
     child.stdin.end();
-    await waitFor(() => exit !== undefined, `the child to exit after close() (output: ${out})`);
+    await waitFor(
+      () => exit !== undefined,
+      () => `the child to exit after close() (output: ${out})`,
+    );
     expect(out).toMatch(/^closed \d+\n$/);
     expect(exit).toBe(0);
     expect(hanging.requests.length).toBe(1);

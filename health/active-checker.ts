@@ -128,6 +128,8 @@ function ignore(): void {}
 /** One endpoint being checked. A departed endpoint's object is dropped; a returning one is new. */
 class EndpointCheck {
   readonly target: CheckTarget;
+  /** `http://host:port` (IPv6 bracketed), built once. */
+  readonly origin: string;
   /** The Host header, fixed per endpoint. */
   readonly hostHeader: string;
   healthy = true;
@@ -147,6 +149,8 @@ class EndpointCheck {
 
   constructor(target: CheckTarget, hostHeader: string) {
     this.target = target;
+    const { host, port } = target;
+    this.origin = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
     this.hostHeader = hostHeader;
   }
 }
@@ -237,14 +241,17 @@ export class ActiveHealthChecker {
       }
       check.seen = seen; // a duplicate id is the same endpoint: checked once
     }
-    for (const [id, check] of this.#checks) {
-      if (check.seen === seen) continue;
-      this.#checks.delete(id);
-      this.#stop(check);
+    const departed: EndpointCheck[] = [];
+    for (const check of this.#checks.values()) {
+      if (check.seen !== seen) departed.push(check);
     }
+    for (const check of departed) this.#checks.delete(check.target.id);
     for (const check of added) {
       this.#schedule(check, this.#random() * this.#settings.intervalMs);
     }
+    // Last, with the set already consistent: a sink that reacts to clear() by calling update()
+    // again (a cluster rebuilding synchronously) starts from the new set.
+    for (const check of departed) this.#stop(check);
   }
 
   /** The check state of `endpointId`, or undefined when it is not being checked. */
@@ -267,9 +274,11 @@ export class ActiveHealthChecker {
    */
   close(): Promise<void> {
     if (this.#closed !== null) return this.#closed;
-    for (const check of this.#checks.values()) this.#stop(check);
+    const checks = [...this.#checks.values()];
     this.#checks.clear();
+    // Closed before any sink call, so an update() from a callback is the no-op it should be.
     this.#closed = this.#ownsDispatcher ? this.#dispatcher.destroy() : Promise.resolve();
+    for (const check of checks) this.#stop(check);
     return this.#closed;
   }
 
@@ -298,10 +307,13 @@ export class ActiveHealthChecker {
     check.running = controller;
     // The timeout ends the check itself rather than waiting for the aborted I/O to settle, so no
     // stuck connect or client can stall an endpoint's schedule.
-    check.deadline = setTimeout(() => {
-      controller.abort(TIMED_OUT);
-      this.#finish(check, controller, this.#timeoutReason());
-    }, this.#settings.timeoutMs);
+    check.deadline = setTimeout(
+      () => {
+        controller.abort(TIMED_OUT);
+        this.#finish(check, controller, this.#timeoutReason());
+      },
+      Math.min(MAX_TIMER_DELAY_MS, this.#settings.timeoutMs),
+    );
     check.deadline.unref();
     const outcome = this.#settings.tcp
       ? this.#connect(check.target, controller.signal)
@@ -362,10 +374,9 @@ export class ActiveHealthChecker {
   /** GET `path`; resolves null on an expected status with the whole body read, else why not. */
   async #request(check: EndpointCheck, signal: AbortSignal): Promise<string | null> {
     const { path } = this.#settings;
-    const { host, port } = check.target;
     try {
       const response = await this.#dispatcher.request({
-        origin: `http://${host.includes(":") ? `[${host}]` : host}:${port}`,
+        origin: check.origin,
         path,
         method: "GET",
         headers: { host: check.hostHeader, "user-agent": USER_AGENT },

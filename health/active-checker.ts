@@ -99,6 +99,8 @@ export interface ActiveHealthCheckerOptions {
   /** Pass `logger.child({ service })`: lines carry the endpoint, not the service. */
   readonly logger?: CheckLogger;
   readonly onEvent?: (event: ActiveCheckEvent) => void;
+  /** Every passed check (not only state changes): outlier detection un-ejects on it. */
+  readonly onPass?: (endpointId: string) => void;
   /**
    * HTTP checks go through this dispatcher, which the caller owns (the checker never closes it).
    * Default: an undici `Agent` of the checker's own, destroyed by `close()`.
@@ -184,6 +186,7 @@ export class ActiveHealthChecker {
   readonly #random: () => number;
   readonly #logger: CheckLogger;
   readonly #onEvent: ((event: ActiveCheckEvent) => void) | undefined;
+  readonly #onPass: ((endpointId: string) => void) | undefined;
   readonly #dispatcher: Dispatcher;
   readonly #ownsDispatcher: boolean;
   readonly #checks = new Map<string, EndpointCheck>();
@@ -204,6 +207,7 @@ export class ActiveHealthChecker {
     this.#random = options.random ?? Math.random;
     this.#logger = options.logger ?? SILENT;
     this.#onEvent = options.onEvent;
+    this.#onPass = options.onPass;
     if (options.dispatcher !== undefined) {
       this.#dispatcher = options.dispatcher;
       this.#ownsDispatcher = false;
@@ -340,6 +344,7 @@ export class ActiveHealthChecker {
   #passed(check: EndpointCheck): void {
     check.consecutiveFailures = 0;
     check.consecutiveSuccesses++;
+    this.#onPass?.(check.target.id);
     if (check.healthy || check.consecutiveSuccesses < this.#settings.healthyThreshold) return;
     check.healthy = true;
     const id = check.target.id;

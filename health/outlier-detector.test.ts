@@ -997,3 +997,37 @@ describe("OutlierDetector: logs and re-entrancy", () => {
     detector.close();
   });
 });
+
+describe("OutlierDetector: a passing active health check", () => {
+  it("returns an ejected endpoint at once, on probation (Envoy's uneject on active check)", () => {
+    const h = new Harness({ mode: "fail-fast" });
+    h.detector.putResult(A, E503);
+    expect(h.detector.describe(A)?.ejected).toBe(true);
+    h.sinkCalls = [];
+    h.events = [];
+    vi.advanceTimersByTime(BASE / 10);
+    h.detector.activeCheckPassed(A);
+    expect(h.sinkCalls).toEqual([["clear", A, HealthFlag.FAILED_OUTLIER_CHECK]]);
+    expect(h.events).toEqual([
+      {
+        kind: "return",
+        endpointId: A,
+        reason: "active health check passed",
+        untilMs: 0,
+        ejections: 1,
+      },
+    ]);
+    expect(h.detector.describe(A)).toMatchObject({ ejected: false, probation: true });
+    // On probation: its next failure ejects it again at once, for longer.
+    h.detector.putResult(A, E503);
+    expect(h.detector.describe(A)).toMatchObject({ ejected: true, ejections: 2 });
+  });
+
+  it("does nothing for an endpoint that is not ejected, or unknown", () => {
+    const h = new Harness({ mode: "fail-fast" });
+    h.detector.activeCheckPassed(A);
+    h.detector.activeCheckPassed("10.9.9.9:1");
+    expect(h.sinkCalls).toEqual([]);
+    expect(h.events).toEqual([]);
+  });
+});

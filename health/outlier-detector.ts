@@ -489,7 +489,19 @@ export class OutlierDetector {
   }
 
   /** The ejection time passed: back into rotation, on probation. */
-  #return(state: EndpointState): void {
+  /**
+   * An active health check passed for `endpointId` (Envoy's
+   * successful_active_health_check_uneject_host): an ejected endpoint returns now, on probation,
+   * instead of waiting out its ejection time. No-op when it is not ejected.
+   */
+  activeCheckPassed(endpointId: string): void {
+    const state = this.#states.get(endpointId);
+    if (state === undefined || !state.ejected) return;
+    this.#return(state, "active health check passed");
+    if (this.#ejected.size === 0) this.#disarmReturn();
+  }
+
+  #return(state: EndpointState, reason = "ejection time passed"): void {
     state.ejected = false;
     state.until = 0;
     state.reason = "";
@@ -498,7 +510,6 @@ export class OutlierDetector {
     state.gateway = 0;
     state.local = 0;
     this.#ejected.delete(state);
-    const reason = "ejection time passed";
     this.#sink.clear(state.id, HealthFlag.FAILED_OUTLIER_CHECK);
     this.#logger?.info(
       { endpoint: state.id, reason, ejections: state.multiplier },

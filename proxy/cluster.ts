@@ -71,6 +71,8 @@ export type CheckerFactory = (
   settings: HealthCheckSettings,
   sink: HealthFlagSink,
   logger: Logger,
+  /** Every passed check: a passing endpoint that outlier detection ejected returns at once. */
+  onPass: (endpointId: string) => void,
 ) => ActiveHealthChecker;
 
 /** What every cluster of a runtime shares. */
@@ -332,7 +334,9 @@ export class Cluster {
     if (settings.healthCheck !== undefined) {
       const factory = this.#options.checkers;
       if (factory === undefined) throw new Error(`${this.key}: active health checks not loaded`);
-      this.#checker = factory(settings.healthCheck, this.#sink, this.#logger);
+      this.#checker = factory(settings.healthCheck, this.#sink, this.#logger, (id) =>
+        this.#outlier?.activeCheckPassed(id),
+      );
       this.#checker.update(endpoints);
     }
   }

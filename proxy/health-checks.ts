@@ -14,7 +14,7 @@ export async function loadActiveCheckers(): Promise<void> {
 }
 
 /** Builds a checker; loadActiveCheckers must have run. */
-export const activeCheckers: CheckerFactory = (settings, sink, logger) => {
+export const activeCheckers: CheckerFactory = (settings, sink, logger, onPass) => {
   if (Checker === undefined) throw new Error("active health checks used before they were loaded");
-  return new Checker(settings, sink, { logger });
+  return new Checker(settings, sink, { logger, onPass });
 };

@@ -264,6 +264,81 @@ describe("parseConfig", () => {
       /unknown load-balancer policy "magic": expected one of round-robin, .*LEAST_REQUEST/,
     ],
     [
+      `${LISTENER}services: [{ name: a, trafficPolicy: { loadBalancer: { policy: first-come } } }]`,
+      "services[0].trafficPolicy.loadBalancer.maxConcurrent",
+      /required for policy first-come/,
+    ],
+    [
+      `${LISTENER}services: [{ name: a, trafficPolicy: { loadBalancer: { maxConcurrent: 3 } } }]`,
+      "services[0].trafficPolicy.loadBalancer.maxConcurrent",
+      /only policy first-come takes maxConcurrent/,
+    ],
+    [
+      `${LISTENER}services: [{ name: a, trafficPolicy: { loadBalancer: { policy: maglev } } }]`,
+      "services[0].trafficPolicy.loadBalancer.consistentHash",
+      /required for policy maglev/,
+    ],
+    [
+      `${LISTENER}services: [{ name: a, trafficPolicy: { loadBalancer: { policy: RANDOM, consistentHash: { useSourceIp: true } } } }]`,
+      "services[0].trafficPolicy.loadBalancer.consistentHash",
+      /policy random does not hash/,
+    ],
+    [
+      `${LISTENER}services: [{ name: a, trafficPolicy: { loadBalancer: { consistentHash: { useSourceIp: true, httpHeaderName: x-user } } } }]`,
+      "services[0].trafficPolicy.loadBalancer.consistentHash",
+      /expected one key source, got httpHeaderName and useSourceIp/,
+    ],
+    [
+      `${LISTENER}services: [{ name: a, trafficPolicy: { loadBalancer: { consistentHash: {} } } }]`,
+      "services[0].trafficPolicy.loadBalancer.consistentHash",
+      /expected one key source/,
+    ],
+    [
+      `${LISTENER}services: [{ name: a, trafficPolicy: { loadBalancer: { policy: maglev, consistentHash: { useSourceIp: true, tableSize: 65536 } } } }]`,
+      "services[0].trafficPolicy.loadBalancer.consistentHash.tableSize",
+      /expected a prime table size, got 65536/,
+    ],
+    [
+      `${LISTENER}services: [{ name: a, trafficPolicy: { loadBalancer: { policy: random, module: ./x.mjs } } }]`,
+      "services[0].trafficPolicy.loadBalancer.module",
+      /either policy or module/,
+    ],
+    [
+      `${LISTENER}services: [{ name: a, trafficPolicy: { loadBalancer: { options: { a: 1 } } } }]`,
+      "services[0].trafficPolicy.loadBalancer.options",
+      /module is not set/,
+    ],
+    [
+      `${LISTENER}services: [{ name: a, subsets: [{ name: v1 }], routes: [{ route: [{ subset: v2 }] }] }]`,
+      "services[0].routes[0].route[0].subset",
+      /unknown subset "v2"/,
+    ],
+    [
+      `${LISTENER}services: [{ name: a, routes: [{ route: [{ weight: 50 }, {}] }] }]`,
+      "services[0].routes[0].route",
+      /every destination needs a weight/,
+    ],
+    [
+      `${LISTENER}services: [{ name: a, routes: [{ match: [{ uri: { prefix: /a, exact: /b } }], route: [{}] }] }]`,
+      "services[0].routes[0].match[0].uri",
+      /one of exact, prefix, regex, got exact and prefix/,
+    ],
+    [
+      `${LISTENER}services: [{ name: a, retries: { retryOn: "5xx,bogus" } }]`,
+      "services[0].retries.retryOn",
+      /unknown retryOn condition "bogus"/,
+    ],
+    [
+      `${LISTENER}services: [{ name: a, trafficPolicy: { outlierDetection: { mode: eager } } }]`,
+      "services[0].trafficPolicy.outlierDetection.mode",
+      /expected "consecutive" or "fail-fast", got "eager"/,
+    ],
+    [
+      `${LISTENER}services: [{ name: a, trafficPolicy: { healthCheck: { expectedStatuses: ["299-200"] } } }]`,
+      "services[0].trafficPolicy.healthCheck.expectedStatuses[0]",
+      /a range like "200-299"/,
+    ],
+    [
       `${LISTENER}services: [{ name: a, trafficPolicy: { connectionPool: { tcp: { connectTimeout: 0s } } } }]`,
       "services[0].trafficPolicy.connectionPool.tcp.connectTimeout",
       /greater than 0s/,

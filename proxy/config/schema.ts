@@ -468,20 +468,20 @@ const outlierDetectionSchema = z
   );
 
 /** A status, or an inclusive range written "200-299". */
-const statusRange = z.union([
-  integer(100, 599, "a status code").transform((code): [number, number] => [code, code]),
-  z.string().transform((text, ctx): [number, number] => {
-    const match = /^([1-5]\d\d)-([1-5]\d\d)$/.exec(text);
-    if (match === null || Number(match[1]) > Number(match[2])) {
-      ctx.addIssue({
-        code: "custom",
-        message: `expected a status code or a range like "200-299", got ${JSON.stringify(text)}`,
-      });
-      return [0, 0];
-    }
-    return [Number(match[1]), Number(match[2])];
-  }),
-]);
+const statusRange = z.unknown().transform((value, ctx): [number, number] => {
+  if (typeof value === "number" && Number.isInteger(value) && value >= 100 && value <= 599) {
+    return [value, value];
+  }
+  const match = typeof value === "string" ? /^([1-5]\d\d)-([1-5]\d\d)$/.exec(value) : null;
+  if (match === null || Number(match[1]) > Number(match[2])) {
+    ctx.addIssue({
+      code: "custom",
+      message: `expected a status code or a range like "200-299", got ${JSON.stringify(value)}`,
+    });
+    return [0, 0];
+  }
+  return [Number(match[1]), Number(match[2])];
+});
 
 /** Active health checks (health/active-checker.ts). Absent: none. Output: HealthCheckSettings. */
 const healthCheckSchema = z

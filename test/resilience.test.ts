@@ -207,7 +207,11 @@ async function start(text: string): Promise<SpawnedRemora> {
 interface EndpointInfo {
   address: string;
   eligible: boolean;
-  health: { status: string; flags: { source: string; reason: string; untilMs?: number }[] };
+  health: {
+    status: string;
+    flags: { source: string; reason: string; until: string | null }[];
+    outlier?: { ejected: boolean; ejections: number; until: string | null };
+  };
   connections: { open: number; idle: number; connecting: number };
 }
 
@@ -433,6 +437,17 @@ describe("outlier detection (passive health) through real traffic", () => {
       ejections: 1,
       ejectionMs: 3_600_000,
     });
+    // Counted in the metrics, enforced and detected.
+    const metrics = await (
+      await fetch(`http://127.0.0.1:${remora.adminPort}/stats/prometheus`)
+    ).text();
+    expect(metrics).toContain(
+      'remora_outlier_ejections_total{cluster="hello.default",kind="enforced"} 1',
+    );
+    expect(metrics).toContain(
+      'remora_outlier_ejections_total{cluster="hello.default",kind="detected"} 1',
+    );
+    expect(metrics).toContain('remora_outlier_ejected_endpoints{cluster="hello.default"} 1');
   });
 
   it("consecutive ejects after exactly consecutiveErrors failures: one fewer keeps it in rotation", async () => {
@@ -559,12 +574,7 @@ describe("outlier detection (passive health) through real traffic", () => {
     expect(detected.every((d) => d.reason === "2 consecutive errors (last: 500)")).toBe(true);
   });
 
-  // BUG (gap): /clusters shows only discovery's readiness in `health` (proxy/admin.ts describe()
-  // never calls Cluster#healthOf), so an ejected or actively-failed endpoint reads
-  // { status: "HEALTHY", flags: [] } with eligible: false, and neither the reason nor the
-  // until-when is visible (the issue asks for both in /clusters and the dashboard). Remove
-  // `.fails` once describe() lists the outlier and active-check flags.
-  it.fails("/clusters shows an ejection's reason and until-when, and an active-check failure's reason", async () => {
+  it("/clusters shows an ejection's reason and until-when, and an active-check failure's reason", async () => {
     const a = await scripted("a");
     const b = await scripted("b", 500);
     const c = await scripted("c");
@@ -590,7 +600,10 @@ describe("outlier detection (passive health) through real traffic", () => {
     ]);
     // Until-when: an hour from the ejection (a lower bound, from before the request was sent;
     // 1s of slack for remora's epoch, timeOrigin + a monotonic clock, against this Date.now()).
-    expect(ejected.health.flags[0]!.untilMs).toBeGreaterThanOrEqual(sentAt + 3_600_000 - 1000);
+    expect(Date.parse(ejected.health.flags[0]!.until!)).toBeGreaterThanOrEqual(
+      sentAt + 3_600_000 - 1000,
+    );
+    expect(ejected.health.outlier).toMatchObject({ ejected: true, ejections: 1 });
     // (c stays eligible: with b ejected and c failing, 1 of 3 healthy is below the panic
     // threshold, so every endpoint takes traffic; its flag is still shown.)
     c.health = 500;

@@ -145,3 +145,17 @@ describe("RetryBudget: settings", () => {
     expect(() => budget({ maxRetries: Number.POSITIVE_INFINITY })).toThrow(/maxRetries/);
   });
 });
+
+describe("RetryBudget: retries of a failed connect", () => {
+  it("are bounded by maxRetries only, not by the budget", () => {
+    const budget = new RetryBudget({ budgetPercent: 20, minRetryConcurrency: 3, maxRetries: 5 });
+    for (let i = 0; i < 3; i++) expect(budget.tryAcquire(0)).toBe(true);
+    // The budget (3 at 0 active) is spent, but a connect failure's retry still goes...
+    expect(budget.tryAcquire(0)).toBe(false);
+    expect(budget.tryAcquire(0, false)).toBe(true);
+    expect(budget.tryAcquire(0, false)).toBe(true);
+    // ...until maxRetries.
+    expect(budget.tryAcquire(0, false)).toBe(false);
+    expect(budget.stats).toEqual({ allowed: 5, refusedBudget: 1, refusedMax: 1 });
+  });
+});

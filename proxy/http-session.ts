@@ -706,7 +706,10 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
     }
     // The attempt that failed was perhaps a retry itself: its budget slot is free now.
     this.#releaseBudget();
-    if (!cluster.retryBudget.tryAcquire(cluster.stats.active)) {
+    // A failed connect reached no upstream: its retry cannot multiply any backend's load, so
+    // only maxRetries bounds it (see RetryBudget#tryAcquire).
+    const budgeted = result.kind !== ResultKind.CONNECT_FAILED;
+    if (!cluster.retryBudget.tryAcquire(cluster.stats.active, budgeted)) {
       cluster.stats.retriesRefused++;
       this.#addFlag("UO");
       return false;

@@ -133,6 +133,8 @@ export function clusterSettings(
       perTryTimeoutMs: retries.perTryTimeout,
       retryNonIdempotent: retries.retryNonIdempotent,
       maxRetries: http.maxRetries,
+      budgetPercent: http.retryBudget.percent,
+      minRetryConcurrency: http.retryBudget.minRetryConcurrency,
     },
     maxPendingRequests: http.http1MaxPendingRequests,
     outlier: service.trafficPolicy.outlierDetection,

@@ -582,6 +582,16 @@ const trafficPolicySchema = z
             http1MaxPendingRequests: integer(1, MAX_UINT32, "a request count").default(MAX_UINT32),
             /** Retries in flight for the service at once; beyond it no retry, flag UO (Istio's default: no limit). */
             maxRetries: integer(0, MAX_UINT32, "a retry count").default(MAX_UINT32),
+            /**
+             * Envoy's retry budget: retries in flight (after a request reached an upstream) may be
+             * at most `percent` of the service's active requests, and always `minRetryConcurrency`.
+             */
+            retryBudget: z
+              .strictObject({
+                percent: integer(0, 100, "a percentage").default(20),
+                minRetryConcurrency: integer(0, MAX_UINT32, "a retry count").default(3),
+              })
+              .prefault({}),
           })
           .prefault({}),
       })

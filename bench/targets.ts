@@ -378,6 +378,9 @@ ${backends.map((b) => `      - { address: "${b}" }`).join("\n")}
  *   which still lets one endpoint of three go (at least one may always be ejected).
  * - healthCheck: GET the health path every interval; out after `fall` failures, back after
  *   `rise` passes, as HAProxy's `check inter fall rise`.
+ * remora's retry budget (retries in flight ≤ max(3, 20% of active requests), backoff waits
+ * included) applies on top and has no setting; `connectionPool.http.maxRetries` is left
+ * unlimited, Istio's default. HAProxy and nginx have no such budget.
  */
 export function remoraResilience(r: Resilience): {
   readonly retries: string;

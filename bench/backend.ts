@@ -2,7 +2,9 @@
  * The application every target forwards to. It must not be the bottleneck, so it is a
  * separate process on the load core: nginx when installed (config generated into a temp dir),
  * otherwise the node:cluster server in backend-server.ts. Several instances (for failover) are
- * separate processes, so one can be killed without touching the others.
+ * separate processes, so one can be killed without touching the others; one of them may be
+ * the switchable faulty-backend.ts, which the failover-503 and failover-hang scenarios turn
+ * bad half-way through a run.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { truncate } from "node:fs/promises";
@@ -15,11 +17,40 @@ export const STREAM_BYTES = 64 * 1024 * 1024;
 
 export type BackendKind = "nginx" | "node";
 
+/** The path every backend answers 200 on while healthy, for the proxies' active health checks. */
+export const HEALTH_PATH = "/healthz";
+
+/** What a faulty backend received once faulty (see faulty-backend.ts). */
+export interface FaultyCounts {
+  /** Requests other than health checks: what the proxy forwarded, retries included. */
+  readonly requests: number;
+  /** Health checks (GET HEALTH_PATH) from the proxy. */
+  readonly checks: number;
+}
+
+/** Harness → faulty-backend.ts, over IPC. */
+export type FaultyBackendRequest =
+  | { readonly type: "fault"; readonly fault: "503" | "hang" }
+  | { readonly type: "count"; readonly id: number };
+
+/** faulty-backend.ts → harness. */
+export type FaultyBackendReply = { readonly type: "count"; readonly id: number } & FaultyCounts;
+
 export interface BackendInstance {
   readonly port: number;
   /** `127.0.0.1:PORT`, as proxies are configured with it. */
   readonly address: string;
   readonly process: Launched;
+  /** Set on the switchable instance (BackendOptions.faulty) only. */
+  readonly faulty?: FaultyControl;
+}
+
+/** The harness's handle on a faulty-backend.ts process. */
+export interface FaultyControl {
+  /** Turns it bad for the rest of its life, and restarts its counts. */
+  fail(fault: "503" | "hang"): void;
+  /** What it received since it turned bad (zeros before). */
+  counts(): Promise<FaultyCounts>;
 }
 
 export interface Backend {
@@ -27,6 +58,11 @@ export interface Backend {
   readonly instances: readonly BackendInstance[];
   /** Kills instance `index` as a crash would (SIGKILL to its process group). */
   kill(index: number): Promise<void>;
+  /**
+   * Kills instance `index` ("kill") or turns it bad ("503", "hang"; only the instance started
+   * as BackendOptions.faulty can, others throw).
+   */
+  disrupt(index: number, fault: "kill" | "503" | "hang"): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -37,6 +73,11 @@ export interface BackendOptions {
   readonly core: number | null;
   /** A private temp dir for generated configs and the download file. */
   readonly dir: string;
+  /**
+   * Start instance `faulty` (0-based) as the switchable faulty-backend.ts instead of `kind`;
+   * healthy until Backend.disrupt turns it bad.
+   */
+  readonly faulty?: number;
 }
 
 /** nginx's version when it is on PATH, else null. */
@@ -83,6 +124,8 @@ function nginxBackendConfig(dir: string, port: number): string {
   server {
     listen 127.0.0.1:${port} backlog=4096;
     location = / { return 200 "hello, world\\n"; }
+    # The proxies' active health checks (failover-503 and failover-hang).
+    location = ${HEALTH_PATH} { return 200 "ok\\n"; }
     # 1 KiB bodies arrive with the head; nginx reads and discards them before the next request.
     location = /post { client_max_body_size 1m; return 200 "ok\\n"; }
     location = /download { alias ${dir}/download.bin; default_type application/octet-stream; }
@@ -127,15 +170,56 @@ async function startNode(core: number | null): Promise<BackendInstance> {
   return { port, address: `127.0.0.1:${port}`, process: proc };
 }
 
+const FAULTY_SERVER = fileURLToPath(new URL("./faulty-backend.js", import.meta.url));
+
+async function startFaulty(core: number | null): Promise<BackendInstance> {
+  const port = await freePort();
+  const proc = launch(
+    `faulty backend :${port}`,
+    process.execPath,
+    [FAULTY_SERVER, "--port", String(port), "--health-path", HEALTH_PATH],
+    { core, ipc: true },
+  );
+  await waitForHttp(proc, `http://127.0.0.1:${port}/`);
+  let nextId = 1;
+  const waiting = new Map<number, (counts: FaultyCounts) => void>();
+  proc.child.on("message", (raw) => {
+    const msg = raw as FaultyBackendReply;
+    const resolve = waiting.get(msg.id);
+    waiting.delete(msg.id);
+    resolve?.({ requests: msg.requests, checks: msg.checks });
+  });
+  const send = (message: FaultyBackendRequest): void => {
+    if (!proc.hasExited && proc.child.connected) proc.child.send(message);
+  };
+  const faulty: FaultyControl = {
+    fail: (fault) => send({ type: "fault", fault }),
+    counts() {
+      if (proc.hasExited) return Promise.reject(new Error(`${proc.name} exited`));
+      const id = nextId++;
+      return new Promise((resolve, reject) => {
+        waiting.set(id, resolve);
+        void proc.exited.then(() => {
+          if (waiting.delete(id)) reject(new Error(`${proc.name} exited`));
+        });
+        send({ type: "count", id });
+      });
+    },
+  };
+  return { port, address: `127.0.0.1:${port}`, process: proc, faulty };
+}
+
 /** Starts `count` backend instances of the given kind; stops any it started if one fails. */
 export async function startBackend(options: BackendOptions): Promise<Backend> {
   const instances: BackendInstance[] = [];
   try {
     for (let i = 0; i < options.count; i++) {
       instances.push(
-        options.kind === "nginx"
-          ? await startNginx(options.dir, options.core)
-          : await startNode(options.core),
+        i === options.faulty
+          ? await startFaulty(options.core)
+          : options.kind === "nginx"
+            ? await startNginx(options.dir, options.core)
+            : await startNode(options.core),
       );
     }
   } catch (err) {
@@ -147,6 +231,15 @@ export async function startBackend(options: BackendOptions): Promise<Backend> {
     instances,
     async kill(index) {
       await instances[index]?.process.kill();
+    },
+    async disrupt(index, fault) {
+      const instance = instances[index];
+      if (instance === undefined) throw new Error(`no backend instance ${index}`);
+      if (fault === "kill") return instance.process.kill();
+      if (instance.faulty === undefined) {
+        throw new Error(`backend ${index} cannot ${fault}: start it with BackendOptions.faulty`);
+      }
+      instance.faulty.fail(fault);
     },
     async stop() {
       await Promise.all(instances.map((b) => b.process.stop()));

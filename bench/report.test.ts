@@ -296,6 +296,62 @@ describe("Markdown", () => {
   });
 });
 
+describe("failover tables", () => {
+  function failoverScenario(faulty: boolean): ScenarioOutcome {
+    const bad = (requests: number, checks: number) =>
+      faulty ? { faultyBackend: { requests, checks } } : {};
+    return {
+      id: faulty ? "failover-503" : "failover",
+      title: "Failover",
+      focus: "failover",
+      params: { backends: 3 },
+      targets: [
+        { targetId: "direct", label: "direct (no proxy)", samples: [], skipped: "no proxy" },
+        {
+          targetId: "remora",
+          label: "remora",
+          samples: [
+            sample(9_000, 4, { non2xx: 24, ...bad(30, 5) }),
+            sample(10_000, 5, { non2xx: 20, ...bad(26, 4) }),
+            sample(11_000, 6, { non2xx: 30, errors: 1, ...bad(34, 5) }),
+          ],
+        },
+        {
+          targetId: "haproxy",
+          label: "HAProxy",
+          samples: [sample(12_000, 3, bad(8_644, 5)), sample(12_500, 3, bad(4_000, 5))],
+        },
+      ],
+    };
+  }
+
+  it("shows what the backend that turned bad received, health checks apart", () => {
+    const md = markdownScenario(failoverScenario(true));
+    expect(md).toContain(
+      "| target | runs | req/s | errors seen by client | non-2xx | p99 ms | max ms | requests to bad backend | health checks to it | peak RSS MiB |",
+    );
+    expect(md).toContain(
+      "| remora | 3 | 10,000 (9,000–11,000) | 0 (0–1) | 24 (20–30) | 5.00 (4.00–6.00) | 15.0 | 30 (26–34) | 5 (4–5) | — |",
+    );
+    // A median of two runs may fall between counts.
+    expect(md).toContain("| 6,322 (4,000–8,644) | 5 |");
+    expect(md).toContain("| direct (no proxy) | 0 | skipped: no proxy |");
+    const cells = md
+      .split("\n")
+      .filter((l) => l.startsWith("|"))
+      .map((l) => l.split("|").length);
+    expect(new Set(cells).size).toBe(1);
+  });
+
+  it("leaves those columns out where nothing was counted (a killed backend)", () => {
+    const md = markdownScenario(failoverScenario(false));
+    expect(md).toContain(
+      "| target | runs | req/s | errors seen by client | non-2xx | p99 ms | max ms | peak RSS MiB |",
+    );
+    expect(md).not.toContain("bad backend");
+  });
+});
+
 describe("disturbed runs", () => {
   it("flags targets whose runs shared a pinned core with other processes", () => {
     const sc = throughputScenario();

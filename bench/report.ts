@@ -48,6 +48,12 @@ export interface RunSample {
     readonly proxyCore: number | null;
     readonly loadCore: number | null;
   } | null;
+  /**
+   * Scenarios whose backend turns bad (failover-503, failover-hang): what that backend received
+   * from the moment it did, health checks apart; null when it could not be asked. Absent in
+   * other scenarios (a killed backend counts nothing) and in results from before it existed.
+   */
+  readonly faultyBackend?: { readonly requests: number; readonly checks: number } | null;
 }
 
 /** What a scenario's rows lead with; picks the table's columns. */
@@ -202,6 +208,10 @@ export interface TargetSummary {
   readonly peakRssMiB: Spread | null;
   readonly errors: Spread | null;
   readonly non2xx: Spread | null;
+  /** Requests (health checks apart) the backend that turned bad received; null when not counted. */
+  readonly faultyRequests: Spread | null;
+  /** Health checks that backend received once bad. */
+  readonly faultyChecks: Spread | null;
   /** Median throughput (req/s, or bytes/s for byte-focused scenarios) over direct's. */
   readonly vsDirect: number | null;
   readonly vsHaproxy: number | null;
@@ -257,6 +267,8 @@ export function summarizeScenario(scenario: ScenarioOutcome): TargetSummary[] {
       ),
       errors: spread(s.map((r) => r.errors)),
       non2xx: spread(s.map((r) => r.non2xx)),
+      faultyRequests: spread(nonNull(s.map((r) => r.faultyBackend?.requests ?? null))),
+      faultyChecks: spread(nonNull(s.map((r) => r.faultyBackend?.checks ?? null))),
     };
   });
   const direct = base.find((t) => t.targetId === DIRECT_ID);
@@ -324,6 +336,8 @@ function fmtRatio(r: number | null): string {
 interface Column {
   readonly head: string;
   readonly cell: (t: TargetSummary) => string;
+  /** Shown only when this holds for some row (a figure only some scenarios have). */
+  readonly when?: (t: TargetSummary) => boolean;
 }
 
 const COLUMNS: Record<ScenarioFocus, Column[]> = {
@@ -362,10 +376,21 @@ const COLUMNS: Record<ScenarioFocus, Column[]> = {
   ],
   failover: [
     { head: "req/s", cell: (t) => fmtSpread(t.rps) },
+    // What the client saw: requests with no response at all, and responses other than 2xx.
     { head: "errors seen by client", cell: (t) => fmtSpread(t.errors, formatCount) },
     { head: "non-2xx", cell: (t) => fmtSpread(t.non2xx, formatCount) },
     { head: "p99 ms", cell: (t) => fmtSpread(t.p99) },
     { head: "max ms", cell: (t) => fmtMedian(t.max) },
+    {
+      head: "requests to bad backend",
+      cell: (t) => fmtSpread(t.faultyRequests, formatCount),
+      when: (t) => t.faultyRequests !== null,
+    },
+    {
+      head: "health checks to it",
+      cell: (t) => fmtSpread(t.faultyChecks, formatCount),
+      when: (t) => t.faultyChecks !== null,
+    },
     { head: "peak RSS MiB", cell: (t) => fmtMedian(t.peakRssMiB) },
   ],
 };
@@ -413,7 +438,9 @@ function disturbedNote(scenario: ScenarioOutcome): string | null {
 /** One Markdown section per scenario: a heading, the load shape, and a table of targets. */
 export function markdownScenario(scenario: ScenarioOutcome): string {
   const rows = summarizeScenario(scenario);
-  const columns = COLUMNS[scenario.focus];
+  const columns = COLUMNS[scenario.focus].filter(
+    (c) => c.when === undefined || rows.some((t) => c.when?.(t) === true),
+  );
   const head = `| target | runs | ${columns.map((c) => c.head).join(" | ")} |`;
   const rule = `|---|---:|${columns.map(() => "---:").join("|")}|`;
   const body = rows.map((t) => {

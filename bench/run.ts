@@ -11,7 +11,13 @@ import { cpus, release as osRelease, type as osType, tmpdir, totalmem } from "no
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { type Backend, type BackendKind, nginxVersion, startBackend } from "./backend.js";
+import {
+  type Backend,
+  type BackendKind,
+  type BackendOptions,
+  nginxVersion,
+  startBackend,
+} from "./backend.js";
 import { commandText, detectPinning, killAllLaunched, type Pinning, pinProcess } from "./launch.js";
 import { LoadGenerator, type LoadRequest } from "./load.js";
 import { CoreContention, PeakRssProbe, procAvailable, processCpuMs, treeCpuMs } from "./proc.js";
@@ -42,6 +48,7 @@ import {
   type RunningTarget,
   SERVICE_NAME,
   TARGETS,
+  type TargetContext,
   type TargetSpec,
   targetsWith,
 } from "./targets.js";
@@ -57,7 +64,10 @@ Options:
   --quick               short versions of the quick scenarios (${SCENARIO_ALIASES.quick?.join(", ")}),
                         3 runs each; under 3 minutes
   --scenario NAME       run only these scenarios (repeatable or comma-separated):
-                        ${SCENARIOS.map((s) => s.id).join(", ")}, or: stream, all
+                        ${SCENARIOS.map((s) => s.id).join(", ")},
+                        or: ${Object.keys(SCENARIO_ALIASES)
+                          .filter((a) => a !== "quick")
+                          .join(", ")}
   --target ID           run only these targets (repeatable or comma-separated):
                         ${TARGETS.map((t) => t.id).join(", ")}
   --duration SECONDS    seconds per measured run (default: per scenario, 10; 3 with --quick)
@@ -250,7 +260,12 @@ async function measure(
     disruption === undefined
       ? undefined
       : setTimeout(
-          () => void backend.kill(disruption.killBackend),
+          () =>
+            void backend.disrupt(disruption.backend, disruption.fault).catch((err: unknown) => {
+              ctx.progress.note(
+                `  disruption failed: ${err instanceof Error ? err.message : String(err)}`,
+              );
+            }),
           shape.durationSec * 1000 * disruption.atFraction,
         );
   try {
@@ -258,8 +273,13 @@ async function measure(
       ctx.progress.tick(n),
     );
     const cpuAfter = pid === null ? null : treeCpuMs(pid);
+    // What the backend that turned bad still received: asked before anything is stopped.
+    const control =
+      disruption === undefined ? undefined : backend.instances[disruption.backend]?.faulty;
+    const faulty = control === undefined ? undefined : await control.counts().catch(() => null);
     return {
       ...result,
+      ...(faulty === undefined ? {} : { faultyBackend: faulty }),
       cpuMs: cpuBefore === null || cpuAfter === null ? null : cpuAfter - cpuBefore,
       peakRssBytes: probe?.stop() ?? null,
       otherLoad:
@@ -289,13 +309,39 @@ function backendKind(spec: ScenarioSpec, ctx: RunContext): BackendKind {
   return ctx.nginxBackend ? "nginx" : "node";
 }
 
+/** The scenario's backends: the faulty instance, when its disruption needs one, switchable. */
+function backendOptions(spec: ScenarioSpec, ctx: RunContext): BackendOptions {
+  const fault = spec.disruption?.fault;
+  return {
+    count: spec.backendCount,
+    kind: backendKind(spec, ctx),
+    core: ctx.pinning.loadCore,
+    dir: ctx.dir,
+    ...(fault === undefined || fault === "kill" ? {} : { faulty: spec.disruption!.backend }),
+  };
+}
+
+/** How a target starts for this scenario: its backends, its core, and the resilience asked for. */
+function targetContext(spec: ScenarioSpec, ctx: RunContext, backend: Backend): TargetContext {
+  return {
+    backends: backend.instances.map((b) => b.address),
+    core: ctx.pinning.proxyCore,
+    dir: ctx.dir,
+    ...(spec.resilience === undefined ? {} : { resilience: spec.resilience }),
+  };
+}
+
 function summaryOf(sample: RunSample, spec: ScenarioSpec): string {
   const rate =
     spec.focus === "bytes"
       ? `${(sample.bytesPerSec / 2 ** 20).toFixed(0)} MiB/s`
       : `${Math.round(sample.requestsPerSec).toLocaleString("en-US")} req/s`;
   const errors = sample.errors + sample.non2xx;
-  return `${rate}, p99 ${sample.latency.p99.toFixed(2)} ms${errors > 0 ? `, ${errors} errors` : ""}`;
+  const faulty = sample.faultyBackend;
+  return (
+    `${rate}, p99 ${sample.latency.p99.toFixed(2)} ms${errors > 0 ? `, ${errors} errors` : ""}` +
+    (faulty == null ? "" : `, ${faulty.requests} requests to the bad backend`)
+  );
 }
 
 /** Scenarios whose targets survive their runs: one process per target serves all runs. */
@@ -306,24 +352,12 @@ async function runShared(
   targets: TargetSpec[],
 ): Promise<Map<string, RunSample[] | string>> {
   const outcome = new Map<string, RunSample[] | string>();
-  const backend = await startBackend({
-    count: spec.backendCount,
-    kind: backendKind(spec, ctx),
-    core: ctx.pinning.loadCore,
-    dir: ctx.dir,
-  });
+  const backend = await startBackend(backendOptions(spec, ctx));
   const running = new Map<string, RunningTarget>();
   try {
     for (const t of targets) {
       try {
-        running.set(
-          t.id,
-          await t.start({
-            backends: backend.instances.map((b) => b.address),
-            core: ctx.pinning.proxyCore,
-            dir: ctx.dir,
-          }),
-        );
+        running.set(t.id, await t.start(targetContext(spec, ctx, backend)));
         outcome.set(t.id, []);
       } catch (err) {
         const reason = `did not start: ${err instanceof Error ? err.message : String(err)}`;
@@ -395,19 +429,10 @@ async function runFresh(
     for (const t of targets) {
       const samples = outcome.get(t.id);
       if (!Array.isArray(samples)) continue;
-      const backend = await startBackend({
-        count: spec.backendCount,
-        kind: backendKind(spec, ctx),
-        core: ctx.pinning.loadCore,
-        dir: ctx.dir,
-      });
+      const backend = await startBackend(backendOptions(spec, ctx));
       let target: RunningTarget | undefined;
       try {
-        target = await t.start({
-          backends: backend.instances.map((b) => b.address),
-          core: ctx.pinning.proxyCore,
-          dir: ctx.dir,
-        });
+        target = await t.start(targetContext(spec, ctx, backend));
       } catch (err) {
         const reason = `did not start: ${err instanceof Error ? err.message : String(err)}`;
         outcome.set(t.id, reason);
@@ -577,7 +602,9 @@ async function main(): Promise<number> {
           const reason =
             t.id === "direct"
               ? "nothing to fail over without a proxy"
-              : "takes a single upstream; no balancing to fail over";
+              : spec.resilience === undefined
+                ? "takes a single upstream; no balancing to fail over"
+                : "takes a single upstream; no balancing, retries or health checks to configure";
           rows.push({ targetId: t.id, label: t.label, samples: [], skipped: reason });
         } else if (typeof result === "string") {
           rows.push({ targetId: t.id, label: t.label, samples: [], skipped: result });

@@ -1,7 +1,7 @@
 /**
  * The load shapes of issue 3, one entry each. A scenario says what to send, how hard, what
- * backend it needs, and anything that happens mid-run (failover kills a backend); run.ts
- * applies it to every target in turn.
+ * backend it needs, and anything that happens mid-run (failover kills a backend, or turns it
+ * into one that answers 503 or hangs); run.ts applies it to every target in turn.
  */
 import { type BackendKind, STREAM_BYTES } from "./backend.js";
 import type { LoadRequest } from "./load.js";
@@ -41,12 +41,81 @@ export interface ScenarioSpec {
    */
   readonly freshPerRun: boolean;
   /** Something done to the backend part-way through each measured run. */
-  readonly disruption?: {
-    readonly atFraction: number;
-    readonly killBackend: number;
-    readonly description: string;
+  readonly disruption?: Disruption;
+  /**
+   * Set: the targets run hardened against a failing backend (retries, per-try timeouts,
+   * passive and active health checks), each in its own vocabulary with these same figures;
+   * see targets.ts. Absent: each target's plain configuration.
+   */
+  readonly resilience?: Resilience;
+}
+
+/**
+ * What happens to one backend part-way through a run: "kill" SIGKILLs it (connections refused
+ * and reset); "503" makes it answer every request (health checks included) with 503; "hang"
+ * makes it accept connections and read requests but never answer. 503 and hang need the
+ * switchable Node.js backend (backend.ts), which counts the requests it gets once faulty.
+ */
+export type Fault = "kill" | "503" | "hang";
+
+export interface Disruption {
+  /** When, as a fraction of the measured run (0.5: half-way). */
+  readonly atFraction: number;
+  /** Which backend instance (0-based). */
+  readonly backend: number;
+  readonly fault: Fault;
+  readonly description: string;
+}
+
+/**
+ * One resilience setup, written into every target's configuration in that target's own terms,
+ * so that a table compares the proxies and not the settings. Durations in ms.
+ */
+export interface Resilience {
+  /** Retries after the first try (2: at most three tries, as Istio's default). */
+  readonly retries: number;
+  /** Each try's timeout, waiting for the response head: what ends a try on a hung backend. */
+  readonly perTryTimeoutMs: number;
+  /** Connect timeout per try. */
+  readonly connectTimeoutMs: number;
+  /** Passive health: this many failures in a row take an endpoint out of rotation. */
+  readonly consecutiveErrors: number;
+  /** ... for this long (a failing backend stays out for the rest of a run). */
+  readonly ejectionMs: number;
+  /** Active health checks: GET `path` every `intervalMs`, failing after `timeoutMs`. */
+  readonly healthCheck: {
+    readonly path: string;
+    readonly intervalMs: number;
+    readonly timeoutMs: number;
+    /** Failed checks in a row that take an endpoint out. */
+    readonly fall: number;
+    /** Passed checks in a row that bring it back. */
+    readonly rise: number;
   };
 }
+
+/**
+ * The resilience the failover-503 and failover-hang scenarios configure: what a user who
+ * expects a backend to fail would set, the same on every target. 1 s per try is far above a
+ * healthy answer (under a millisecond here) and short enough that a hung backend costs the
+ * client a second, not the 10 s the load generator waits; 5 failures in a row is Istio's
+ * consecutive5xxErrors default; checks every second, out after 2 failures and back after 2
+ * passes, as the HAProxy servers of the kill scenario are checked.
+ */
+export const RESILIENCE: Resilience = Object.freeze({
+  retries: 2,
+  perTryTimeoutMs: 1000,
+  connectTimeoutMs: 1000,
+  consecutiveErrors: 5,
+  ejectionMs: 30_000,
+  healthCheck: Object.freeze({
+    path: "/healthz",
+    intervalMs: 1000,
+    timeoutMs: 1000,
+    fall: 2,
+    rise: 2,
+  }),
+});
 
 export const SCENARIOS: readonly ScenarioSpec[] = [
   {
@@ -174,9 +243,56 @@ export const SCENARIOS: readonly ScenarioSpec[] = [
     freshPerRun: true,
     disruption: {
       atFraction: 0.5,
-      killBackend: 0,
+      backend: 0,
+      fault: "kill",
       description: "backend 1 of 3 SIGKILLed half-way",
     },
+  },
+  {
+    id: "failover-503",
+    title: "Failover: 1 of 3 backends answers 503 from mid-run",
+    focus: "failover",
+    method: "GET",
+    path: "/",
+    bodyBytes: 0,
+    client: "autocannon",
+    timeoutSec: 10,
+    defaults: { connections: 32, durationSec: 10 },
+    backendCount: 3,
+    backend: "any",
+    needsMultiEndpoint: true,
+    freshPerRun: true,
+    disruption: {
+      atFraction: 0.5,
+      backend: 0,
+      fault: "503",
+      description:
+        "from half-way, backend 1 of 3 answers every request (and health check) with 503",
+    },
+    resilience: RESILIENCE,
+  },
+  {
+    id: "failover-hang",
+    title: "Failover: 1 of 3 backends hangs from mid-run",
+    focus: "failover",
+    method: "GET",
+    path: "/",
+    bodyBytes: 0,
+    client: "autocannon",
+    timeoutSec: 10,
+    defaults: { connections: 32, durationSec: 10 },
+    backendCount: 3,
+    backend: "any",
+    needsMultiEndpoint: true,
+    freshPerRun: true,
+    disruption: {
+      atFraction: 0.5,
+      backend: 0,
+      fault: "hang",
+      description:
+        "from half-way, backend 1 of 3 accepts connections and reads requests (and health checks) but never answers",
+    },
+    resilience: RESILIENCE,
   },
 ];
 
@@ -214,6 +330,7 @@ export function loadClientFor(
 /** Names that select several scenarios at once. */
 export const SCENARIO_ALIASES: Readonly<Record<string, readonly string[]>> = {
   stream: ["stream-download", "stream-upload"],
+  "failover-all": SCENARIOS.filter((s) => s.focus === "failover").map((s) => s.id),
   all: SCENARIOS.map((s) => s.id),
   quick: SCENARIOS.filter((s) => s.quick !== undefined).map((s) => s.id),
 };

@@ -10,6 +10,7 @@ import { fileURLToPath } from "node:url";
 import { ALLOW_UNSUPPORTED_ENV } from "../proxy/node-version.js";
 import { nginxConfig } from "./backend.js";
 import { commandText, freePort, type Launched, launch, waitForHttp } from "./launch.js";
+import type { Resilience } from "./scenarios.js";
 
 /** The Host every request carries; remora routes it to the backend service. */
 export const SERVICE_NAME = "bench";
@@ -25,6 +26,11 @@ export interface TargetContext {
   readonly core: number | null;
   /** A private temp dir for generated configs. */
   readonly dir: string;
+  /**
+   * Set by the failover-503 and failover-hang scenarios: configure retries, per-try timeouts
+   * and health checks with these figures (each target in its own terms). Absent: as shipped.
+   */
+  readonly resilience?: Resilience;
 }
 
 export interface RunningTarget {
@@ -192,13 +198,17 @@ interface RemoraVariant {
   readonly label: string;
   /** The Node.js that runs it (default: the harness's own). */
   readonly node?: NodeRuntime;
-  /** Extra quick-mode flags. */
-  readonly extraArgs?: (ctx: TargetContext) => string[];
+  /** Log every exchange to this file (quick mode's --access-log). */
+  readonly accessLog?: (ctx: TargetContext) => string;
   /** Runs only when named with --target. */
   readonly optIn?: boolean;
 }
 
-/** remora as users start it locally: quick mode (metrics on, served by the admin API). */
+/**
+ * remora as users start it locally: quick mode (metrics on, served by the admin API). Asked for
+ * resilience, the same config as a file (quick mode has no flags for retries or health), with
+ * the service's retries and traffic policy set (remoraVariantConfig).
+ */
 function remoraTarget(variant: RemoraVariant): TargetSpec {
   const node = variant.node ?? OWN_NODE;
   return {
@@ -207,17 +217,41 @@ function remoraTarget(variant: RemoraVariant): TargetSpec {
     multiEndpoint: true,
     ...(variant.optIn === true ? { optIn: true } : {}),
     available: remoraAvailable,
-    start: (ctx) =>
-      startRemoraWith(ctx, node, (port, admin) => [
+    start: (ctx) => {
+      const accessLog = variant.accessLog?.(ctx);
+      const resilience = ctx.resilience;
+      if (resilience !== undefined) {
+        return startRemoraWith(ctx, node, (port, admin) =>
+          remoraConfigFile(ctx, variant.id, port, admin, {
+            resilience,
+            ...(accessLog === undefined ? {} : { accessLog }),
+          }),
+        );
+      }
+      return startRemoraWith(ctx, node, (port, admin) => [
         "--listen",
         String(port),
         "--admin-port",
         String(admin),
         "--service",
         `${SERVICE_NAME}=${ctx.backends.join(",")}`,
-        ...(variant.extraArgs?.(ctx) ?? []),
-      ]),
+        ...(accessLog === undefined ? [] : ["--access-log", accessLog]),
+      ]);
+    },
   };
+}
+
+/** Writes the variant's config for this run into the temp dir; the `remora run` arguments. */
+function remoraConfigFile(
+  ctx: TargetContext,
+  id: string,
+  port: number,
+  admin: number,
+  variant: ConfigVariant,
+): string[] {
+  const file = join(ctx.dir, `${id}-${port}.yaml`);
+  writeFileSync(file, remoraVariantConfig(port, admin, ctx.backends, variant));
+  return ["-c", file];
 }
 
 const remora: TargetSpec = {
@@ -230,13 +264,13 @@ const remora: TargetSpec = {
 const remoraAccessLog = remoraTarget({
   id: "remora-access-log",
   label: "remora, access log to a file",
-  extraArgs: (ctx) => ["--access-log", join(ctx.dir, `access-${Date.now()}.log`)],
+  accessLog: (ctx) => join(ctx.dir, `access-${Date.now()}.log`),
   optIn: true,
 });
 const remoraAccessLogNull = remoraTarget({
   id: "remora-access-log-null",
   label: "remora, access log to /dev/null",
-  extraArgs: () => ["--access-log", "/dev/null"],
+  accessLog: () => "/dev/null",
   optIn: true,
 });
 
@@ -249,11 +283,15 @@ function remoraVariant(id: string, label: string, variant: ConfigVariant): Targe
     optIn: true,
     available: remoraAvailable,
     start: (ctx) =>
-      startRemoraWith(ctx, OWN_NODE, (port, admin) => {
-        const file = join(ctx.dir, `${id}-${port}.yaml`);
-        writeFileSync(file, remoraVariantConfig(port, admin, ctx.backends, variant));
-        return ["-c", file];
-      }),
+      startRemoraWith(ctx, OWN_NODE, (port, admin) =>
+        remoraConfigFile(
+          ctx,
+          id,
+          port,
+          admin,
+          ctx.resilience === undefined ? variant : { ...variant, resilience: ctx.resilience },
+        ),
+      ),
   };
 }
 
@@ -276,6 +314,19 @@ export interface ConfigVariant {
   readonly metrics?: false;
   /** trafficPolicy.loadBalancer.policy of the service. */
   readonly policy?: string;
+  /** The service's retries and health, as remoraResilience writes them. */
+  readonly resilience?: Resilience;
+  /** accessLog.path, enabled (quick mode's --access-log). */
+  readonly accessLog?: string;
+}
+
+/**
+ * A duration as the configs below write it: "30s" when whole seconds, else "250ms" (which
+ * remora, HAProxy and nginx's timeouts all read; nginx's fail_timeout takes whole seconds only,
+ * so it is rounded up there).
+ */
+export function configDuration(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
 }
 
 /** Quick mode's config (proxy/config/quick.ts) as a file, with `variant` applied. */
@@ -286,20 +337,67 @@ export function remoraVariantConfig(
   variant: ConfigVariant,
 ): string {
   const metrics = variant.metrics === false ? "enabled: false, port: null" : "port: null";
-  const policy =
-    variant.policy === undefined
+  const { resilience, ...rest } = variant;
+  const lb = variant.policy === undefined ? [] : [`loadBalancer: { policy: ${variant.policy} }`];
+  const health = resilience === undefined ? null : remoraResilience(resilience);
+  const policy = [...lb, ...(health?.trafficPolicy ?? [])];
+  const accessLog =
+    variant.accessLog === undefined
       ? ""
-      : `    trafficPolicy: { loadBalancer: { policy: ${variant.policy} } }\n`;
-  return `# Generated by remora's bench/targets.ts: quick mode's config with ${JSON.stringify(variant)}.
+      : `accessLog: { enabled: true, path: ${JSON.stringify(variant.accessLog)} }\n`;
+  const changes = [
+    ...(Object.keys(rest).length > 0 ? [JSON.stringify(rest)] : []),
+    ...(resilience === undefined ? [] : [`resilience ${JSON.stringify(resilience)}`]),
+  ].join(" and ");
+  return `# Generated by remora's bench/targets.ts: quick mode's config with ${changes || "{}"}.
 admin: { port: ${admin} }
 probes: { port: null }
 metrics: { ${metrics} }
-listeners: [{ name: outbound, kind: outbound, port: ${port} }]
+${accessLog}listeners: [{ name: outbound, kind: outbound, port: ${port} }]
 services:
   - name: ${SERVICE_NAME}
-${policy}    endpoints:
+${health === null ? "" : health.retries}${
+  policy.length === 0
+    ? ""
+    : `    trafficPolicy:\n${policy.map((line) => `      ${line}\n`).join("")}`
+}    endpoints:
 ${backends.map((b) => `      - { address: "${b}" }`).join("\n")}
 `;
+}
+
+/**
+ * `resilience` in remora's (Istio's) terms, as YAML lines for one service: VirtualService
+ * retries and DestinationRule outlier detection, plus an active health check (Envoy's; Istio
+ * leaves those to Kubernetes probes).
+ * - retries: `attempts` retries, each try cut at `perTryTimeout`; retryOn
+ *   "connect-failure,reset,5xx" retries connect failures, resets, per-try timeouts (Envoy counts
+ *   them as resets) and any 5xx. Istio's default retryOn would retry the 503s, but not a try cut
+ *   by perTryTimeout, so it would leave the hung backend's requests to fail.
+ * - outlierDetection: ejected after `consecutiveErrors` failures in a row (5xx, connect
+ *   failures, resets and timeouts alike) for `ejectionMs`; maxEjectionPercent stays Istio's 10,
+ *   which still lets one endpoint of three go (at least one may always be ejected).
+ * - healthCheck: GET the health path every interval; out after `fall` failures, back after
+ *   `rise` passes, as HAProxy's `check inter fall rise`.
+ * remora's retry budget (retries in flight ≤ max(3, 20% of active requests), backoff waits
+ * included) applies on top and has no setting; `connectionPool.http.maxRetries` is left
+ * unlimited, Istio's default. HAProxy and nginx have no such budget.
+ */
+export function remoraResilience(r: Resilience): {
+  readonly retries: string;
+  readonly trafficPolicy: readonly string[];
+} {
+  const hc = r.healthCheck;
+  return {
+    retries:
+      `    retries: { attempts: ${r.retries}, perTryTimeout: ${configDuration(r.perTryTimeoutMs)}, ` +
+      `retryOn: "connect-failure,reset,5xx" }\n`,
+    trafficPolicy: [
+      `connectionPool: { tcp: { connectTimeout: ${configDuration(r.connectTimeoutMs)} } }`,
+      `outlierDetection: { consecutive5xxErrors: ${r.consecutiveErrors}, baseEjectionTime: ${configDuration(r.ejectionMs)} }`,
+      `healthCheck: { path: ${hc.path}, interval: ${configDuration(hc.intervalMs)}, timeout: ${configDuration(hc.timeoutMs)}, ` +
+        `unhealthyThreshold: ${hc.fall}, healthyThreshold: ${hc.rise} }`,
+    ],
+  };
 }
 
 /**
@@ -378,33 +476,67 @@ const fastifyHttpProxy = nodePeer("fastify-http-proxy", "@fastify/http-proxy", "
 
 /* ------------------------------------------------------------------ HAProxy */
 
-/** HAProxy as a sidecar would run it: one thread, keep-alive both sides, retries on connect failure. */
-export function haproxyConfig(port: number, backends: readonly string[]): string {
-  const servers = backends
-    .map(
-      (b, i) => `  server s${i} ${b}${backends.length > 1 ? " check inter 1s fall 2 rise 2" : ""}`,
-    )
-    .join("\n");
-  return `# Generated by remora's bench/targets.ts.
+/**
+ * HAProxy as a sidecar would run it: one thread, keep-alive both sides, retries on connect
+ * failure. With `resilience` (failover-503, failover-hang), hardened as its documentation
+ * suggests for servers that may fail while up:
+ * - `retry-on all-retryable-errors`: retry connect failures, empty and junk responses, a
+ *   `timeout server` expiry (response-timeout) and 500/502/503/504, up to `retries` times,
+ *   each on another server (`option redispatch 1`; plain `option redispatch` would send the
+ *   first retry to the same server, after a turn-around of up to a second);
+ * - `timeout server`: the per-try timeout (inactivity while waiting for the response), and
+ *   `timeout connect` per connect;
+ * - passive health: `observe layer7` counts 5xx (but 501/505), timeouts and broken responses
+ *   as errors; `error-limit` of them in a row and `on-error mark-down` takes the server down
+ *   at once;
+ * - active health: `option httpchk GET <path>` every `inter`, down after `fall` failures, up
+ *   after `rise` passes (`timeout check` per check).
+ */
+export function haproxyConfig(
+  port: number,
+  backends: readonly string[],
+  resilience?: Resilience,
+): string {
+  const r = resilience;
+  const check =
+    r !== undefined
+      ? ` check inter ${configDuration(r.healthCheck.intervalMs)} fall ${r.healthCheck.fall} rise ${r.healthCheck.rise}` +
+        ` observe layer7 error-limit ${r.consecutiveErrors} on-error mark-down`
+      : backends.length > 1
+        ? " check inter 1s fall 2 rise 2"
+        : "";
+  const servers = backends.map((b, i) => `  server s${i} ${b}${check}`).join("\n");
+  const retries =
+    r === undefined
+      ? "  retries 2\n  retry-on conn-failure empty-response\n"
+      : `  retries ${r.retries}\n  retry-on all-retryable-errors\n`;
+  const timeouts =
+    r === undefined
+      ? "  timeout connect 2s\n  timeout client 60s\n  timeout server 60s\n"
+      : `  timeout connect ${configDuration(r.connectTimeoutMs)}\n  timeout client 60s\n` +
+        `  timeout server ${configDuration(r.perTryTimeoutMs)}\n` +
+        `  timeout check ${configDuration(r.healthCheck.timeoutMs)}\n`;
+  // Plain: redispatch on the last retry only (HAProxy's default), the first waits a turn-around
+  // of min(timeout connect, 1s) and goes to the same server. Hardened: every retry to another.
+  const redispatch = r === undefined ? "  option redispatch\n" : "  option redispatch 1\n";
+  const httpchk =
+    r === undefined
+      ? ""
+      : `  option httpchk GET ${r.healthCheck.path}\n  http-check expect status 200\n`;
+  return `# Generated by remora's bench/targets.ts${r === undefined ? "" : ", hardened for a failing backend"}.
 global
   nbthread 1
   maxconn 8000
 defaults
   mode http
   option http-keep-alive
-  option redispatch
-  retries 2
-  retry-on conn-failure empty-response
-  timeout connect 2s
-  timeout client 60s
-  timeout server 60s
-  timeout http-keep-alive 60s
+${redispatch}${retries}${timeouts}  timeout http-keep-alive 60s
 frontend fe
   bind 127.0.0.1:${port}
   default_backend be
 backend be
   balance roundrobin
-${servers}
+${httpchk}${servers}
 `;
 }
 
@@ -423,7 +555,7 @@ const haproxy: TargetSpec = {
   async start(ctx) {
     const port = await freePort();
     const conf = join(ctx.dir, `haproxy-${port}.cfg`);
-    writeFileSync(conf, haproxyConfig(port, ctx.backends));
+    writeFileSync(conf, haproxyConfig(port, ctx.backends, ctx.resilience));
     // -db: stay in the foreground, one process (no master-worker).
     const proc = launch("haproxy", "haproxy", ["-db", "-f", conf], { core: ctx.core });
     return readyThrough(proc, `http://127.0.0.1:${port}`);
@@ -435,12 +567,37 @@ const haproxy: TargetSpec = {
 /**
  * nginx as a reverse proxy with pooled keep-alive upstream connections. Request and response
  * streaming through memory only (no temp files), as one would configure it for a sidecar.
+ * With `resilience` (failover-503, failover-hang), hardened with what open-source nginx has
+ * (active health checks are nginx Plus only):
+ * - `proxy_next_upstream error timeout http_500 http_502 http_503 http_504`: pass a request
+ *   that failed that way to the next server, at most `proxy_next_upstream_tries` tries in all;
+ * - `proxy_read_timeout` (between two reads of the response, so for a response head: the
+ *   per-try timeout) and `proxy_connect_timeout`;
+ * - passive health: every failure named above counts toward the server's `max_fails`; that
+ *   many within `fail_timeout` take it out for `fail_timeout`. nginx's default max_fails=1 is
+ *   kept (as in the plain config), stricter than the others' `consecutiveErrors`.
  */
-export function nginxProxyConfig(dir: string, port: number, backends: readonly string[]): string {
-  const servers = backends.map((b) => `    server ${b} max_fails=1 fail_timeout=10s;`).join("\n");
+export function nginxProxyConfig(
+  dir: string,
+  port: number,
+  backends: readonly string[],
+  resilience?: Resilience,
+): string {
+  const r = resilience;
+  const failTimeout = r === undefined ? "10s" : `${Math.ceil(r.ejectionMs / 1000)}s`;
+  const servers = backends
+    .map((b) => `    server ${b} max_fails=1 fail_timeout=${failTimeout};`)
+    .join("\n");
+  const next =
+    r === undefined
+      ? "      proxy_next_upstream error timeout;\n"
+      : "      proxy_next_upstream error timeout http_500 http_502 http_503 http_504;\n" +
+        `      proxy_next_upstream_tries ${r.retries + 1};\n` +
+        `      proxy_connect_timeout ${configDuration(r.connectTimeoutMs)};\n` +
+        `      proxy_read_timeout ${configDuration(r.perTryTimeoutMs)};\n`;
   return nginxConfig(
     dir,
-    "bench/targets.ts",
+    `bench/targets.ts${r === undefined ? "" : ", hardened for a failing backend"}`,
     `  upstream be {
 ${servers}
     keepalive 64;
@@ -452,8 +609,7 @@ ${servers}
       proxy_pass http://be;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
-      proxy_next_upstream error timeout;
-      client_max_body_size 0;
+${next}      client_max_body_size 0;
       proxy_request_buffering off;
       proxy_max_temp_file_size 0;
     }
@@ -477,7 +633,7 @@ const nginx: TargetSpec = {
     const own = join(ctx.dir, `nginx-proxy-${port}`);
     mkdirSync(own, { recursive: true });
     const conf = join(own, "nginx.conf");
-    writeFileSync(conf, nginxProxyConfig(own, port, ctx.backends));
+    writeFileSync(conf, nginxProxyConfig(own, port, ctx.backends, ctx.resilience));
     const proc = launch("nginx", "nginx", ["-p", own, "-c", conf, "-e", join(own, "error.log")], {
       core: ctx.core,
     });

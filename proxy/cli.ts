@@ -5,6 +5,7 @@
 // bench/targets.ts launches remora with whatever flags this line carries (`env -S node ...`).
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { InvalidLifetimeError, parseLifetime } from "../tls/lifetime.js";
 import { ConfigError } from "./config/errors.js";
 import { buildQuickConfig, type LoadedConfig, loadConfig } from "./config/isolated.js";
 import { demoBanner, demoConfig, startDemoBackends } from "./demo.js";
@@ -21,6 +22,9 @@ Usage:
   remora validate -c FILE            check a config file; exit 1 with every error
   remora demo                        start demo backends and a proxy in front of them
   remora status [--admin URL]        services, endpoints, health and traffic of a running remora
+  remora ca init --out DIR           create a mesh CA (ca.crt, ca.key)
+  remora ca issue --ca DIR --namespace NS --service-account SA --out DIR
+                                     issue a workload certificate (tls.crt, tls.key, ca.crt)
   remora help [COMMAND]              this text, or a command's
 
 Options for every command:
@@ -80,7 +84,52 @@ Options:
       --json              print the JSON document instead of the table, for scripts
       --timeout DUR       how long to wait for an answer (default 3s)
 `,
+  ca: `Usage:
+  remora ca init --out DIR [--trust-domain DOMAIN] [--ttl DURATION] [--key-type TYPE] [--force]
+  remora ca issue --ca DIR --namespace NS --service-account SA --out DIR [options]
+
+A small mesh CA for workload certificates carrying SPIFFE identities
+(spiffe://<trust domain>/ns/<namespace>/sa/<service account>). "remora ca init --help" and
+"remora ca issue --help" describe each command.
+`,
   help: "Usage:\n  remora help [COMMAND]\n",
+};
+
+const CA_HELP: Record<string, string> = {
+  init: `Usage:
+  remora ca init --out DIR [--trust-domain DOMAIN] [--ttl DURATION] [--key-type TYPE] [--force]
+
+Creates a self-signed CA and writes DIR/ca.crt (mode 0644) and DIR/ca.key (mode 0600); DIR is
+created if missing. The certificate's subject is O=<trust domain>, CN=remora CA, and it carries
+spiffe://<trust domain> as a URI SAN. An existing CA key in DIR is never replaced without --force.
+
+Options:
+      --out DIR              where to write ca.crt and ca.key
+      --trust-domain DOMAIN  the mesh's trust domain (default cluster.local)
+      --ttl DURATION         lifetime, a number with s, m, h, d or y (default 10y; 1y = 365d)
+      --key-type TYPE        rsa (RSA 2048, the default) or ecdsa (P-256)
+      --force                replace an existing CA (certificates it issued stop verifying)
+`,
+  issue: `Usage:
+  remora ca issue --ca DIR --namespace NS --service-account SA --out DIR [--ttl DURATION]
+                  [--dns NAME]... [--key-type TYPE] [--trust-domain DOMAIN]
+
+Issues a workload certificate for spiffe://<trust domain>/ns/NS/sa/SA, signed by the CA in
+--ca DIR (its ca.crt and ca.key), and writes a Kubernetes TLS Secret's files to --out DIR:
+tls.crt (mode 0644), tls.key (mode 0600) and ca.crt, the CA certificate to trust (0644).
+DIR is created if missing; files in it are replaced, each atomically.
+
+Options:
+      --ca DIR                the directory written by "remora ca init"
+      --namespace NS          the workload's Kubernetes namespace
+      --service-account SA    the workload's Kubernetes service account
+      --out DIR               where to write tls.crt, tls.key and ca.crt
+      --ttl DURATION          lifetime, a number with s, m, h, d or y (default 24h); the
+                              certificate may not outlive the CA
+      --dns NAME              an extra DNS name in the certificate (repeatable)
+      --key-type TYPE         rsa (RSA 2048, the default) or ecdsa (P-256)
+      --trust-domain DOMAIN   default: the CA's; a different one is refused
+`,
 };
 
 function version(): string {
@@ -103,6 +152,97 @@ function parsePort(text: string | undefined, flag: string, fallback?: number): n
 
 function parseDrain(text: string | undefined): number {
   return parseDuration(text, "--drain-time", 5000);
+}
+
+function parseTtl(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  try {
+    return parseLifetime(text);
+  } catch (error) {
+    if (error instanceof InvalidLifetimeError) throw new UsageError(`--ttl: ${error.message}`);
+    throw error;
+  }
+}
+
+function parseKeyType(text: string | undefined): "rsa" | "ecdsa" | undefined {
+  if (text === undefined || text === "rsa" || text === "ecdsa") return text;
+  throw new UsageError(`--key-type: expected rsa or ecdsa, got "${text}"`);
+}
+
+function required(value: string | undefined, flag: string, command: string): string {
+  if (value === undefined || value === "") throw new UsageError(`${command} needs ${flag}`);
+  return value;
+}
+
+/** `remora ca init|issue`: flags checked here, files written by tls/ca-command.ts. */
+async function runCa(args: string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  if (sub === undefined || sub === "-h" || sub === "--help") {
+    process.stdout.write(HELP.ca!);
+    return sub === undefined ? 1 : 0;
+  }
+  const help = CA_HELP[sub];
+  if (help === undefined)
+    throw new UsageError(`unknown command "ca ${sub}" (expected init or issue)`);
+  const common = {
+    help: { type: "boolean", short: "h" },
+    out: { type: "string" },
+    "trust-domain": { type: "string" },
+    ttl: { type: "string" },
+    "key-type": { type: "string" },
+  } as const;
+  if (sub === "init") {
+    const { values } = parseArgs({
+      args: rest,
+      options: { ...common, force: { type: "boolean" } },
+      strict: true,
+      allowPositionals: false,
+    });
+    if (values.help) {
+      process.stdout.write(help);
+      return 0;
+    }
+    const options = {
+      out: required(values.out, "--out DIR", "ca init"),
+      trustDomain: values["trust-domain"],
+      ttlMs: parseTtl(values.ttl),
+      keyType: parseKeyType(values["key-type"]),
+      force: values.force ?? false,
+    };
+    // Loaded on demand: node-forge stays out of the proxy's process.
+    const { caInit } = await import("../tls/ca-command.js");
+    process.stdout.write(await caInit(options));
+    return 0;
+  }
+  const { values } = parseArgs({
+    args: rest,
+    options: {
+      ...common,
+      ca: { type: "string" },
+      namespace: { type: "string" },
+      "service-account": { type: "string" },
+      dns: { type: "string", multiple: true },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.help) {
+    process.stdout.write(help);
+    return 0;
+  }
+  const options = {
+    caDir: required(values.ca, "--ca DIR", "ca issue"),
+    namespace: required(values.namespace, "--namespace NS", "ca issue"),
+    serviceAccount: required(values["service-account"], "--service-account SA", "ca issue"),
+    out: required(values.out, "--out DIR", "ca issue"),
+    trustDomain: values["trust-domain"],
+    ttlMs: parseTtl(values.ttl),
+    keyType: parseKeyType(values["key-type"]),
+    dnsNames: values.dns ?? [],
+  };
+  const { caIssue } = await import("../tls/ca-command.js");
+  process.stdout.write(await caIssue(options));
+  return 0;
 }
 
 function parseDuration(text: string | undefined, flag: string, fallback: number): number {
@@ -171,9 +311,11 @@ async function main(argv: string[]): Promise<number> {
   }
   if (command === "help") {
     const topic = rest[0];
-    process.stdout.write(topic !== undefined && HELP[topic] ? HELP[topic] : USAGE);
+    const sub = topic === "ca" && rest[1] !== undefined ? CA_HELP[rest[1]] : undefined;
+    process.stdout.write(sub ?? (topic !== undefined && HELP[topic] ? HELP[topic] : USAGE));
     return 0;
   }
+  if (command === "ca") return runCa(rest);
   const help = HELP[command];
   if (help === undefined) {
     throw new UsageError(`unknown command "${command}"`);
@@ -270,6 +412,9 @@ main(process.argv.slice(2)).then(
       process.stderr.write(`remora: ${(error as Error).message}\nRun "remora --help" for usage.\n`);
       process.exitCode = 2;
       return;
+    } else if ((error as { code?: string }).code?.startsWith("REMORA_ERR_")) {
+      // remora's own errors (a bad SPIFFE ID, an unusable CA, ...) say what is wrong in one line.
+      process.stderr.write(`remora: ${(error as Error).message}\n`);
     } else if ((error as { code?: string }).code === "EADDRINUSE") {
       process.stderr.write(`remora: ${(error as Error).message} (is another proxy running?)\n`);
     } else {

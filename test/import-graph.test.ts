@@ -1,7 +1,8 @@
 /**
  * The proxy's long-lived thread must not load the YAML parser or zod: config validation runs in
  * a worker (proxy/config/isolated.ts), which keeps ~9 MB out of the sidecar's resident memory.
- * This walks the static imports of the built CLI and fails if either library is reachable.
+ * Nor node-forge: only `remora ca` needs it, and loads it on demand.
+ * This walks the static imports of the built CLI and fails if any of them is reachable.
  */
 import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
@@ -33,7 +34,9 @@ describe("the proxy thread's imports", () => {
     expect(files.size).toBeGreaterThan(10);
     expect(packages).toContain("pino");
     expect(
-      [...packages].filter((p) => p === "yaml" || p === "zod" || p.startsWith("zod/")),
+      [...packages].filter(
+        (p) => p === "yaml" || p === "zod" || p.startsWith("zod/") || p.startsWith("node-forge"),
+      ),
     ).toEqual([]);
     const worker = fileURLToPath(
       new URL("../dist/proxy/config/validate-worker.js", import.meta.url),
@@ -41,5 +44,8 @@ describe("the proxy thread's imports", () => {
     expect(files.has(worker)).toBe(false);
     // The worker itself does load them: the check above would catch a regression.
     expect(staticGraph(worker).packages).toContain("yaml");
+    const caCommand = fileURLToPath(new URL("../dist/tls/ca-command.js", import.meta.url));
+    expect(files.has(caCommand)).toBe(false);
+    expect(staticGraph(caCommand).packages).toContain("node-forge");
   });
 });

@@ -7,7 +7,7 @@
  * SubjectPublicKeyInfo exported by node:crypto and the signature from `crypto.sign`, gives one
  * path for RSA and ECDSA, subjects and issuers alike, and the keys never leave node:crypto.
  */
-import { createHash, type KeyObject, sign } from "node:crypto";
+import { createHash, type KeyObject, sign, X509Certificate } from "node:crypto";
 import forge from "node-forge";
 
 const { asn1, pki } = forge;
@@ -110,7 +110,8 @@ export function signCertificate(template: CertificateTemplate, issuerKey: KeyObj
     signatureAlgorithm(issuerKey),
     asn1.create(UNIVERSAL, asn1.Type.BITSTRING, false, `\u0000${binary(signature)}`),
   ]);
-  return forge.pem.encode({ type: "CERTIFICATE", body: asn1.toDer(certificate).getBytes() });
+  // Parsed back by node:crypto: a sanity check, and PEM with "\n" line ends (forge writes "\r\n").
+  return new X509Certificate(toBuffer(asn1.toDer(certificate))).toString();
 }
 
 function signatureAlgorithm(issuerKey: KeyObject): forge.asn1.Asn1 {

@@ -22,7 +22,7 @@ const UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000, d: DAY_MS, y: 365 * DAY_MS }
 const LIFETIME = /^(\d+(?:\.\d+)?)(s|m|h|d|y)$/;
 /** X.509 GeneralizedTime ends at year 9999; 100 years is more than any sane certificate needs. */
 export const MAX_LIFETIME_MS = 100 * 365 * DAY_MS;
-/** Shorter than the notBefore back-dating would make a certificate that is never valid. */
+/** A certificate shorter-lived than a minute expires before anything could load it. */
 export const MIN_LIFETIME_MS = 60_000;
 
 /** `90m`, `24h`, `30d`, `10y` (1y = 365d), `1.5h` → milliseconds; at least 1m, at most 100y. */

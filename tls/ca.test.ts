@@ -115,6 +115,21 @@ describe("createCa", () => {
     expect(x509.verify(x509.publicKey)).toBe(true);
   });
 
+  it("writes times from 2050 on as GeneralizedTime (RFC 5280 §4.1.2.5), which openssl accepts", async () => {
+    const long = createCa({ now, ttlMs: 50 * 365 * 86_400_000 });
+    const x509 = new X509Certificate(long.certPem);
+    expect(new Date(x509.validTo).getUTCFullYear()).toBe(2080);
+    const leaf = issueWorkloadCertificate({
+      ca: long,
+      namespace: "a",
+      serviceAccount: "b",
+      now,
+      ttlMs: 30 * 365 * 86_400_000,
+    });
+    const result = await opensslVerify(long.certPem, leaf.certPem);
+    expect(result.output).toContain("tls.crt: OK");
+  });
+
   it("rejects a bad trust domain", () => {
     expect(() => createCa({ trustDomain: "Bad Domain" })).toThrow(InvalidSpiffeIdError);
   });

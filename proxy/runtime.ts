@@ -9,6 +9,7 @@ import { StaticSource } from "../discovery/static-source.js";
 import { DEFAULT_RETRY_SETTINGS } from "../health/retry-policy.js";
 import type { LoadBalancerSettings } from "../lb/balancer.js";
 import { balancerModule, loadBalancerModule } from "../lb/module.js";
+import { WorkloadIdentity } from "../tls/workload-identity.js";
 import { AccessLog } from "./access-log/access-log.js";
 import { AdminServer } from "./admin.js";
 import { Cluster, ClusterManager, type ClusterSettings } from "./cluster.js";
@@ -187,6 +188,8 @@ export class Runtime {
   readonly metrics: RuntimeMetrics | undefined;
   /** The metrics listener's bound port; null when there is none (`metrics.port: null`). */
   metricsPort: number | null = null;
+  /** This workload's certificate (config `tls`), once started; undefined without `tls`. */
+  identity: WorkloadIdentity | undefined;
   #logger: Logger;
   #options: RuntimeOptions;
   #defaults: ClusterSettings;
@@ -276,6 +279,12 @@ export class Runtime {
     const config = this.config;
     // First, so a path that cannot be opened fails the start before anything binds.
     this.accessLog.configure(config.accessLog);
+    if (config.tls !== undefined) {
+      // Before anything binds: unusable certificate files fail the start with their reason.
+      const identity = new WorkloadIdentity(config.tls, { logger: this.#logger });
+      await identity.start();
+      this.identity = identity;
+    }
     await this.#loadModules(config.services);
     this.#moduleVersions = this.#loadedVersions;
     this.clusters.configure(configuredClusters(config.services, this.#moduleVersions));
@@ -545,6 +554,7 @@ export class Runtime {
     for (const server of this.#servers) server.close();
     this.#servers = [];
     this.#fileSource?.stop();
+    this.identity?.close();
     this.clusters.close();
     for (const app of this.appClusters) app.close();
     await this.#probes?.close();

@@ -23,8 +23,8 @@ export function parseConfig(text: string, source: string): RemoraConfig {
 }
 
 /**
- * Read, parse and validate a config file; a relative `discovery.file` or `accessLog.path` is
- * resolved against its directory.
+ * Read, parse and validate a config file; a relative `discovery.file`, `accessLog.path` or
+ * `tls.*File` is resolved against its directory.
  */
 export function loadConfigFile(path: string): RemoraConfig {
   return readConfigFile(path).config;
@@ -40,6 +40,12 @@ export function readConfigFile(path: string): { config: RemoraConfig; text: stri
   }
   if (config.accessLog.path !== "stdout") {
     config.accessLog.path = resolve(dir, config.accessLog.path);
+  }
+  if (config.tls !== undefined) {
+    const tls = config.tls;
+    tls.certFile = resolve(dir, tls.certFile);
+    tls.keyFile = resolve(dir, tls.keyFile);
+    tls.caFile = resolve(dir, tls.caFile);
   }
   for (const service of config.services) {
     resolveModule(service.trafficPolicy.loadBalancer, dir);

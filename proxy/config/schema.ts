@@ -321,6 +321,20 @@ export const configSchema = z
         cluster: z.string().min(1).optional(),
       })
       .prefault({}),
+    /**
+     * This workload's identity (tls/workload-identity.ts): a Kubernetes TLS Secret's files,
+     * relative to the config file's directory, watched for rotation. A restart applies changes.
+     */
+    tls: z
+      .strictObject({
+        /** PEM certificate (SPIFFE URI SAN), then any intermediates: a Secret's `tls.crt`. */
+        certFile: z.string().min(1, { error: "required: a file path" }),
+        /** Its PEM private key: `tls.key`. */
+        keyFile: z.string().min(1, { error: "required: a file path" }),
+        /** PEM trust bundle (one or more CA certificates): `ca.crt`. */
+        caFile: z.string().min(1, { error: "required: a file path" }),
+      })
+      .optional(),
     /** One JSON line per finished exchange with Envoy's default fields (docs/access-log.md). */
     accessLog: z
       .strictObject({

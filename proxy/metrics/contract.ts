@@ -120,6 +120,8 @@ export interface MetricsSubject {
   readonly appClusters: readonly ClusterView[];
   readonly registry: { sourceStates(): readonly SourceView[] };
   readonly accessLog: { stats(): AccessLogView };
+  /** This workload's certificate (config `tls`); undefined when none is configured. */
+  readonly identity?: { expirySeconds(): number } | undefined;
 }
 
 /** The access log's line counts (proxy/access-log/ `AccessLog.stats()`). */

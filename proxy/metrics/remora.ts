@@ -508,6 +508,17 @@ export class RemoraMetrics {
         this.set(subject.reloads.appliedAtMs / 1000);
       },
     });
+    new Gauge({
+      name: "remora_certificate_expiry_seconds",
+      help: "Seconds until the certificate in use expires (negative once expired); kind=workload is the config's tls.certFile.",
+      labelNames: ["kind"],
+      registers: [registry],
+      collect() {
+        this.reset();
+        const identity = subject.identity;
+        if (identity !== undefined) this.set({ kind: "workload" }, identity.expirySeconds());
+      },
+    });
     const workload = this.#workload;
     new Gauge({
       name: "remora_workload_info",

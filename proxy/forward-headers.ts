@@ -14,6 +14,8 @@ const X_REQUEST_ID = 6;
 const EXPECT = 7;
 /** Forwarded unchanged; noted for the access log. */
 const USER_AGENT = 8;
+/** Removed on inbound listeners (a client must not forge it); set there from a verified peer. */
+const X_FORWARDED_CLIENT_CERT = 9;
 
 /**
  * Classify a field name without lower-casing every name: only names whose length matches a
@@ -50,6 +52,8 @@ function classifyField(name: string): number {
       if (lower === "transfer-encoding") return HOP;
       return lower === "x-forwarded-proto" ? X_FORWARDED_PROTO : OTHER;
     }
+    case 23:
+      return name.toLowerCase() === "x-forwarded-client-cert" ? X_FORWARDED_CLIENT_CERT : OTHER;
     default:
       return OTHER;
   }
@@ -73,6 +77,11 @@ export interface RequestHeadOptions {
   readonly expectHandled: boolean;
   /** Forward the upgrade (Upgrade + Connection: upgrade). */
   readonly upgrade: string | undefined;
+  /**
+   * x-forwarded-client-cert: `undefined` forwards the client's unchanged (outbound listeners);
+   * `""` removes it (inbound, plaintext); otherwise it replaces the client's (inbound, mTLS).
+   */
+  readonly clientCert: string | undefined;
 }
 
 export interface SerializedRequestHead {
@@ -123,6 +132,9 @@ export function serializeRequestHead(
       case USER_AGENT:
         userAgent = value;
         break;
+      case X_FORWARDED_CLIENT_CERT:
+        if (opts.clientCert !== undefined) continue;
+        break;
     }
     if (tokens.length > 0 && namedByConnection(tokens, name)) continue;
     text += `${name}: ${value}\r\n`;
@@ -135,6 +147,7 @@ export function serializeRequestHead(
       ? `x-forwarded-for: ${opts.clientAddress}\r\n`
       : `x-forwarded-for: ${forwardedFor}, ${opts.clientAddress}\r\n`;
   text += `x-forwarded-proto: ${opts.proto}\r\n`;
+  if (opts.clientCert) text += `x-forwarded-client-cert: ${opts.clientCert}\r\n`;
   if (requestId === "") {
     requestId = newRequestId();
     text += `x-request-id: ${requestId}\r\n`;

@@ -48,8 +48,10 @@ export interface SessionContext {
   readonly limits: HeadLimits;
   readonly requestHeadersTimeoutMs: number;
   readonly idleTimeoutMs: number;
-  /** "http" now; "https" once the mTLS issue terminates TLS here. */
+  /** X-Forwarded-Proto of a plaintext connection ("http"); a TLS one says "https". */
   readonly proto: string;
+  /** Inbound listeners remove a client's x-forwarded-client-cert (and set a verified peer's). */
+  readonly stripClientCert: boolean;
   readonly reporter: ExchangeReporter;
   /** Which optional record fields the reporters need measured (read per exchange). */
   readonly detail: RecordDetail;
@@ -112,6 +114,9 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
   readonly #reader: ReadBuffer | null;
   readonly #ctx: SessionContext;
   readonly #clientAddress: string;
+  /** Per connection: X-Forwarded-Proto and x-forwarded-client-cert (see RequestHeadOptions). */
+  readonly #proto: string;
+  readonly #clientCert: string | undefined;
   #state = READ_HEAD;
   /** Unparsed client bytes (a partial head, or pipelined requests). */
   #pending: Buffer | null = null;
@@ -200,10 +205,13 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
   /** When the request head went upstream, while upstream timing is on; else 0. */
   #upstreamSentAt = 0;
 
-  constructor(socket: Socket, ctx: SessionContext, reader: ReadBuffer | null) {
+  /** `clientCert`: the verified peer's x-forwarded-client-cert, for a TLS connection. */
+  constructor(socket: Socket, ctx: SessionContext, reader: ReadBuffer | null, clientCert?: string) {
     this.#socket = socket;
     this.#reader = reader;
     this.#ctx = ctx;
+    this.#proto = clientCert === undefined ? ctx.proto : "https";
+    this.#clientCert = ctx.stripClientCert ? (clientCert ?? "") : undefined;
     this.#clientAddress = socket.remoteAddress ?? "unknown";
     this.#pick = {
       headers: undefined,
@@ -507,9 +515,10 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
         path: route.path,
         host: route.rewriteHost ? route.authority : undefined,
         clientAddress: this.#clientAddress,
-        proto: this.#ctx.proto,
+        proto: this.#proto,
         expectHandled,
         upgrade,
+        clientCert: this.#clientCert,
       },
       this.#upstreamHead,
     );

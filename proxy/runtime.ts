@@ -19,7 +19,7 @@ import type { ListenerConfig, RemoraConfig, ServiceConfig } from "./config/schem
 import { ConfigReloader, type ReloadTrigger } from "./config-reloader.js";
 import type { ExchangeRecord, ExchangeReporter } from "./exchange.js";
 import { activeCheckers, loadActiveCheckers } from "./health-checks.js";
-import { HttpListener } from "./listeners/http-listener.js";
+import { HttpListener, type HttpListenerOptions } from "./listeners/http-listener.js";
 import { TcpListener } from "./listeners/tcp-listener.js";
 import { type Logger, silentLogger } from "./log.js";
 import { RuntimeMetrics } from "./metrics/runtime-metrics.js";
@@ -435,6 +435,9 @@ export class Runtime {
         reporter,
         detail: this.accessLog,
         route,
+        inbound: listener.kind === "inbound",
+        tls: this.#inboundTls(listener),
+        logger: this.#logger,
       });
     }
     let bound: { address: string; port: number };
@@ -450,6 +453,14 @@ export class Runtime {
       bound: { name: listener.name, kind: listener.kind, address: bound.address, port: bound.port },
       app: inbound,
     };
+  }
+
+  /** An inbound listener's mTLS termination; the schema guarantees the identity when needed. */
+  #inboundTls(listener: ListenerConfig): HttpListenerOptions["tls"] {
+    if (listener.kind !== "inbound" || listener.tls.mode === "DISABLE") return undefined;
+    const identity = this.identity;
+    if (identity === undefined) throw new Error(`listener ${listener.name}: tls needs an identity`);
+    return { mode: listener.tls.mode, identity };
   }
 
   /** List a bound listener under its name (admin /listeners; drain and stop reach it). */

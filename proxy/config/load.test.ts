@@ -81,6 +81,7 @@ describe("parseConfig", () => {
         app: "127.0.0.1:8080",
         timeouts: { requestHeaders: 5000, idle: 3_600_000 },
         maxRequestHeadersKb: 64,
+        tls: { mode: "DISABLE" },
       },
       {
         name: "pg",

@@ -86,6 +86,13 @@ const inboundListener = z.strictObject({
   address: bindAddress.default("0.0.0.0"),
   /** HOST:PORT of the local application. */
   app: hostPort,
+  /**
+   * mTLS termination (Istio's PeerAuthentication modes): STRICT = mTLS only, PERMISSIVE = mTLS
+   * and plaintext on the same port, DISABLE = plaintext. STRICT/PERMISSIVE need the top-level tls.
+   */
+  tls: z
+    .strictObject({ mode: z.enum(["STRICT", "PERMISSIVE", "DISABLE"]).default("DISABLE") })
+    .prefault({}),
 });
 
 /** Raw TCP proxied to one service (databases, brokers). */
@@ -394,6 +401,16 @@ export const configSchema = z
         }
       }
     });
+    if (config.tls === undefined) {
+      config.listeners.forEach((listener, index) => {
+        if (listener.kind !== "inbound" || listener.tls.mode === "DISABLE") return;
+        ctx.addIssue({
+          code: "custom",
+          path: ["listeners", index, "tls", "mode"],
+          message: `${listener.tls.mode} needs this workload's identity: set the top-level tls: { certFile, keyFile, caFile }`,
+        });
+      });
+    }
     checkServices(config.services, ctx);
     // With a discovery file the service may appear there later, so only a fully static config
     // can be checked here.

@@ -1,8 +1,16 @@
 import { type AddressInfo, createServer, type Socket } from "node:net";
+import type { TLSSocket } from "node:tls";
+import {
+  acceptPermissive,
+  acceptStrict,
+  type InboundTlsHandlers,
+  type ServerIdentity,
+} from "../../tls/inbound.js";
 import type { Cluster } from "../cluster.js";
 import { type ExchangeReporter, NO_DETAIL, type RecordDetail } from "../exchange.js";
 import type { HeadLimits } from "../http/head.js";
 import { HttpSession, type SessionContext } from "../http-session.js";
+import type { Logger } from "../log.js";
 import { adoptAccepted, ReadBuffer } from "../read-buffer.js";
 import { STREAM_HIGH_WATER } from "../upstream/pool.js";
 import { ListenerSockets } from "./accept.js";
@@ -19,6 +27,12 @@ export interface HttpListenerOptions {
   readonly detail?: RecordDetail;
   /** outbound: authority → service; inbound: always the local app's cluster. */
   readonly route: (authority: string) => Cluster | undefined;
+  /** Inbound listeners: a client's x-forwarded-client-cert is removed (default false). */
+  readonly inbound?: boolean;
+  /** Debug logs (TLS handshake failures). */
+  readonly logger?: Pick<Logger, "debug">;
+  /** Inbound mTLS termination (tls/inbound.ts); absent = plaintext (DISABLE). */
+  readonly tls?: { readonly mode: "STRICT" | "PERMISSIVE"; readonly identity: ServerIdentity };
 }
 
 /** A TCP listener speaking HTTP/1.1 (outbound and inbound kinds). */
@@ -28,15 +42,19 @@ export class HttpListener implements SessionContext {
   readonly requestHeadersTimeoutMs: number;
   readonly idleTimeoutMs: number;
   readonly proto = "http";
+  readonly stripClientCert: boolean;
   readonly reporter: ExchangeReporter;
   readonly detail: RecordDetail;
   readonly route: (authority: string) => Cluster | undefined;
   draining = false;
   /** Downstream connections accepted since start (metrics). */
   accepted = 0;
+  /** TLS connections closed at the handshake (plaintext on STRICT, no or untrusted certificate). */
+  tlsHandshakeErrors = 0;
   #options: HttpListenerOptions;
   #sockets: ListenerSockets;
   #sessions = new Set<HttpSession>();
+  #closed = false;
 
   constructor(options: HttpListenerOptions) {
     this.#options = options;
@@ -47,6 +65,7 @@ export class HttpListener implements SessionContext {
     this.reporter = options.reporter;
     this.detail = options.detail ?? NO_DETAIL;
     this.route = options.route;
+    this.stripClientCert = options.inbound === true;
     // allowHalfOpen: a client that half-closes after its request still gets the response.
     // pauseOnConnect: the socket moves to one that reads into a ReadBuffer before reading starts.
     const serverOptions = {
@@ -78,12 +97,22 @@ export class HttpListener implements SessionContext {
   }
 
   close(): void {
+    // Connections still in their handshake are closed when it ends (see #tlsHandlers).
+    this.#closed = true;
     this.#sockets.close();
     for (const session of this.#sessions) session.destroy();
   }
 
   #onConnection = (accepted: Socket): void => {
     this.accepted++;
+    const tls = this.#options.tls;
+    if (tls !== undefined) {
+      // A silent client is closed after the request-headers timeout, as a silent HTTP one is.
+      const timeoutMs = this.requestHeadersTimeoutMs;
+      if (tls.mode === "STRICT") acceptStrict(accepted, tls.identity, this.#tlsHandlers, timeoutMs);
+      else acceptPermissive(accepted, tls.identity, this.#tlsHandlers, timeoutMs);
+      return;
+    }
     const reader = new ReadBuffer();
     const socket = adoptAccepted(accepted, reader, ADOPT);
     if (socket !== undefined) this.#sessions.add(new HttpSession(socket, this, reader));
@@ -91,6 +120,27 @@ export class HttpListener implements SessionContext {
       accepted.resume();
       this.#sessions.add(new HttpSession(accepted, this, null));
     }
+  };
+
+  // TLS and PERMISSIVE's plaintext connections are read through 'data' events (reader null):
+  // a TLSSocket owns its handle, and PERMISSIVE has read the first bytes before deciding.
+  #tlsHandlers: InboundTlsHandlers = {
+    secure: (socket: TLSSocket, clientCert: string) => {
+      if (this.draining || this.#closed) socket.destroy();
+      else this.#sessions.add(new HttpSession(socket, this, null, clientCert));
+    },
+    plaintext: (socket: Socket) => {
+      if (this.draining || this.#closed) socket.destroy();
+      else {
+        this.#sessions.add(new HttpSession(socket, this, null));
+        // Paused to put the first bytes back; an added 'data' listener does not undo pause().
+        socket.resume();
+      }
+    },
+    failed: (reason: string) => {
+      this.tlsHandshakeErrors++;
+      this.#options.logger?.debug({ listener: this.listener, reason }, "tls handshake failed");
+    },
   };
 }
 

@@ -38,6 +38,8 @@ export interface ListenerCounts {
   readonly accepted: number;
   /** Downstream connections refused (overload); 0 until the overload issue adds a limit. */
   readonly rejected?: number;
+  /** TLS handshakes that failed (inbound STRICT/PERMISSIVE listeners). */
+  readonly tlsHandshakeErrors?: number;
 }
 
 /** One upstream pool's connections, as `Cluster.poolStats` reports them. */

@@ -338,6 +338,12 @@ export class RemoraMetrics {
       (c) => c.accepted,
     );
     perListener(
+      "remora_downstream_tls_handshake_errors_total",
+      "Client TLS handshakes that failed (no or untrusted client certificate, plaintext on a STRICT listener...), by listener.",
+      "counter",
+      (c) => c.tlsHandshakeErrors ?? 0,
+    );
+    perListener(
       "remora_downstream_connections_rejected_total",
       "Downstream connections refused by an overload limit, by listener.",
       "counter",

@@ -176,11 +176,12 @@ export interface ReloadTarget<P> {
    */
   configureAccessLog(settings: RemoraConfig["accessLog"]): void;
   /**
-   * Import the user balancer modules `services` name (lb/module.ts); rejects without side
+   * Load the code `services` need before they are built: the user balancer modules they name
+   * (lb/module.ts) and, when one asks for them, active health checks; rejects without side
    * effects. True when one of them is new or changed on disk since the running config loaded
    * it, so a reload applies services even when the config text is the same.
    */
-  loadModules(services: RemoraConfig["services"]): Promise<boolean>;
+  prepareServices(services: RemoraConfig["services"]): Promise<boolean>;
   /** Synchronous from here on. */
   applyServices(services: RemoraConfig["services"]): void;
   /** Stop the current discovery file source (its endpoints withdrawn) and start `path`'s. */
@@ -214,7 +215,7 @@ export async function applyReload<P>(
   let plan = planReload(target.config, wanted);
   let modulesChanged: boolean;
   try {
-    modulesChanged = await target.loadModules(plan.config.services);
+    modulesChanged = await target.prepareServices(plan.config.services);
   } catch (error) {
     return reloadFailed(target, error);
   }

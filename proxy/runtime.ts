@@ -102,7 +102,7 @@ class FlagCounter implements ExchangeReporter {
 
 /**
  * Cluster settings from a service's traffic policy (DestinationRule + VirtualService).
- * `modules`: versions of loaded user balancer modules by path (Runtime#loadModules).
+ * `modules`: versions of loaded user balancer modules by path (Runtime#prepareServices).
  */
 export function clusterSettings(
   service: ServiceConfig,
@@ -195,7 +195,7 @@ export class Runtime {
   #defaults: ClusterSettings;
   /** Versions of the user balancer modules the applied config names, by path. */
   #moduleVersions: Record<string, string> = {};
-  /** What the last #loadModules found; applied with the services (a reload may still fail). */
+  /** What the last #prepareServices found; applied with the services (a reload may still fail). */
   #loadedVersions: Record<string, string> = {};
   #servers: Listener[] = [];
   #admin: AdminServer | undefined;
@@ -257,10 +257,11 @@ export class Runtime {
   }
 
   /**
-   * Import (or re-import, when changed on disk) the balancer modules `services` name. True when
-   * a version differs from the running config's. Rejects with the module's error.
+   * Load the code `services` need: the active-check module when one asks for checks, and the
+   * balancer modules they name (re-imported when changed on disk). True when a module's version
+   * differs from the running config's. Rejects with the module's error.
    */
-  async #loadModules(services: readonly ServiceConfig[]): Promise<boolean> {
+  async #prepareServices(services: readonly ServiceConfig[]): Promise<boolean> {
     if (services.some((service) => service.trafficPolicy.healthCheck !== undefined)) {
       await loadActiveCheckers();
     }
@@ -285,7 +286,7 @@ export class Runtime {
       await identity.start();
       this.identity = identity;
     }
-    await this.#loadModules(config.services);
+    await this.#prepareServices(config.services);
     this.#moduleVersions = this.#loadedVersions;
     this.clusters.configure(configuredClusters(config.services, this.#moduleVersions));
     this.#static = new StaticSource(this.registry, config.services);
@@ -378,7 +379,7 @@ export class Runtime {
       retireListener: (name) => runtime.#retireListener(name),
       readDiscovery: (path) => readServicesFile(path, parseServicesText),
       configureAccessLog: (settings) => runtime.accessLog.configure(settings),
-      loadModules: (services) => runtime.#loadModules(services),
+      prepareServices: (services) => runtime.#prepareServices(services),
       applyServices: (services) => {
         runtime.#static?.update(services);
         runtime.#moduleVersions = runtime.#loadedVersions;

@@ -139,6 +139,13 @@ describe("remora run --dev-mtls: two local remoras, one dev CA", () => {
     );
   });
 
+  it("a reload applies --dev-mtls again: the file alone (STRICT, no tls) would not validate", async () => {
+    const response = await fetch(`http://127.0.0.1:${reviews.adminPort}/reload`, {
+      method: "POST",
+    });
+    expect(response.status).toBe(200);
+  });
+
   it("accepts a client certificate issued by the dev CA with remora's CA tool", async () => {
     const caDir = join(state, "dev-mtls", "ca");
     const client = issueWorkloadCertificate({

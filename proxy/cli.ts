@@ -4,10 +4,12 @@
 // semi-spaces promote short-lived request objects and raise peak RSS. So: none for now.
 // bench/targets.ts launches remora with whatever flags this line carries (`env -S node ...`).
 import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { InvalidLifetimeError, parseLifetime } from "../tls/lifetime.js";
 import { ConfigError } from "./config/errors.js";
 import { buildQuickConfig, type LoadedConfig, loadConfig } from "./config/isolated.js";
+import type { TlsFlags } from "./config/tls-flags.js";
 import { demoBanner, demoConfig, startDemoBackends } from "./demo.js";
 import { createLogger } from "./log.js";
 import { unsupportedNodeMessage } from "./node-version.js";
@@ -34,7 +36,7 @@ Options for every command:
 
 const HELP: Record<string, string> = {
   run: `Usage:
-  remora run -c FILE [--log-level LEVEL] [--drain-time DURATION]
+  remora run -c FILE [--log-level LEVEL] [--drain-time DURATION] [--dev-mtls [--state-dir DIR]]
   remora run --listen PORT --admin-port PORT --service NAME=HOST:PORT[,HOST:PORT...] ...
 
 Runs the proxy. With -c, everything comes from the YAML config (see docs/config.md).
@@ -49,6 +51,11 @@ Options:
       --service SPEC      quick mode: NAME=HOST:PORT[,HOST:PORT...] (repeatable)
       --log-level LEVEL   trace, debug, info, warn, error (default info; env REMORA_LOG_LEVEL)
       --drain-time DUR    on SIGTERM/SIGINT, how long to let open connections finish (default 5s)
+      --dev-mtls          development only: this workload's mTLS identity comes from a local CA
+                          made on first start (config tls: { dev: true }; see docs/security.md)
+      --state-dir DIR     where --dev-mtls keeps its CA and certificates (default
+                          $REMORA_STATE_DIR, else $XDG_STATE_HOME/remora, else
+                          ~/.local/state/remora)
 
 Logs are JSON lines on stderr; each listener logs "listener ready" with its bound port, the
 metrics listener "metrics listening" (Prometheus: GET /stats/prometheus, see docs/metrics.md).
@@ -57,7 +64,7 @@ With -c, the file is watched and reloaded when it changes, on SIGHUP and on the 
 POST /reload; an invalid file is logged and the running config stays (docs/operations.md).
 `,
   validate: `Usage:
-  remora validate -c FILE
+  remora validate -c FILE [--dev-mtls] [--state-dir DIR]
 
 Loads and validates FILE as remora would at startup. Prints "FILE: ok" and exits 0, or prints
 every problem with the path of the offending key and exits 1.
@@ -259,6 +266,7 @@ async function runProxy(
   drainMs: number,
   banner?: (runtime: Runtime) => string,
   configPath?: string,
+  flags?: TlsFlags,
 ): Promise<void> {
   const logger = createLogger(logLevel);
   let stopping = false;
@@ -274,7 +282,8 @@ async function runProxy(
   const runtime = new Runtime(loaded.config, loaded.serviceDefaults, {
     logger,
     onQuit: () => void stop("quitquitquit"),
-    configFile: configPath === undefined ? undefined : { path: configPath, text: loaded.text },
+    configFile:
+      configPath === undefined ? undefined : { path: configPath, text: loaded.text, flags },
     drainMs,
   });
   await runtime.start();
@@ -334,6 +343,8 @@ async function main(argv: string[]): Promise<number> {
       admin: { type: "string" },
       json: { type: "boolean" },
       timeout: { type: "string" },
+      "dev-mtls": { type: "boolean" },
+      "state-dir": { type: "string" },
       // Quick mode's access log (docs/access-log.md); left out of --help, as a benchmark switch.
       "access-log": { type: "string" },
     },
@@ -344,10 +355,15 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(help);
     return 0;
   }
+  const stateDir = values["state-dir"];
+  const flags: TlsFlags | undefined =
+    values["dev-mtls"] === true || stateDir !== undefined
+      ? { devMtls: values["dev-mtls"] === true, stateDir: stateDir && resolve(stateDir) }
+      : undefined;
   switch (command) {
     case "validate": {
       if (values.config === undefined) throw new UsageError("validate needs -c FILE");
-      await loadConfig(values.config);
+      await loadConfig(values.config, flags);
       process.stdout.write(`${values.config}: ok\n`);
       return 0;
     }
@@ -358,7 +374,7 @@ async function main(argv: string[]): Promise<number> {
         if (values.listen !== undefined || values.service !== undefined) {
           throw new UsageError("use either -c FILE or the quick-mode flags, not both");
         }
-        loaded = await loadConfig(values.config);
+        loaded = await loadConfig(values.config, flags);
       } else {
         if (values.listen === undefined)
           throw new UsageError("run needs -c FILE, or --listen PORT with --service");
@@ -367,9 +383,11 @@ async function main(argv: string[]): Promise<number> {
           adminPort: parsePort(values["admin-port"], "--admin-port", 15000),
           services: values.service ?? [],
           accessLog: values["access-log"],
+          devMtls: flags?.devMtls,
+          stateDir: flags?.stateDir,
         });
       }
-      await runProxy(loaded, values["log-level"], drainMs, undefined, values.config);
+      await runProxy(loaded, values["log-level"], drainMs, undefined, values.config, flags);
       return -1;
     }
     case "demo": {

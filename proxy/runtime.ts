@@ -9,13 +9,15 @@ import { StaticSource } from "../discovery/static-source.js";
 import { DEFAULT_RETRY_SETTINGS } from "../health/retry-policy.js";
 import type { LoadBalancerSettings } from "../lb/balancer.js";
 import { balancerModule, loadBalancerModule } from "../lb/module.js";
+import type { DevIdentity } from "../tls/dev-identity.js";
 import { WorkloadIdentity } from "../tls/workload-identity.js";
 import { AccessLog } from "./access-log/access-log.js";
 import { AdminServer } from "./admin.js";
 import { Cluster, ClusterManager, type ClusterSettings } from "./cluster.js";
 import { formatAddress, parseAddress } from "./config/address.js";
-import { type LoadedConfig, parseServicesText } from "./config/isolated.js";
+import { type LoadedConfig, loadConfig, parseServicesText } from "./config/isolated.js";
 import type { ListenerConfig, RemoraConfig, ServiceConfig } from "./config/schema.js";
+import type { TlsFlags } from "./config/tls-flags.js";
 import { ConfigReloader, type ReloadTrigger } from "./config-reloader.js";
 import type { ExchangeRecord, ExchangeReporter } from "./exchange.js";
 import { activeCheckers, loadActiveCheckers } from "./health-checks.js";
@@ -45,9 +47,14 @@ export interface RuntimeOptions {
   readonly onQuit?: () => void;
   /**
    * The file the config came from: watched and reloaded on change, SIGHUP and POST /reload.
-   * `text` is what the running config was validated from (LoadedConfig.text).
+   * `text` is what the running config was validated from (LoadedConfig.text); `flags`, the
+   * command line's `--dev-mtls` / `--state-dir`, apply to every reload as they did at start.
    */
-  readonly configFile?: { readonly path: string; readonly text?: string };
+  readonly configFile?: {
+    readonly path: string;
+    readonly text?: string;
+    readonly flags?: TlsFlags;
+  };
   /** How long a listener removed or rebound by a reload may drain before it closes (default 5s). */
   readonly drainMs?: number;
 }
@@ -190,6 +197,8 @@ export class Runtime {
   metricsPort: number | null = null;
   /** This workload's certificate (config `tls`), once started; undefined without `tls`. */
   identity: WorkloadIdentity | undefined;
+  /** Dev mode's CA and renewal timer (config `tls.dev`); its files feed `identity`. */
+  #devIdentity: DevIdentity | undefined;
   #logger: Logger;
   #options: RuntimeOptions;
   #defaults: ClusterSettings;
@@ -281,6 +290,12 @@ export class Runtime {
     // First, so a path that cannot be opened fails the start before anything binds.
     this.accessLog.configure(config.accessLog);
     if (config.tls !== undefined) {
+      if (config.tls.dev !== undefined) {
+        // Dev mode only: the dev CA needs node-forge, which a sidecar's run path never loads.
+        const { DevIdentity } = await import("../tls/dev-identity.js");
+        this.#devIdentity = new DevIdentity(config.tls.dev, { logger: this.#logger });
+        await this.#devIdentity.start();
+      }
       // Before anything binds: unusable certificate files fail the start with their reason.
       const identity = new WorkloadIdentity(config.tls, { logger: this.#logger });
       await identity.start();
@@ -328,7 +343,11 @@ export class Runtime {
     this.#started = true;
     const file = this.#options.configFile;
     if (file !== undefined) {
-      this.#reloader = new ConfigReloader(this, file.path, { logger: this.#logger });
+      const flags = file.flags;
+      this.#reloader = new ConfigReloader(this, file.path, {
+        logger: this.#logger,
+        load: flags === undefined ? undefined : (path) => loadConfig(path, flags),
+      });
       this.#reloader.start(file.text);
     }
   }
@@ -566,6 +585,7 @@ export class Runtime {
     for (const server of this.#servers) server.close();
     this.#servers = [];
     this.#fileSource?.stop();
+    this.#devIdentity?.close();
     this.identity?.close();
     this.clusters.close();
     for (const app of this.appClusters) app.close();

@@ -1,7 +1,7 @@
 /**
  * The proxy's long-lived thread must not load the YAML parser or zod: config validation runs in
  * a worker (proxy/config/isolated.ts), which keeps ~9 MB out of the sidecar's resident memory.
- * Nor node-forge: only `remora ca` needs it, and loads it on demand.
+ * Nor node-forge: only `remora ca` and dev mode (`--dev-mtls`) need it, and load it on demand.
  * This walks the static imports of the built CLI and fails if any of them is reachable.
  */
 import { readFileSync } from "node:fs";
@@ -47,5 +47,9 @@ describe("the proxy thread's imports", () => {
     const caCommand = fileURLToPath(new URL("../dist/tls/ca-command.js", import.meta.url));
     expect(files.has(caCommand)).toBe(false);
     expect(staticGraph(caCommand).packages).toContain("node-forge");
+    // Dev mode's CA is loaded by the runtime with a dynamic import, only when tls.dev is set.
+    const devIdentity = fileURLToPath(new URL("../dist/tls/dev-identity.js", import.meta.url));
+    expect(files.has(devIdentity)).toBe(false);
+    expect(staticGraph(devIdentity).packages).toContain("node-forge");
   });
 });

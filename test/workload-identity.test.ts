@@ -56,6 +56,10 @@ describe("config tls: this workload's identity in the runtime", () => {
     );
     expect(value).toBeGreaterThan(9 * 3600);
     expect(value).toBeLessThanOrEqual(10 * 3600);
+    // kind="ca": the trust bundle's CA, minted valid for a day (test/certificates.ts's default).
+    const ca = Number(/^remora_certificate_expiry_seconds\{kind="ca"\} (\S+)$/m.exec(text)?.[1]);
+    expect(ca).toBeGreaterThan(23 * 3600);
+    expect(ca).toBeLessThanOrEqual(24 * 3600);
   });
 
   it("fails the start with the certificate's reason before any listener binds", async () => {

@@ -76,7 +76,8 @@ describe("WorkloadIdentity", () => {
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), "remora-identity-"));
     logs = [];
-    ca = mint({ commonName: "mesh CA" });
+    // Valid past the injected clocks below (2030): an expired bundle is refused.
+    ca = mint({ commonName: "mesh CA", notAfter: Date.UTC(2040, 0, 1) });
   });
 
   afterEach(() => {
@@ -421,6 +422,85 @@ describe("WorkloadIdentity", () => {
       now = longAfter - 7 * 24 * HOUR;
       id.checkExpiry();
       expect(warnings()).toHaveLength(1);
+    });
+  });
+
+  describe("trust bundle expiry (kind=ca)", () => {
+    const DAY = 24 * HOUR;
+    const caFrom = Date.UTC(2030, 0, 1);
+    const caUntil = caFrom + 3650 * DAY;
+    const warnings = () => logs.filter((e) => e.level === "warn");
+    /** A leaf valid around `at`, issued by the test's CA. */
+    const leafAt = (at: number) => leaf({ notBefore: at - HOUR, notAfter: at + 10 * DAY });
+
+    beforeEach(() => {
+      ca = mint({ commonName: "mesh CA", notBefore: caFrom, notAfter: caUntil });
+    });
+
+    it("reports the bundle's first certificate to expire", async () => {
+      const next = mint({
+        commonName: "next CA",
+        notBefore: caFrom,
+        notAfter: caUntil + 365 * DAY,
+      });
+      const now = caFrom + DAY;
+      writeSet(dir, leafAt(now), next.certPem + ca.certPem);
+      const id = await start({ clock: () => now });
+      expect(id.trustBundle).toMatchObject({ subject: "CN=mesh CA", notAfter: caUntil });
+      expect(id.caExpirySeconds()).toBe((caUntil - now) / 1000);
+    });
+
+    it("warns once with 7 days left of a 10-year CA (a quarter of the lifetime, capped)", async () => {
+      let now = caUntil - 7 * DAY - 1000;
+      writeSet(dir, leafAt(now));
+      const id = await start({ clock: () => now });
+      expect(warnings()).toEqual([]);
+      now = caUntil - 7 * DAY;
+      id.checkExpiry();
+      id.checkExpiry();
+      expect(warnings().map((e) => e.msg)).toEqual([
+        `CA certificate CN=mesh CA in ${files().caFile} expires 2039-12-30T00:00:00Z (in 7 d) and has not been replaced`,
+      ]);
+      expect(warnings()[0]!.obj).toMatchObject({ kind: "ca", file: files().caFile });
+    });
+
+    it("refuses a bundle whose every certificate has expired, at start and on rotation", async () => {
+      const after = caUntil + HOUR;
+      writeSet(dir, leaf({ notBefore: after - HOUR, notAfter: after + DAY }));
+      const error = await refusal({ clock: () => after });
+      expect(error.file).toBe(files().caFile);
+      expect(error.message).toBe(
+        `${files().caFile} expired (the last 2039-12-30T00:00:00Z, 60 min ago): no peer certificate can verify against it`,
+      );
+      identity = undefined;
+
+      // Running with a good set, a rotation to an expired bundle is refused; the old set stays.
+      let now = caFrom + DAY;
+      const good = leafAt(now);
+      writeSet(dir, good);
+      const id = await start({ clock: () => now });
+      const old = mint({ commonName: "old CA", notBefore: caFrom - 2 * DAY, notAfter: caFrom });
+      writeFileSync(files().caFile, old.certPem + old.certPem);
+      expect(await id.reload()).toBe(false);
+      expect(errors().at(-1)!.obj.reason).toMatch(
+        new RegExp(
+          `^every certificate in ${files().caFile} expired \\(the last 2030-01-01T00:00:00Z`,
+        ),
+      );
+      expect(id.certificate.serial).toBe(good.serial);
+      now += HOUR;
+      expect(id.caExpirySeconds()).toBe((caUntil - now) / 1000);
+    });
+
+    it("keeps a bundle that still holds a valid CA, and warns about the expired one in it", async () => {
+      const now = caFrom + DAY;
+      const old = mint({ commonName: "old CA", notBefore: caFrom - 2 * DAY, notAfter: caFrom });
+      writeSet(dir, leafAt(now), old.certPem + ca.certPem);
+      const id = await start({ clock: () => now });
+      expect(id.caExpirySeconds()).toBe(-DAY / 1000);
+      expect(warnings().map((e) => e.msg)).toEqual([
+        `CA certificate CN=old CA in ${files().caFile} expired 2030-01-01T00:00:00Z (24 h ago); certificates it signed no longer verify`,
+      ]);
     });
   });
 });

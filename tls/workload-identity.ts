@@ -34,6 +34,22 @@ export interface CertificateFacts {
   readonly fingerprint256: string;
 }
 
+/** The trust bundle's certificate that expires first: the `kind="ca"` expiry gauge and warning. */
+export interface TrustBundleFacts {
+  readonly subject: string;
+  /** Hex, upper case. */
+  readonly serial: string;
+  /** Epoch ms. */
+  readonly notBefore: number;
+  /** Epoch ms: the soonest `notAfter` among the bundle's certificates. */
+  readonly notAfter: number;
+}
+
+/** What validate() learns: the certificate's facts and the bundle's soonest expiry. */
+export interface ValidatedFacts extends CertificateFacts {
+  readonly trustBundle: TrustBundleFacts;
+}
+
 /** pino's shape; only these levels are used. */
 export type IdentityLogger = Pick<Logger, "debug" | "info" | "warn" | "error">;
 
@@ -92,6 +108,7 @@ export function defaultWarnBeforeMs(notBefore: number, notAfter: number): number
 interface LoadedSet {
   readonly texts: readonly [cert: string, key: string, ca: string];
   readonly facts: CertificateFacts;
+  readonly trustBundle: TrustBundleFacts;
   readonly secureContext: SecureContext;
 }
 
@@ -126,8 +143,8 @@ export class WorkloadIdentity {
   #reloading = false;
   #reloadAgain = false;
   #closed = false;
-  /** The current certificate's expiry warning has been logged. */
-  #warned = false;
+  /** The current set's expiry warnings (certificate, trust bundle) have been logged. */
+  #warned = { workload: false, ca: false };
 
   constructor(files: WorkloadIdentityFiles, options: WorkloadIdentityOptions = {}) {
     this.files = files;
@@ -180,9 +197,19 @@ export class WorkloadIdentity {
     return this.#required().facts.spiffeIds[0];
   }
 
+  /** The trust bundle's first certificate to expire. */
+  get trustBundle(): TrustBundleFacts {
+    return this.#required().trustBundle;
+  }
+
   /** Seconds until the current certificate expires (negative once it has): the expiry gauge. */
   expirySeconds(): number {
     return (this.#required().facts.notAfter - this.#clock()) / 1000;
+  }
+
+  /** Seconds until the trust bundle's first certificate expires: the `kind="ca"` gauge. */
+  caExpirySeconds(): number {
+    return (this.#required().trustBundle.notAfter - this.#clock()) / 1000;
   }
 
   /**
@@ -203,40 +230,65 @@ export class WorkloadIdentity {
   }
 
   /**
-   * Log the expiry warning if the current certificate is inside the warning window (once per
-   * certificate). Runs from a timer; public so a caller with an injected clock can drive it.
+   * Log the expiry warning of the certificate, and of the trust bundle's first certificate to
+   * expire, once each per set, when inside the warning window. Runs from a timer; public so a
+   * caller with an injected clock can drive it.
    */
   checkExpiry(): void {
     const current = this.#current;
     if (current === undefined || this.#closed) return;
     clearTimeout(this.#expiryTimer);
     this.#expiryTimer = undefined;
-    const { notBefore, notAfter } = current.facts;
-    const window = this.#warnBeforeMs ?? defaultWarnBeforeMs(notBefore, notAfter);
     const now = this.#clock();
-    const warnAt = notAfter - window;
-    if (now >= warnAt) {
-      if (this.#warned) return;
-      this.#warned = true;
-      const expired = now >= notAfter;
-      this.#logger?.warn(
-        {
-          file: this.files.certFile,
-          serial: current.facts.serial,
-          notAfter: isoDate(notAfter),
-          expirySeconds: Math.round((notAfter - now) / 1000),
-        },
-        expired
-          ? `workload certificate expired ${isoDate(notAfter)} (${relative(now - notAfter)} ago) and has not been rotated`
-          : `workload certificate expires ${isoDate(notAfter)} (in ${relative(notAfter - now)}) and has not been rotated`,
-      );
-      return;
-    }
+    const next = Math.min(
+      this.#warnIfDue("workload", current.facts, now, (expiry) =>
+        expiry.expired
+          ? `workload certificate expired ${expiry.date} (${expiry.distance} ago) and has not been rotated`
+          : `workload certificate expires ${expiry.date} (in ${expiry.distance}) and has not been rotated`,
+      ),
+      this.#warnIfDue("ca", current.trustBundle, now, (expiry) => {
+        const which = `CA certificate ${oneLine(current.trustBundle.subject)} in ${this.files.caFile}`;
+        return expiry.expired
+          ? `${which} expired ${expiry.date} (${expiry.distance} ago); certificates it signed no longer verify`
+          : `${which} expires ${expiry.date} (in ${expiry.distance}) and has not been replaced`;
+      }),
+    );
+    if (next === Number.POSITIVE_INFINITY) return;
     this.#expiryTimer = setTimeout(
       () => this.checkExpiry(),
-      Math.min(warnAt - now, MAX_TIMER_DELAY_MS),
+      Math.min(next - now, MAX_TIMER_DELAY_MS),
     );
     this.#expiryTimer.unref();
+  }
+
+  /** Warns if `facts` is inside its window (once); else returns when it will be (epoch ms). */
+  #warnIfDue(
+    kind: "workload" | "ca",
+    facts: { readonly serial: string; readonly notBefore: number; readonly notAfter: number },
+    now: number,
+    message: (expiry: { expired: boolean; date: string; distance: string }) => string,
+  ): number {
+    const { notBefore, notAfter } = facts;
+    const warnAt = notAfter - (this.#warnBeforeMs ?? defaultWarnBeforeMs(notBefore, notAfter));
+    if (now < warnAt) return warnAt;
+    if (this.#warned[kind]) return Number.POSITIVE_INFINITY;
+    this.#warned[kind] = true;
+    const expired = now >= notAfter;
+    this.#logger?.warn(
+      {
+        kind,
+        file: kind === "workload" ? this.files.certFile : this.files.caFile,
+        serial: facts.serial,
+        notAfter: isoDate(notAfter),
+        expirySeconds: Math.round((notAfter - now) / 1000),
+      },
+      message({
+        expired,
+        date: isoDate(notAfter),
+        distance: relative(expired ? now - notAfter : notAfter - now),
+      }),
+    );
+    return Number.POSITIVE_INFINITY;
   }
 
   /** Stop watching. The last secureContext stays readable for connections still being set up. */
@@ -320,7 +372,7 @@ export class WorkloadIdentity {
     const previous = this.#current;
     if (previous !== undefined && sameTexts(previous.texts, set.texts)) return;
     this.#current = set;
-    this.#warned = false;
+    this.#warned = { workload: false, ca: false };
     if (previous !== undefined) {
       this.#logger?.info(
         {
@@ -352,7 +404,7 @@ export class WorkloadIdentity {
       readText(keyFile),
       readText(caFile),
     ]);
-    const facts = validate(
+    const { trustBundle, ...facts } = validate(
       { certFile, keyFile, caFile },
       { certText, keyText, caText },
       this.#clock(),
@@ -368,7 +420,7 @@ export class WorkloadIdentity {
         { cause: error },
       );
     }
-    return { texts: [certText, keyText, caText], facts, secureContext };
+    return { texts: [certText, keyText, caText], facts, trustBundle, secureContext };
   }
 }
 
@@ -384,13 +436,14 @@ async function readText(path: string): Promise<string> {
 
 /**
  * The checks, in the order an operator would fix them: each file parses, the certificate is in
- * its validity window, the key is its key, and it chains to the bundle.
+ * its validity window, the key is its key, the bundle holds a certificate not yet expired, and
+ * the certificate chains to the bundle.
  */
 export function validate(
   files: WorkloadIdentityFiles,
   texts: { certText: string; keyText: string; caText: string },
   now: number,
-): CertificateFacts {
+): ValidatedFacts {
   const { certFile, keyFile, caFile } = files;
   const chain = parseCertificates(certFile, texts.certText);
   const leaf = chain[0]!;
@@ -422,6 +475,17 @@ export function validate(
     throw new TlsIdentityError(keyFile, `${keyFile} does not match ${certFile}`);
   }
   const bundle = parseCertificates(caFile, texts.caText);
+  const byExpiry = [...bundle].sort((a, b) => a.validToDate.getTime() - b.validToDate.getTime());
+  const first = byExpiry[0]!;
+  const last = byExpiry[byExpiry.length - 1]!;
+  const lastNotAfter = last.validToDate.getTime();
+  if (now >= lastNotAfter) {
+    const what = bundle.length > 1 ? `every certificate in ${caFile}` : caFile;
+    throw new TlsIdentityError(
+      caFile,
+      `${what} expired (the last ${isoDate(lastNotAfter)}, ${relative(now - lastNotAfter)} ago): no peer certificate can verify against it`,
+    );
+  }
   if (!chainsTo(leaf, chain.slice(1), bundle)) {
     throw new TlsIdentityError(
       certFile,
@@ -436,6 +500,12 @@ export function validate(
     subject: leaf.subject,
     issuer: leaf.issuer,
     fingerprint256: leaf.fingerprint256,
+    trustBundle: {
+      subject: first.subject,
+      serial: first.serialNumber.toUpperCase(),
+      notBefore: first.validFromDate.getTime(),
+      notAfter: first.validToDate.getTime(),
+    },
   };
 }
 

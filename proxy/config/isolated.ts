@@ -12,9 +12,10 @@ import { fork } from "node:child_process";
 import { ConfigError, type ConfigIssue } from "./errors.js";
 import type { QuickOptions } from "./quick.js";
 import type { RemoraConfig, ServiceConfig } from "./schema.js";
+import type { TlsFlags } from "./tls-flags.js";
 
 export type ConfigJob =
-  | { readonly kind: "file"; readonly path: string }
+  | { readonly kind: "file"; readonly path: string; readonly flags?: TlsFlags }
   | { readonly kind: "quick"; readonly options: QuickOptions }
   | { readonly kind: "services"; readonly text: string; readonly source: string };
 
@@ -61,9 +62,12 @@ function inWorker<T>(job: ConfigJob): Promise<T> {
   });
 }
 
-/** `loadConfigFile` in a child process; rejects with ConfigError. */
-export function loadConfig(path: string): Promise<LoadedConfig> {
-  return inWorker({ kind: "file", path });
+/**
+ * `loadConfigFile` in a child process; rejects with ConfigError. `flags`: `--dev-mtls` and
+ * `--state-dir` (tls-flags.ts), applied to every load of the file, reloads included.
+ */
+export function loadConfig(path: string, flags?: TlsFlags): Promise<LoadedConfig> {
+  return inWorker({ kind: "file", path, flags });
 }
 
 /** `quickConfig` in a child process; rejects with ConfigError. */

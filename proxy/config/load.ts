@@ -10,6 +10,7 @@ import {
   type ServiceConfig,
   servicesFileSchema,
 } from "./schema.js";
+import { applyTlsFlags, type TlsFlags } from "./tls-flags.js";
 
 export { formatAddress, type HostPort, InvalidAddressError, parseAddress } from "./address.js";
 export { ConfigError, type ConfigIssue } from "./errors.js";
@@ -18,8 +19,9 @@ export { ConfigError, type ConfigIssue } from "./errors.js";
  * Parse and validate config text. `source` names it in errors. A relative `discovery.file` is
  * left as written (relative to the working directory); loadConfigFile resolves it.
  */
-export function parseConfig(text: string, source: string): RemoraConfig {
-  return parseYaml(configSchema, text, source);
+export function parseConfig(text: string, source: string, flags?: TlsFlags): RemoraConfig {
+  const adjust = flags && ((data: unknown) => applyTlsFlags(data, flags, source));
+  return parseYaml(configSchema, text, source, adjust);
 }
 
 /**
@@ -30,10 +32,16 @@ export function loadConfigFile(path: string): RemoraConfig {
   return readConfigFile(path).config;
 }
 
-/** loadConfigFile, with the text it validated (a file watch compares later reads to it). */
-export function readConfigFile(path: string): { config: RemoraConfig; text: string } {
+/**
+ * loadConfigFile, with the text it validated (a file watch compares later reads to it). `flags`:
+ * the command line's `--dev-mtls` / `--state-dir` (tls-flags.ts).
+ */
+export function readConfigFile(
+  path: string,
+  flags?: TlsFlags,
+): { config: RemoraConfig; text: string } {
   const text = readText(path);
-  const config = parseConfig(text, path);
+  const config = parseConfig(text, path, flags);
   const dir = dirname(resolve(path));
   if (config.discovery !== undefined) {
     config.discovery.file = resolve(dir, config.discovery.file);
@@ -46,6 +54,7 @@ export function readConfigFile(path: string): { config: RemoraConfig; text: stri
     tls.certFile = resolve(dir, tls.certFile);
     tls.keyFile = resolve(dir, tls.keyFile);
     tls.caFile = resolve(dir, tls.caFile);
+    if (tls.dev !== undefined) tls.dev = { ...tls.dev, stateDir: resolve(dir, tls.dev.stateDir) };
   }
   for (const service of config.services) {
     resolveModule(service.trafficPolicy.loadBalancer, dir);
@@ -103,6 +112,8 @@ export function parseYaml<S extends z.ZodType>(
   schema: S,
   text: string,
   source: string,
+  /** Changes the document before validation (the command line's flags); may throw ConfigError. */
+  adjust?: (data: unknown) => unknown,
 ): z.output<S> {
   const lineCounter = new LineCounter();
   // uniqueKeys: a repeated key is almost always a merge mistake, not an intended override.
@@ -133,6 +144,7 @@ export function parseYaml<S extends z.ZodType>(
       { path: "", message: "the document is empty; expected a mapping" },
     ]);
   }
+  if (adjust !== undefined) data = adjust(data);
   const result = schema.safeParse(data, { error: describeIssue });
   if (result.success) return result.data;
   throw new ConfigError(

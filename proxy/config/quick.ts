@@ -12,6 +12,10 @@ export interface QuickOptions {
   readonly services: readonly string[];
   /** `--access-log PATH` (not in --help; for benchmarks): log to "stdout" or a file (relative to the working directory). */
   readonly accessLog?: string;
+  /** `--dev-mtls`: this workload's identity from the local dev CA (`tls: { dev: true }`). */
+  readonly devMtls?: boolean;
+  /** `--state-dir DIR` (absolute): the dev CA's state directory. */
+  readonly stateDir?: string;
 }
 
 const SOURCE = "command line";
@@ -31,6 +35,9 @@ export function quickConfig(opts: QuickOptions): RemoraConfig {
     }
     services.push(parsed);
   }
+  if (opts.stateDir !== undefined && opts.devMtls !== true) {
+    issues.push({ path: "--state-dir", message: "only with dev mode (--dev-mtls)" });
+  }
   if (issues.length > 0) throw new ConfigError(SOURCE, issues);
   return validateInput(
     configSchema,
@@ -42,6 +49,7 @@ export function quickConfig(opts: QuickOptions): RemoraConfig {
       metrics: { port: null },
       listeners: [{ name: "outbound", kind: "outbound", port: opts.listen }],
       services,
+      ...(opts.devMtls === true ? { tls: { dev: true, stateDir: opts.stateDir } } : {}),
       ...(opts.accessLog === undefined
         ? {}
         : {

@@ -7,6 +7,17 @@
  * three share in fields.ts.
  */
 import * as z from "zod";
+import {
+  type DevIdentitySettings,
+  defaultStateDir,
+  devIdentityPaths,
+} from "../../tls/dev-state.js";
+import {
+  DEFAULT_TRUST_DOMAIN,
+  namespaceProblem,
+  serviceAccountProblem,
+  trustDomainProblem,
+} from "../../tls/identity.js";
 import { formatAddress, isBindHost, parseAddress } from "./address.js";
 import { durationSchema } from "./duration.js";
 import { DNS_LABEL, dnsLabel, fraction, integer, MAX_UINT32, positiveDuration } from "./fields.js";
@@ -77,6 +88,108 @@ const outboundListener = z.strictObject({
   /** Loopback by default: only the local app should reach it. */
   address: bindAddress.default("127.0.0.1"),
 });
+
+const filePath = z.string().min(1, { error: "required: a file path" });
+
+/** A name checked by tls/identity.ts, so config and `remora ca` word problems alike. */
+function identityPart(problem: (text: string) => string | undefined, what: string) {
+  return z.string().superRefine((text, ctx) => {
+    const reason = problem(text);
+    if (reason !== undefined) {
+      ctx.addIssue({
+        code: "custom",
+        message: `invalid ${what} ${JSON.stringify(text)}: ${reason}`,
+      });
+    }
+  });
+}
+
+const TLS_FILE_KEYS = ["certFile", "keyFile", "caFile"] as const;
+const TLS_DEV_KEYS = ["namespace", "serviceAccount", "trustDomain", "stateDir"] as const;
+
+/** The config's `tls` after validation (config/load.ts resolves its paths against the file's directory). */
+export interface TlsConfig {
+  certFile: string;
+  keyFile: string;
+  caFile: string;
+  /** Set in dev mode: the CA that writes the three files (tls/dev-identity.ts). */
+  dev: DevIdentitySettings | undefined;
+}
+
+/**
+ * This workload's identity: the three files, or `dev: true` with the dev keys, never both. The
+ * output always names the three files; in dev mode they are the ones the dev CA writes
+ * (tls/dev-state.ts), and `dev` holds its settings.
+ */
+const tlsSchema = z
+  .strictObject({
+    /** PEM certificate (SPIFFE URI SAN), then any intermediates: a Secret's `tls.crt`. */
+    certFile: filePath.optional(),
+    /** Its PEM private key: `tls.key`. */
+    keyFile: filePath.optional(),
+    /** PEM trust bundle (one or more CA certificates): `ca.crt`. */
+    caFile: filePath.optional(),
+    /** Dev mode: a local CA under stateDir issues this workload's certificate at start. */
+    dev: z.boolean({ error: "expected true or false" }).default(false),
+    // The dev keys' defaults are applied in the transform below, so that the check can tell a
+    // key that was written from one that was not.
+    /** Dev mode: the identity's namespace; default "default". */
+    namespace: identityPart(namespaceProblem, "namespace").optional(),
+    /** Dev mode: the identity's service account; default "default". */
+    serviceAccount: identityPart(serviceAccountProblem, "service account").optional(),
+    /** Dev mode: the CA's trust domain; default cluster.local. */
+    trustDomain: identityPart(trustDomainProblem, "trust domain").optional(),
+    /**
+     * Dev mode: default $REMORA_STATE_DIR, else $XDG_STATE_HOME/remora, else
+     * ~/.local/state/remora, read when the config is loaded; relative to the config's directory.
+     */
+    stateDir: filePath.optional(),
+  })
+  .superRefine((tls, ctx) => {
+    if (tls.dev) {
+      for (const key of TLS_FILE_KEYS) {
+        if (tls[key] === undefined) continue;
+        ctx.addIssue({
+          code: "custom",
+          path: [key],
+          message:
+            "not with dev: true (dev mode writes its own certificate files under stateDir): remove certFile, keyFile and caFile, or dev",
+        });
+      }
+      return;
+    }
+    for (const key of TLS_FILE_KEYS) {
+      if (tls[key] !== undefined) continue;
+      ctx.addIssue({
+        code: "custom",
+        path: [key],
+        message: "required: a file path (or dev: true for a local development CA)",
+      });
+    }
+    for (const key of TLS_DEV_KEYS) {
+      if (tls[key] === undefined) continue;
+      ctx.addIssue({ code: "custom", path: [key], message: "only with dev: true" });
+    }
+  })
+  .transform((tls): TlsConfig => {
+    if (!tls.dev) {
+      return {
+        certFile: tls.certFile!,
+        keyFile: tls.keyFile!,
+        caFile: tls.caFile!,
+        dev: undefined,
+      };
+    }
+    const dev: DevIdentitySettings = {
+      namespace: tls.namespace ?? "default",
+      serviceAccount: tls.serviceAccount ?? "default",
+      trustDomain: tls.trustDomain ?? DEFAULT_TRUST_DOMAIN,
+      // The environment of the process that loads the config (the config worker inherits it).
+      stateDir: tls.stateDir ?? defaultStateDir(),
+    };
+    const paths = devIdentityPaths(dev.stateDir, dev.namespace, dev.serviceAccount);
+    return { certFile: paths.certFile, keyFile: paths.keyFile, caFile: paths.caFile, dev };
+  });
 
 /** Requests from the mesh, forwarded to the local application. */
 const inboundListener = z.strictObject({
@@ -330,18 +443,10 @@ export const configSchema = z
       .prefault({}),
     /**
      * This workload's identity (tls/workload-identity.ts): a Kubernetes TLS Secret's files,
-     * relative to the config file's directory, watched for rotation. A restart applies changes.
+     * relative to the config file's directory, watched for rotation; or `dev: true`, a local CA
+     * that issues them (tls/dev-identity.ts). A restart applies changes. See tlsSchema.
      */
-    tls: z
-      .strictObject({
-        /** PEM certificate (SPIFFE URI SAN), then any intermediates: a Secret's `tls.crt`. */
-        certFile: z.string().min(1, { error: "required: a file path" }),
-        /** Its PEM private key: `tls.key`. */
-        keyFile: z.string().min(1, { error: "required: a file path" }),
-        /** PEM trust bundle (one or more CA certificates): `ca.crt`. */
-        caFile: z.string().min(1, { error: "required: a file path" }),
-      })
-      .optional(),
+    tls: tlsSchema.optional(),
     /** One JSON line per finished exchange with Envoy's default fields (docs/access-log.md). */
     accessLog: z
       .strictObject({
@@ -407,7 +512,7 @@ export const configSchema = z
         ctx.addIssue({
           code: "custom",
           path: ["listeners", index, "tls", "mode"],
-          message: `${listener.tls.mode} needs this workload's identity: set the top-level tls: { certFile, keyFile, caFile }`,
+          message: `${listener.tls.mode} needs this workload's identity: set the top-level tls: { certFile, keyFile, caFile } or tls: { dev: true }`,
         });
       });
     }

@@ -14,7 +14,7 @@ import type { RemoraConfig } from "./schema.js";
 async function run(job: ConfigJob): Promise<unknown> {
   switch (job.kind) {
     case "file": {
-      const { config, text } = readConfigFile(job.path);
+      const { config, text } = readConfigFile(job.path, job.flags);
       await checkModules(config, job.path);
       return { config, serviceDefaults: serviceDefaults(), text };
     }

@@ -123,7 +123,7 @@ export interface MetricsSubject {
   readonly registry: { sourceStates(): readonly SourceView[] };
   readonly accessLog: { stats(): AccessLogView };
   /** This workload's certificate (config `tls`); undefined when none is configured. */
-  readonly identity?: { expirySeconds(): number } | undefined;
+  readonly identity?: { expirySeconds(): number; caExpirySeconds(): number } | undefined;
 }
 
 /** The access log's line counts (proxy/access-log/ `AccessLog.stats()`). */

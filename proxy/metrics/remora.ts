@@ -516,13 +516,15 @@ export class RemoraMetrics {
     });
     new Gauge({
       name: "remora_certificate_expiry_seconds",
-      help: "Seconds until the certificate in use expires (negative once expired); kind=workload is the config's tls.certFile.",
+      help: "Seconds until the certificate in use expires (negative once expired); kind=workload is the config's tls.certFile, kind=ca the first certificate in tls.caFile to expire.",
       labelNames: ["kind"],
       registers: [registry],
       collect() {
         this.reset();
         const identity = subject.identity;
-        if (identity !== undefined) this.set({ kind: "workload" }, identity.expirySeconds());
+        if (identity === undefined) return;
+        this.set({ kind: "workload" }, identity.expirySeconds());
+        this.set({ kind: "ca" }, identity.caExpirySeconds());
       },
     });
     const workload = this.#workload;

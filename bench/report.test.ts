@@ -471,6 +471,8 @@ describe("TLS rows", () => {
     );
     expect(md).not.toContain("× plaintext");
     expect(md).toContain("| remora, mTLS termination | 1 | 18,000 | — | 0.75× |");
+    // 9 s of CPU in a 10 s run: how busy the proxy's core was, to tell who limited req/s.
+    expect(md).toContain(" | 50.0 | 90% | 2.00× | ");
   });
 
   it("render the handshake scenario: handshakes/s, CPU per handshake, what was negotiated", () => {

@@ -429,6 +429,8 @@ const COLUMNS: Record<ScenarioFocus, Column[]> = {
     { head: "p50 ms", cell: (t) => fmtMedian(t.p50) },
     { head: "p99 ms", cell: (t) => fmtMedian(t.p99) },
     { head: "CPU ms / 1k req", cell: (t) => fmtSpread(t.cpuMsPer1k) },
+    // Below ~90% the proxy was not what limited req/s (the load generator was): compare CPU.
+    { head: "proxy core busy", cell: (t) => fmtPercent(t.coreBusy) },
     { head: "CPU × HAProxy", cell: (t) => fmtRatio(t.cpuVsHaproxy) },
     { head: "peak RSS MiB", cell: (t) => fmtMedian(t.peakRssMiB) },
     { head: "errors", cell: (t) => errorsCell(t) },

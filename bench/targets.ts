@@ -517,7 +517,13 @@ const remoraTls: TargetSpec = {
   needsTls: true,
   clientMtls: true,
   compare: { haproxy: "haproxy-tls", plaintext: "remora" },
-  available: remoraAvailable,
+  available() {
+    const base = remoraAvailable();
+    // The TLS library differs from HAProxy's: the report names both.
+    return base.ok
+      ? { ok: true, versions: { ...base.versions, "node OpenSSL": process.versions.openssl } }
+      : base;
+  },
   start(ctx) {
     const tls = tlsOf(ctx, "remora-tls");
     return startRemoraWith(
@@ -843,7 +849,14 @@ const haproxyTls: TargetSpec = {
   needsTls: true,
   clientMtls: true,
   compare: { haproxy: "haproxy-tls", plaintext: "haproxy" },
-  available: haproxyAvailable,
+  available() {
+    const base = haproxyAvailable();
+    if (!base.ok) return base;
+    const openssl = /Built with OpenSSL version : OpenSSL (\S+)/.exec(
+      commandText("haproxy", ["-vv"]) ?? "",
+    )?.[1];
+    return { ok: true, versions: { ...base.versions, "haproxy OpenSSL": openssl ?? "?" } };
+  },
   start(ctx) {
     const tls = tlsOf(ctx, "haproxy-tls");
     return startHaproxy(

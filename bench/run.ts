@@ -61,7 +61,8 @@ import { wrkVersion } from "./wrk.js";
 const HELP = `Usage: npm run bench -- [options]
 
 Measures remora against the backend directly, node-http-proxy, @fastify/http-proxy, HAProxy
-and nginx, each proxy pinned to the same single core. Progress on stderr, a Markdown table on
+and nginx (and, terminating mTLS, remora against HAProxy), each proxy pinned to the same
+single core. Progress on stderr, a Markdown table on
 stdout, figures in bench/results/latest.json and a chart in bench/results/latest.svg.
 
 Options:

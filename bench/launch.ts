@@ -11,9 +11,12 @@ import {
   spawn,
   spawnSync,
 } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { request } from "node:http";
+import { request as httpsRequest } from "node:https";
 import { createServer } from "node:net";
 import { availableParallelism } from "node:os";
+import type { ClientTls } from "./tls-material.js";
 
 /** Which core each role runs on; null cores mean "not pinned". */
 export interface Pinning {
@@ -193,16 +196,31 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** One GET over a fresh connection; resolves with the status code, rejects on error. */
+/**
+ * One GET over a fresh connection; resolves with the status code, rejects on error. With `tls`
+ * (an https URL), it presents that client certificate and checks the server's chain against
+ * the trust bundle, not its name (a mesh workload certificate names a SPIFFE ID).
+ */
 export function httpStatus(
   url: string,
   headers: Record<string, string> = {},
   timeoutMs = 2000,
+  tls?: ClientTls,
 ): Promise<number> {
   return new Promise((resolve, reject) => {
-    const req = request(
+    const send = tls === undefined ? request : httpsRequest;
+    const secure =
+      tls === undefined
+        ? {}
+        : {
+            cert: readFileSync(tls.certFile),
+            key: readFileSync(tls.keyFile),
+            ca: readFileSync(tls.caFile),
+            checkServerIdentity: () => undefined,
+          };
+    const req = send(
       url,
-      { method: "GET", headers, agent: false, timeout: timeoutMs },
+      { method: "GET", headers, agent: false, timeout: timeoutMs, ...secure },
       (res) => {
         res.resume();
         res.once("end", () => resolve(res.statusCode ?? 0));
@@ -232,7 +250,14 @@ export async function waitForHttp(
     timeoutMs = 10_000,
     expect = 200,
     headers = {},
-  }: { timeoutMs?: number; expect?: number; headers?: Record<string, string> } = {},
+    tls,
+  }: {
+    timeoutMs?: number;
+    expect?: number;
+    headers?: Record<string, string>;
+    /** Speak mTLS with this client certificate (an https URL). */
+    tls?: ClientTls;
+  } = {},
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = "no answer";
@@ -241,7 +266,7 @@ export async function waitForHttp(
       throw new NotReadyError(`${proc.name} exited before it was ready${tailOf(proc)}`);
     }
     try {
-      const status = await httpStatus(url, headers, 1000);
+      const status = await httpStatus(url, headers, 1000, tls);
       if (status === expect) return;
       last = `HTTP ${status}`;
     } catch (err) {

@@ -1,7 +1,7 @@
 /**
  * The load generator's child process (started by load.ts, pinned to the load core). Runs
  * autocannon (or, for large transfers, stream-client.ts; for idle connections,
- * hold-client.ts; for saturation, wrk as a child process, which inherits this process's core)
+ * hold-client.ts; for a new mTLS connection per request, handshake-client.ts; for saturation, wrk as a child process, which inherits this process's core)
  * for each request it receives over IPC, forwards per-second ticks (wrk has none), and
  * returns a run sample.
  *
@@ -9,11 +9,14 @@
  * sub-millisecond latency a proxy adds on loopback; so every response time is also kept here
  * (a float per response) and percentiles are computed exactly from those.
  */
+import { readFileSync } from "node:fs";
 import autocannon from "autocannon";
+import { runHandshakeLoad } from "./handshake-client.js";
 import { runHoldLoad } from "./hold-client.js";
 import type { LoadRequest, ParentMessage, WorkerMessage } from "./load.js";
 import { fromAutocannon, latencyFromSamples } from "./report.js";
 import { runStreamLoad } from "./stream-client.js";
+import { CLIENT_GROUPS } from "./tls-material.js";
 import { killRunningWrk, runWrkLoad } from "./wrk.js";
 
 function send(message: WorkerMessage): void {
@@ -81,6 +84,18 @@ function runAutocannon(id: number, req: LoadRequest): void {
       ...(body === undefined ? {} : { body }),
       ...(req.overallRate === undefined ? {} : { overallRate: req.overallRate }),
       timeout: req.timeoutSec,
+      // autocannon passes these to tls.connect (and sets rejectUnauthorized: false itself).
+      ...(req.tls === undefined
+        ? {}
+        : {
+            tlsOptions: {
+              cert: readFileSync(req.tls.certFile),
+              key: readFileSync(req.tls.keyFile),
+              ca: readFileSync(req.tls.caFile),
+              ALPNProtocols: ["http/1.1"],
+              ecdhCurve: CLIENT_GROUPS,
+            },
+          }),
     },
     (err: unknown, result: autocannon.Result) => {
       if (err) {
@@ -127,6 +142,14 @@ function runStream(id: number, req: LoadRequest): void {
   );
 }
 
+function runHandshake(id: number, req: LoadRequest): void {
+  runHandshakeLoad(req, (counter, bytes) => send({ type: "tick", id, counter, bytes })).then(
+    (result) => send({ type: "done", id, result }),
+    (err: unknown) =>
+      send({ type: "failed", id, message: err instanceof Error ? err.message : String(err) }),
+  );
+}
+
 /** wrk prints its figures only when done, so a wrk run sends no ticks. */
 function runWrk(id: number, req: LoadRequest): void {
   runWrkLoad(req).then(
@@ -142,6 +165,7 @@ process.on("message", (raw) => {
   if (msg.request.client === "stream") runStream(msg.id, msg.request);
   else if (msg.request.client === "hold") runHold(msg.id, msg.request);
   else if (msg.request.client === "wrk") runWrk(msg.id, msg.request);
+  else if (msg.request.client === "handshake") runHandshake(msg.id, msg.request);
   else runAutocannon(msg.id, msg.request);
 });
 process.on("disconnect", () => {

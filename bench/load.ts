@@ -7,6 +7,7 @@
 import { fileURLToPath } from "node:url";
 import { type Launched, launch } from "./launch.js";
 import type { RunSample } from "./report.js";
+import type { ClientTls } from "./tls-material.js";
 
 /** One load run, as sent to the worker. */
 export interface LoadRequest {
@@ -15,9 +16,10 @@ export interface LoadRequest {
    * autocannon's JavaScript body parsing would be the bottleneck (see stream-client.ts);
    * "hold" for connections opened and then kept idle (see hold-client.ts); "wrk" for the
    * saturation scenarios when wrk is installed, because autocannon saturates below the
-   * fastest proxies (see wrk.ts).
+   * fastest proxies (see wrk.ts); "handshake" for a new mTLS connection per request (see
+   * handshake-client.ts).
    */
-  readonly client: "autocannon" | "stream" | "hold" | "wrk";
+  readonly client: "autocannon" | "stream" | "hold" | "wrk" | "handshake";
   readonly url: string;
   readonly connections: number;
   readonly durationSec: number;
@@ -29,6 +31,11 @@ export interface LoadRequest {
   /** Fixed total rate in requests/s (open-loop-ish, with coordinated-omission correction). */
   readonly overallRate?: number;
   readonly timeoutSec: number;
+  /**
+   * Set for targets that terminate mTLS: `url` is https and the client presents this
+   * certificate. Only autocannon and the handshake client can (wrk cannot present one).
+   */
+  readonly tls?: ClientTls;
 }
 
 export type LoadResult = Omit<RunSample, "cpuMs" | "peakRssBytes" | "otherLoad">;

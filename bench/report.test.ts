@@ -403,3 +403,132 @@ describe("svgChart", () => {
     expect(niceScale(0, 0.83).ticks.at(-1)).toBeCloseTo(1, 9);
   });
 });
+
+describe("TLS rows", () => {
+  const autocannon = "autocannon 9.0.0";
+
+  /** small-get under wrk, with the mTLS targets under autocannon, as run.ts records it. */
+  function tlsThroughput(): ScenarioOutcome {
+    const base = throughputScenario();
+    return {
+      ...base,
+      targets: [
+        ...base.targets,
+        {
+          targetId: "remora-tls",
+          label: "remora, mTLS termination",
+          compare: { haproxy: "haproxy-tls", plaintext: "remora" },
+          loadGenerator: autocannon,
+          samples: [sample(18_000, 4, { cpuMs: 9_000, completed: 180_000 })],
+        },
+        {
+          targetId: "haproxy-tls",
+          label: "HAProxy, mTLS termination",
+          compare: { haproxy: "haproxy-tls", plaintext: "haproxy" },
+          loadGenerator: autocannon,
+          samples: [sample(24_000, 3, { cpuMs: 6_000, completed: 240_000 })],
+        },
+      ],
+    };
+  }
+
+  it("compare with HAProxy terminating TLS, under the same load generator only", () => {
+    const rows = summarizeScenario(tlsThroughput());
+    const tls = rows.find((r) => r.targetId === "remora-tls")!;
+    expect(tls.vsHaproxy).toBeCloseTo(18_000 / 24_000, 9);
+    // 50 ms per 1k requests against HAProxy's 25.
+    expect(tls.cpuVsHaproxy).toBeCloseTo(2, 9);
+    // direct and plain remora ran under wrk: no throughput ratio across load generators.
+    expect(tls.vsDirect).toBeNull();
+    expect(tls.vsPlaintext).toBeNull();
+    expect(rows.find((r) => r.targetId === "haproxy-tls")?.vsHaproxy).toBe(1);
+    // Plaintext rows keep theirs.
+    expect(rows.find((r) => r.targetId === "remora")?.vsHaproxy).toBeCloseTo(0.625, 9);
+    expect(rows.find((r) => r.targetId === "remora")?.vsPlaintext).toBeNull();
+  });
+
+  it("show the cost of TLS (× plaintext) when one load generator drove every row", () => {
+    const sc = tlsThroughput();
+    const same: ScenarioOutcome = {
+      ...sc,
+      loadGenerator: autocannon,
+      targets: sc.targets.map(({ loadGenerator: _, ...t }) => t),
+    };
+    const rows = summarizeScenario(same);
+    expect(rows.find((r) => r.targetId === "remora-tls")?.vsPlaintext).toBeCloseTo(0.72, 9);
+    expect(rows.find((r) => r.targetId === "haproxy-tls")?.vsPlaintext).toBeCloseTo(0.6, 9);
+    const md = markdownScenario(same);
+    expect(md).toContain("| × HAProxy | × plaintext |");
+    expect(md).toContain("| remora, mTLS termination | 1 | 18,000 | 0.36× | 0.75× | 0.72× |");
+    // Rows without a plaintext counterpart leave the cell empty.
+    expect(md).toContain("| remora | 2 | 25,000 (24,000–26,000) | 0.50× | 0.63× | — |");
+  });
+
+  it("name their own load generator in the table's heading", () => {
+    const md = markdownScenario(tlsThroughput());
+    expect(md).toContain(
+      "Load: wrk 4.1.0 (1 thread); autocannon 9.0.0 for remora, mTLS termination, HAProxy, mTLS termination (wrk cannot present a client certificate;",
+    );
+    expect(md).not.toContain("× plaintext");
+    expect(md).toContain("| remora, mTLS termination | 1 | 18,000 | — | 0.75× |");
+    // 9 s of CPU in a 10 s run: how busy the proxy's core was, to tell who limited req/s.
+    expect(md).toContain(" | 50.0 | 90% | 2.00× | ");
+  });
+
+  it("render the handshake scenario: handshakes/s, CPU per handshake, what was negotiated", () => {
+    const negotiated = "TLSv1.3 TLS_AES_256_GCM_SHA384, X25519, ALPN http/1.1, server key rsa 2048";
+    const handshakes = (n: number, cpuMs: number): RunSample =>
+      sample(n, 20, { handshakes: n * 10, completed: n * 10, cpuMs, negotiated });
+    const sc: ScenarioOutcome = {
+      id: "tls-handshake",
+      title: "New mTLS connection per request: TLS handshakes",
+      focus: "handshake",
+      params: { connections: 16 },
+      loadGenerator: "bench/handshake-client.ts",
+      targets: [
+        {
+          targetId: "remora",
+          label: "remora",
+          samples: [],
+          skipped: "plaintext to the client: no TLS handshake to measure",
+        },
+        {
+          targetId: "remora-tls",
+          label: "remora, mTLS termination",
+          compare: { haproxy: "haproxy-tls", plaintext: "remora" },
+          // 600 and 700 handshakes/s; 1.5 ms of CPU per handshake.
+          samples: [handshakes(600, 9_000), handshakes(700, 10_500)],
+        },
+        {
+          targetId: "haproxy-tls",
+          label: "HAProxy, mTLS termination",
+          compare: { haproxy: "haproxy-tls", plaintext: "haproxy" },
+          samples: [handshakes(1_000, 10_000)],
+        },
+      ],
+    };
+    const rows = summarizeScenario(sc);
+    const tls = rows.find((r) => r.targetId === "remora-tls")!;
+    expect(tls.handshakesPerSec).toEqual({ median: 650, min: 600, max: 700 });
+    expect(tls.vsHaproxy).toBeCloseTo(0.65, 9);
+    expect(tls.cpuMsPer1kHandshakes?.median).toBeCloseTo(1_500, 9);
+    expect(tls.cpuVsHaproxy).toBeCloseTo(1.5, 9);
+    expect(tls.coreBusy?.median).toBeCloseTo(0.975, 9);
+    const md = markdownScenario(sc);
+    expect(md).toContain(
+      "| target | runs | handshakes/s | × HAProxy | req/s | connection p50 ms | connection p99 ms | CPU ms / 1k handshakes | proxy core busy | CPU × HAProxy |",
+    );
+    expect(md).toContain(
+      "| remora, mTLS termination | 2 | 650 (600–700) | 0.65× | 650 | 5.00 | 20.0 | 1,500 | 98% | 1.50× |",
+    );
+    expect(md).toContain("| HAProxy, mTLS termination | 1 | 1,000 | 1.00× |");
+    expect(md).toContain(
+      `Negotiated: remora, mTLS termination: ${negotiated}; HAProxy, mTLS termination: ${negotiated}.`,
+    );
+    const cells = md
+      .split("\n")
+      .filter((l) => l.startsWith("|"))
+      .map((l) => l.split("|").length);
+    expect(new Set(cells).size).toBe(1);
+  });
+});

@@ -54,10 +54,27 @@ export interface RunSample {
    * other scenarios (a killed backend counts nothing) and in results from before it existed.
    */
   readonly faultyBackend?: { readonly requests: number; readonly checks: number } | null;
+  /**
+   * The handshake scenario (a new mTLS connection per request): TLS handshakes completed in the
+   * run, and the session parameters of the first one ("TLSv1.3 TLS_AES_256_GCM_SHA384, X25519,
+   * ALPN http/1.1, server key rsa 2048"). Absent in other scenarios.
+   */
+  readonly handshakes?: number;
+  readonly negotiated?: string | null;
 }
 
 /** What a scenario's rows lead with; picks the table's columns. */
-export type ScenarioFocus = "throughput" | "latency" | "bytes" | "failover";
+export type ScenarioFocus = "throughput" | "latency" | "bytes" | "failover" | "handshake";
+
+/**
+ * The rows a target's ratios are taken against, where not direct and `haproxy`: a proxy that
+ * terminates TLS compares with HAProxy terminating TLS (`haproxy: "haproxy-tls"`), and with the
+ * same path without TLS (`plaintext`: "× plaintext", the cost of TLS).
+ */
+export interface Comparison {
+  readonly haproxy?: string;
+  readonly plaintext?: string;
+}
 
 export interface TargetOutcome {
   readonly targetId: string;
@@ -65,6 +82,14 @@ export interface TargetOutcome {
   readonly samples: RunSample[];
   /** Why this target has no samples in this scenario; absent when it ran. */
   readonly skipped?: string;
+  /** Set where the defaults (direct, haproxy) are not the rows to compare with. */
+  readonly compare?: Comparison;
+  /**
+   * What drove this target when not the scenario's load generator (wrk cannot present a client
+   * certificate, so autocannon drives the mTLS targets). Throughput ratios are only taken
+   * between rows driven by the same load generator.
+   */
+  readonly loadGenerator?: string;
 }
 
 export interface ScenarioOutcome {
@@ -193,6 +218,8 @@ export interface TargetSummary {
   readonly targetId: string;
   readonly label: string;
   readonly skipped?: string;
+  /** What drove this target's load (the row's own, else the scenario's). */
+  readonly loadGenerator: string | undefined;
   readonly runs: number;
   readonly rps: Spread | null;
   readonly mibps: Spread | null;
@@ -212,9 +239,20 @@ export interface TargetSummary {
   readonly faultyRequests: Spread | null;
   /** Health checks that backend received once bad. */
   readonly faultyChecks: Spread | null;
-  /** Median throughput (req/s, or bytes/s for byte-focused scenarios) over direct's. */
+  /** TLS handshakes per second (the handshake scenario); null elsewhere. */
+  readonly handshakesPerSec: Spread | null;
+  readonly cpuMsPer1kHandshakes: Spread | null;
+  /** The target's CPU time over the run's duration: 1 is one core fully busy. */
+  readonly coreBusy: Spread | null;
+  /**
+   * Median throughput (req/s; bytes/s for byte-focused scenarios; handshakes/s for the
+   * handshake scenario) over direct's, HAProxy's (the target's Comparison.haproxy) and the same
+   * path's without TLS (Comparison.plaintext); null when either has no figure or a different
+   * load generator drove them.
+   */
   readonly vsDirect: number | null;
   readonly vsHaproxy: number | null;
+  readonly vsPlaintext: number | null;
   readonly addedP99VsHaproxy: number | null;
   readonly cpuVsHaproxy: number | null;
 }
@@ -269,35 +307,69 @@ export function summarizeScenario(scenario: ScenarioOutcome): TargetSummary[] {
       non2xx: spread(s.map((r) => r.non2xx)),
       faultyRequests: spread(nonNull(s.map((r) => r.faultyBackend?.requests ?? null))),
       faultyChecks: spread(nonNull(s.map((r) => r.faultyBackend?.checks ?? null))),
+      handshakesPerSec: spread(
+        nonNull(s.map((r) => (r.handshakes === undefined ? null : r.handshakes / r.durationSec))),
+      ),
+      cpuMsPer1kHandshakes: spread(
+        nonNull(
+          s.map((r) =>
+            r.cpuMs === null || !r.handshakes ? null : (r.cpuMs / r.handshakes) * 1000,
+          ),
+        ),
+      ),
+      coreBusy: spread(
+        nonNull(s.map((r) => (r.cpuMs === null ? null : r.cpuMs / (r.durationSec * 1000)))),
+      ),
+      loadGenerator: t.loadGenerator ?? scenario.loadGenerator,
+      compare: t.compare,
     };
   });
-  const direct = base.find((t) => t.targetId === DIRECT_ID);
-  const haproxy = base.find((t) => t.targetId === HAPROXY_ID);
-  const throughputOf = (t: (typeof base)[number] | undefined): number | undefined =>
-    scenario.focus === "bytes" ? t?.mibps?.median : t?.rps?.median;
+  type Base = (typeof base)[number];
+  const byId = (id: string): Base | undefined => base.find((t) => t.targetId === id);
+  const direct = byId(DIRECT_ID);
+  const throughputOf = (t: Base | undefined): number | undefined =>
+    scenario.focus === "bytes"
+      ? t?.mibps?.median
+      : scenario.focus === "handshake"
+        ? t?.handshakesPerSec?.median
+        : t?.rps?.median;
+  /** t's throughput over ref's, when both ran under the same load generator. */
+  const throughputRatio = (t: Base, ref: Base | undefined): number | null =>
+    t.runs === 0 || ref === undefined || ref.loadGenerator !== t.loadGenerator
+      ? null
+      : ratio(throughputOf(t), throughputOf(ref));
+  const cpuOf = (t: Base | undefined): Spread | null | undefined =>
+    scenario.focus === "bytes"
+      ? t?.cpuMsPerGiB
+      : scenario.focus === "handshake"
+        ? t?.cpuMsPer1kHandshakes
+        : t?.cpuMsPer1k;
   const added = (t: (typeof base)[number], key: "p50" | "p99"): Spread | null => {
     const own = t[key];
     const ref = direct?.[key];
     if (own === null || ref === null || ref === undefined || t.targetId === DIRECT_ID) return null;
+    if (direct?.loadGenerator !== t.loadGenerator) return null;
     return shift(own, ref.median);
   };
-  const haproxyAddedP99 = haproxy ? added(haproxy, "p99") : null;
   return base.map((t) => {
+    const compare = t.compare;
+    const haproxy = byId(compare?.haproxy ?? HAPROXY_ID);
+    const plaintext = compare?.plaintext === undefined ? undefined : byId(compare.plaintext);
+    const haproxyAddedP99 = haproxy ? added(haproxy, "p99") : null;
     const addedP99 = added(t, "p99");
-    const cpu = scenario.focus === "bytes" ? t.cpuMsPerGiB : t.cpuMsPer1k;
-    const haproxyCpu = scenario.focus === "bytes" ? haproxy?.cpuMsPerGiB : haproxy?.cpuMsPer1k;
     return {
       ...t,
       addedP50: added(t, "p50"),
       addedP99,
-      vsDirect: t.runs === 0 ? null : ratio(throughputOf(t), throughputOf(direct)),
-      vsHaproxy: t.runs === 0 ? null : ratio(throughputOf(t), throughputOf(haproxy)),
+      vsDirect: throughputRatio(t, direct),
+      vsHaproxy: throughputRatio(t, haproxy),
+      vsPlaintext: throughputRatio(t, plaintext),
       // A ratio to an added latency at or below zero (HAProxy within noise of direct) means nothing.
       addedP99VsHaproxy:
         haproxyAddedP99 !== null && haproxyAddedP99.median > 0
           ? ratio(addedP99?.median, haproxyAddedP99.median)
           : null,
-      cpuVsHaproxy: ratio(cpu?.median, haproxyCpu?.median),
+      cpuVsHaproxy: ratio(cpuOf(t)?.median, cpuOf(haproxy)?.median),
     };
   });
 }
@@ -329,6 +401,10 @@ function fmtMedian(s: Spread | null): string {
   return s === null ? "—" : formatNumber(s.median);
 }
 
+function fmtPercent(s: Spread | null): string {
+  return s === null ? "—" : `${Math.round(s.median * 100)}%`;
+}
+
 function fmtRatio(r: number | null): string {
   return r === null ? "—" : `${r.toFixed(2)}×`;
 }
@@ -345,9 +421,16 @@ const COLUMNS: Record<ScenarioFocus, Column[]> = {
     { head: "req/s", cell: (t) => fmtSpread(t.rps) },
     { head: "× direct", cell: (t) => fmtRatio(t.vsDirect) },
     { head: "× HAProxy", cell: (t) => fmtRatio(t.vsHaproxy) },
+    {
+      head: "× plaintext",
+      cell: (t) => fmtRatio(t.vsPlaintext),
+      when: (t) => t.vsPlaintext !== null,
+    },
     { head: "p50 ms", cell: (t) => fmtMedian(t.p50) },
     { head: "p99 ms", cell: (t) => fmtMedian(t.p99) },
     { head: "CPU ms / 1k req", cell: (t) => fmtSpread(t.cpuMsPer1k) },
+    // Below ~90% the proxy was not what limited req/s (the load generator was): compare CPU.
+    { head: "proxy core busy", cell: (t) => fmtPercent(t.coreBusy) },
     { head: "CPU × HAProxy", cell: (t) => fmtRatio(t.cpuVsHaproxy) },
     { head: "peak RSS MiB", cell: (t) => fmtMedian(t.peakRssMiB) },
     { head: "errors", cell: (t) => errorsCell(t) },
@@ -393,6 +476,20 @@ const COLUMNS: Record<ScenarioFocus, Column[]> = {
     },
     { head: "peak RSS MiB", cell: (t) => fmtMedian(t.peakRssMiB) },
   ],
+  handshake: [
+    { head: "handshakes/s", cell: (t) => fmtSpread(t.handshakesPerSec) },
+    { head: "× HAProxy", cell: (t) => fmtRatio(t.vsHaproxy) },
+    { head: "req/s", cell: (t) => fmtMedian(t.rps) },
+    // From the TCP connect to the server's close: handshake, request and response.
+    { head: "connection p50 ms", cell: (t) => fmtMedian(t.p50) },
+    { head: "connection p99 ms", cell: (t) => fmtMedian(t.p99) },
+    { head: "CPU ms / 1k handshakes", cell: (t) => fmtSpread(t.cpuMsPer1kHandshakes) },
+    // Below ~90% the proxy was not the bottleneck (too few connections, or the load core was).
+    { head: "proxy core busy", cell: (t) => fmtPercent(t.coreBusy) },
+    { head: "CPU × HAProxy", cell: (t) => fmtRatio(t.cpuVsHaproxy) },
+    { head: "peak RSS MiB", cell: (t) => fmtMedian(t.peakRssMiB) },
+    { head: "errors", cell: (t) => errorsCell(t) },
+  ],
 };
 
 function errorsCell(t: TargetSummary): string {
@@ -435,6 +532,35 @@ function disturbedNote(scenario: ScenarioOutcome): string | null {
   );
 }
 
+/**
+ * "Load: wrk 4.1.0 (1 thread)", and where some targets had another load generator, which ones
+ * (the mTLS targets under autocannon in a wrk scenario).
+ */
+function loadNote(scenario: ScenarioOutcome): string {
+  const others = new Map<string, string[]>();
+  for (const t of scenario.targets) {
+    if (t.loadGenerator === undefined || t.loadGenerator === scenario.loadGenerator) continue;
+    others.set(t.loadGenerator, [...(others.get(t.loadGenerator) ?? []), t.label]);
+  }
+  const parts = scenario.loadGenerator === undefined ? [] : [scenario.loadGenerator];
+  for (const [load, labels] of others) parts.push(`${load} for ${labels.join(", ")}`);
+  if (parts.length === 0) return "";
+  const why =
+    others.size === 0
+      ? ""
+      : " (wrk cannot present a client certificate; throughput ratios only between rows with the same load generator)";
+  return ` Load: ${parts.join("; ")}${why}.`;
+}
+
+/** What each TLS target negotiated in the handshake scenario, so equal conditions can be seen. */
+function negotiatedNote(scenario: ScenarioOutcome): string | null {
+  const lines = scenario.targets.flatMap((t) => {
+    const text = t.samples.find((s) => s.negotiated)?.negotiated;
+    return text ? [`${t.label}: ${text}`] : [];
+  });
+  return lines.length === 0 ? null : `Negotiated: ${lines.join("; ")}.`;
+}
+
 /** One Markdown section per scenario: a heading, the load shape, and a table of targets. */
 export function markdownScenario(scenario: ScenarioOutcome): string {
   const rows = summarizeScenario(scenario);
@@ -449,17 +575,17 @@ export function markdownScenario(scenario: ScenarioOutcome): string {
     }
     return `| ${t.label} | ${t.runs} | ${columns.map((c) => c.cell(t)).join(" | ")} |`;
   });
-  const note = disturbedNote(scenario);
+  const notes = [negotiatedNote(scenario), disturbedNote(scenario)].filter((n) => n !== null);
   return [
     `### ${scenario.title}`,
     "",
-    `${describeParams(scenario.params)}.${scenario.loadGenerator === undefined ? "" : ` Load: ${scenario.loadGenerator}.`}`,
+    `${describeParams(scenario.params)}.${loadNote(scenario)}`,
     "",
     head,
     rule,
     ...body,
   ]
-    .concat(note === null ? [] : ["", note])
+    .concat(notes.flatMap((n) => ["", n]))
     .join("\n")
     .concat("\n");
 }
@@ -493,6 +619,8 @@ const PALETTE: Record<string, string> = {
   direct: "#9aa5b1",
   remora: "#d9480f",
   "remora-mtls": "#f08c00",
+  "remora-tls": "#e8590c",
+  "haproxy-tls": "#66a80f",
   "node-http-proxy": "#5c7cfa",
   "fastify-http-proxy": "#15aabf",
   haproxy: "#2b8a3e",

@@ -11,6 +11,7 @@ import { cpus, release as osRelease, type as osType, tmpdir, totalmem } from "no
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import type { KeyType } from "../tls/ca.js";
 import {
   type Backend,
   type BackendKind,
@@ -34,10 +35,12 @@ import {
 import {
   type LoadChoice,
   loadClientFor,
+  mtlsClientFor,
   SCENARIO_ALIASES,
   SCENARIOS,
   type ScenarioShape,
   type ScenarioSpec,
+  scenarioSkipReason,
   selectScenarios,
   wrkCanDrive,
 } from "./scenarios.js";
@@ -52,12 +55,14 @@ import {
   type TargetSpec,
   targetsWith,
 } from "./targets.js";
+import { mintTlsMaterial, type TlsMaterial } from "./tls-material.js";
 import { wrkVersion } from "./wrk.js";
 
 const HELP = `Usage: npm run bench -- [options]
 
 Measures remora against the backend directly, node-http-proxy, @fastify/http-proxy, HAProxy
-and nginx, each proxy pinned to the same single core. Progress on stderr, a Markdown table on
+and nginx (and, terminating mTLS, remora against HAProxy), each proxy pinned to the same
+single core. Progress on stderr, a Markdown table on
 stdout, figures in bench/results/latest.json and a chart in bench/results/latest.svg.
 
 Options:
@@ -81,6 +86,9 @@ Options:
                         auto (default): wrk when it is on PATH, else autocannon (which
                         saturates below the fastest proxies); wrk: always wrk, an error if it
                         is missing. Other scenarios keep their own clients
+  --tls-key rsa|ecdsa   key type of the CA and the proxies' certificates for the TLS targets
+                        (remora-tls, haproxy-tls, remora-mtls): rsa (default: RSA 2048, Istio's)
+                        or ecdsa (P-256); the load generator's own key is always ECDSA P-256
   --compare-node PATH   also run the Node.js targets (remora, node-http-proxy,
                         @fastify/http-proxy) with this Node.js binary, as extra rows
                         ("remora@node20"), to measure a runtime change in one run; repeatable
@@ -101,6 +109,7 @@ interface Options {
   /** Every target this run may measure: TARGETS plus the --compare-node variants. */
   readonly targets: readonly TargetSpec[];
   readonly compareNodes: readonly NodeRuntime[];
+  readonly tlsKey: KeyType;
 }
 
 function positive(name: string, raw: string | undefined): number | null {
@@ -125,6 +134,7 @@ function parseOptions(argv: string[]): Options | null {
       load: { type: "string", default: "auto" },
       "no-save": { type: "boolean", default: false },
       "compare-node": { type: "string", multiple: true },
+      "tls-key": { type: "string", default: "rsa" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -146,6 +156,10 @@ function parseOptions(argv: string[]): Options | null {
   if (load !== "auto" && load !== "autocannon" && load !== "wrk") {
     throw new Error(`--load must be auto, autocannon or wrk, got "${load}"`);
   }
+  const tlsKey = values["tls-key"];
+  if (tlsKey !== "rsa" && tlsKey !== "ecdsa") {
+    throw new Error(`--tls-key must be rsa or ecdsa, got "${tlsKey}"`);
+  }
   const connections = positive("connections", values.connections);
   const runs = positive("runs", values.runs);
   return {
@@ -160,6 +174,7 @@ function parseOptions(argv: string[]): Options | null {
     save: values["no-save"] !== true,
     targets,
     compareNodes,
+    tlsKey,
   };
 }
 
@@ -193,6 +208,8 @@ interface RunContext {
   readonly progress: Progress;
   readonly dir: string;
   readonly nginxBackend: boolean;
+  /** The certificates, when a selected target needs them. */
+  readonly tls: TlsMaterial | undefined;
 }
 
 function loadRequest(
@@ -201,8 +218,11 @@ function loadRequest(
   target: RunningTarget,
   durationSec: number,
 ): LoadRequest {
+  // A target that terminates mTLS gets a client that can present a certificate (not wrk).
+  const client =
+    target.tls === undefined ? spec.client : (mtlsClientFor(spec.client) ?? spec.client);
   return {
-    client: spec.client,
+    client,
     url: target.url,
     connections: shape.connections,
     durationSec,
@@ -212,6 +232,7 @@ function loadRequest(
     bodyBytes: spec.bodyBytes,
     ...(spec.overallRate === undefined ? {} : { overallRate: spec.overallRate }),
     timeoutSec: spec.timeoutSec,
+    ...(target.tls === undefined ? {} : { tls: target.tls }),
   };
 }
 
@@ -328,6 +349,7 @@ function targetContext(spec: ScenarioSpec, ctx: RunContext, backend: Backend): T
     core: ctx.pinning.proxyCore,
     dir: ctx.dir,
     ...(spec.resilience === undefined ? {} : { resilience: spec.resilience }),
+    ...(ctx.tls === undefined ? {} : { tls: ctx.tls }),
   };
 }
 
@@ -335,7 +357,9 @@ function summaryOf(sample: RunSample, spec: ScenarioSpec): string {
   const rate =
     spec.focus === "bytes"
       ? `${(sample.bytesPerSec / 2 ** 20).toFixed(0)} MiB/s`
-      : `${Math.round(sample.requestsPerSec).toLocaleString("en-US")} req/s`;
+      : spec.focus === "handshake"
+        ? `${Math.round((sample.handshakes ?? 0) / sample.durationSec).toLocaleString("en-US")} handshakes/s`
+        : `${Math.round(sample.requestsPerSec).toLocaleString("en-US")} req/s`;
   const errors = sample.errors + sample.non2xx;
   const faulty = sample.faultyBackend;
   return (
@@ -496,7 +520,14 @@ function loadGeneratorOf(
       return "bench/stream-client.ts (node:http)";
     case "hold":
       return "bench/hold-client.ts (node:net)";
+    case "handshake":
+      return "bench/handshake-client.ts (node:tls, a new connection per request)";
   }
+}
+
+/** "proxies RSA 2048, load generator ECDSA P-256": the key types the TLS rows were measured with. */
+function tlsKeysOf(tls: TlsMaterial): string {
+  return `proxies ${tls.keyType === "rsa" ? "RSA 2048" : "ECDSA P-256"}, load generator ECDSA P-256`;
 }
 
 function datedName(iso: string): string {
@@ -565,7 +596,7 @@ async function main(): Promise<number> {
     const spec = client === scenario.client ? scenario : { ...scenario, client };
     if (client === "wrk") versions.wrk = wrk ?? "?";
     const shape = shapeOf(spec, options);
-    const targets = available.filter((t) => !spec.needsMultiEndpoint || t.multiEndpoint);
+    const targets = available.filter((t) => scenarioSkipReason(spec, t) === null);
     const warm = spec.freshPerRun
       ? Math.min(options.warmupSec, 1) * options.runs
       : options.warmupSec;
@@ -575,6 +606,8 @@ async function main(): Promise<number> {
       targets,
       seconds: targets.length * (warm + options.runs * shape.durationSec),
       loadGenerator: loadGeneratorOf(client, versions),
+      // What drives the targets that terminate mTLS, when not the scenario's client (wrk).
+      mtlsLoadGenerator: loadGeneratorOf(mtlsClientFor(client) ?? client, versions),
     };
   });
   const progress = new Progress(plan.reduce((sum, p) => sum + p.seconds, 0));
@@ -583,11 +616,17 @@ async function main(): Promise<number> {
   tempDir = dir;
   // nginx workers run as "nobody" when started by root and must reach the files in here.
   chmodSync(dir, 0o755);
+  let tls: TlsMaterial | undefined;
+  if (available.some((t) => t.needsTls === true)) {
+    const tlsDir = join(dir, "tls");
+    mkdirSync(tlsDir);
+    tls = mintTlsMaterial(tlsDir, options.tlsKey);
+  }
   const load = LoadGenerator.start(pinning.loadCore);
-  const ctx: RunContext = { options, pinning, load, progress, dir, nginxBackend };
+  const ctx: RunContext = { options, pinning, load, progress, dir, nginxBackend, tls };
   const scenarios: ScenarioOutcome[] = [];
   try {
-    for (const { spec, shape, targets, loadGenerator } of plan) {
+    for (const { spec, shape, targets, loadGenerator, mtlsLoadGenerator } of plan) {
       const results = spec.freshPerRun
         ? await runFresh(ctx, spec, shape, targets)
         : await runShared(ctx, spec, shape, targets);
@@ -596,23 +635,25 @@ async function main(): Promise<number> {
         if (!selected(t, options.targetIds)) continue;
         const globalSkip = skipped.find((s) => s.targetId === t.id);
         const result = results.get(t.id);
+        const scenarioSkip = scenarioSkipReason(spec, t);
+        const row = {
+          targetId: t.id,
+          label: t.label,
+          ...(t.compare === undefined ? {} : { compare: t.compare }),
+          ...(t.clientMtls === true && mtlsLoadGenerator !== loadGenerator
+            ? { loadGenerator: mtlsLoadGenerator }
+            : {}),
+        };
         if (globalSkip !== undefined) {
-          rows.push({ targetId: t.id, label: t.label, samples: [], skipped: globalSkip.reason });
-        } else if (spec.needsMultiEndpoint && !t.multiEndpoint) {
-          const reason =
-            t.id === "direct"
-              ? "nothing to fail over without a proxy"
-              : spec.resilience === undefined
-                ? "takes a single upstream; no balancing to fail over"
-                : "takes a single upstream; no balancing, retries or health checks to configure";
-          rows.push({ targetId: t.id, label: t.label, samples: [], skipped: reason });
+          rows.push({ ...row, samples: [], skipped: globalSkip.reason });
+        } else if (scenarioSkip !== null) {
+          rows.push({ ...row, samples: [], skipped: scenarioSkip });
         } else if (typeof result === "string") {
-          rows.push({ targetId: t.id, label: t.label, samples: [], skipped: result });
+          rows.push({ ...row, samples: [], skipped: result });
         } else {
           const samples = result ?? [];
           rows.push({
-            targetId: t.id,
-            label: t.label,
+            ...row,
             samples,
             ...(samples.length === 0 ? { skipped: "every run failed" } : {}),
           });
@@ -622,7 +663,12 @@ async function main(): Promise<number> {
         id: spec.id,
         title: spec.title,
         focus: spec.focus,
-        params: paramsOf(spec, shape, options.runs, options.warmupSec),
+        params: {
+          ...paramsOf(spec, shape, options.runs, options.warmupSec),
+          ...(tls !== undefined && targets.some((t) => t.needsTls === true)
+            ? { "TLS keys": tlsKeysOf(tls) }
+            : {}),
+        },
         loadGenerator,
         targets: rows,
       });

@@ -1,9 +1,11 @@
 import { describe, expect, it } from "vitest";
 import {
+  mtlsClientFor,
   RESILIENCE,
   SCENARIO_ALIASES,
   SCENARIOS,
   type ScenarioSpec,
+  scenarioSkipReason,
   selectScenarios,
   wrkCanDrive,
 } from "./scenarios.js";
@@ -27,6 +29,7 @@ describe("the failover scenarios", () => {
       "failover",
       "failover-503",
       "failover-hang",
+      "tls-handshake",
     ]);
     expect(SCENARIO_ALIASES["failover-all"]).toEqual(["failover", "failover-503", "failover-hang"]);
     expect(selectScenarios(["failover-hang,failover", "failover-503"]).map((s) => s.id)).toEqual([
@@ -83,5 +86,58 @@ describe("the failover scenarios", () => {
     // An ejected endpoint stays out for the rest of the run.
     expect(r.ejectionMs).toBeGreaterThan(hang.defaults.durationSec * 1000);
     expect(Object.isFrozen(r) && Object.isFrozen(r.healthCheck)).toBe(true);
+  });
+});
+
+describe("targets that terminate the client's mTLS", () => {
+  const plain = { id: "remora", multiEndpoint: true };
+  const tls = { id: "remora-tls", multiEndpoint: false, clientMtls: true };
+  const withClient = (id: string, client: ScenarioSpec["client"]): ScenarioSpec => ({
+    ...byId(id),
+    client,
+  });
+
+  it("get a client that can present a certificate: autocannon where wrk was chosen", () => {
+    expect(mtlsClientFor("wrk")).toBe("autocannon");
+    expect(mtlsClientFor("autocannon")).toBe("autocannon");
+    expect(mtlsClientFor("handshake")).toBe("handshake");
+    expect(mtlsClientFor("stream")).toBeNull();
+    expect(mtlsClientFor("hold")).toBeNull();
+    expect(scenarioSkipReason(withClient("small-get", "wrk"), tls)).toBeNull();
+    expect(scenarioSkipReason(withClient("latency", "autocannon"), tls)).toBeNull();
+  });
+
+  it("are skipped, with the reason, where no client of the harness speaks mTLS", () => {
+    expect(scenarioSkipReason(byId("stream-download"), tls)).toBe(
+      "the stream client cannot present a client certificate",
+    );
+    expect(scenarioSkipReason(byId("conn-1000-open"), tls)).toBe(
+      "the hold client cannot present a client certificate",
+    );
+    // Nothing changes for plaintext targets there.
+    expect(scenarioSkipReason(byId("stream-download"), plain)).toBeNull();
+  });
+
+  it("are the only targets of the handshake scenario", () => {
+    const handshake = byId("tls-handshake");
+    expect(handshake).toMatchObject({ focus: "handshake", client: "handshake", mtlsOnly: true });
+    expect(scenarioSkipReason(handshake, tls)).toBeNull();
+    expect(scenarioSkipReason(handshake, plain)).toBe(
+      "plaintext to the client: no TLS handshake to measure",
+    );
+    expect(scenarioSkipReason(handshake, { id: "direct", multiEndpoint: false })).not.toBeNull();
+    // --scenario tls: keep-alive throughput and handshakes.
+    expect(selectScenarios(["tls"]).map((s) => s.id)).toEqual(["small-get", "tls-handshake"]);
+    // Not part of --quick.
+    expect(SCENARIO_ALIASES.quick).not.toContain("tls-handshake");
+  });
+
+  it("keep the failover reasons first: one upstream is one upstream", () => {
+    expect(scenarioSkipReason(byId("failover"), tls)).toBe(
+      "takes a single upstream; no balancing to fail over",
+    );
+    expect(scenarioSkipReason(byId("failover"), { id: "direct", multiEndpoint: false })).toBe(
+      "nothing to fail over without a proxy",
+    );
   });
 });

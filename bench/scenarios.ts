@@ -48,6 +48,11 @@ export interface ScenarioSpec {
    * see targets.ts. Absent: each target's plain configuration.
    */
   readonly resilience?: Resilience;
+  /**
+   * Measures only targets that terminate the client's mTLS (the handshake scenario: a plaintext
+   * target has no handshake to measure).
+   */
+  readonly mtlsOnly?: boolean;
 }
 
 /**
@@ -294,6 +299,23 @@ export const SCENARIOS: readonly ScenarioSpec[] = [
     },
     resilience: RESILIENCE,
   },
+  {
+    id: "tls-handshake",
+    title: "New mTLS connection per request: TLS handshakes",
+    focus: "handshake",
+    method: "GET",
+    path: "/",
+    bodyBytes: 0,
+    client: "handshake",
+    timeoutSec: 10,
+    // Enough connections in flight to keep one core busy with handshakes (~1 ms each with RSA).
+    defaults: { connections: 16, durationSec: 10 },
+    backendCount: 1,
+    backend: "any",
+    needsMultiEndpoint: false,
+    freshPerRun: false,
+    mtlsOnly: true,
+  },
 ];
 
 /** `--load`: which client drives the saturation scenarios. */
@@ -327,12 +349,60 @@ export function loadClientFor(
   return spec.client;
 }
 
+/**
+ * The client that drives a target terminating mTLS, in place of `client`, or null when no client
+ * of this harness can present a client certificate for it. wrk cannot (wrk 4.1.0 has no option
+ * for one), so autocannon (which passes tlsOptions to tls.connect) stands in; the stream and hold
+ * clients speak plaintext only.
+ */
+export function mtlsClientFor(client: LoadRequest["client"]): LoadRequest["client"] | null {
+  switch (client) {
+    case "wrk":
+    case "autocannon":
+      return "autocannon";
+    case "handshake":
+      return "handshake";
+    case "stream":
+    case "hold":
+      return null;
+  }
+}
+
+/** What a scenario needs to know of a target to tell whether it can measure it. */
+export interface TargetTraits {
+  readonly id: string;
+  readonly multiEndpoint: boolean;
+  readonly clientMtls?: boolean;
+}
+
+/**
+ * Why `spec` does not measure `target` (the table's "skipped:" text), or null when it does.
+ * `spec.client` is the client chosen for the run (after --load).
+ */
+export function scenarioSkipReason(spec: ScenarioSpec, target: TargetTraits): string | null {
+  if (spec.needsMultiEndpoint && !target.multiEndpoint) {
+    if (target.id === "direct") return "nothing to fail over without a proxy";
+    return spec.resilience === undefined
+      ? "takes a single upstream; no balancing to fail over"
+      : "takes a single upstream; no balancing, retries or health checks to configure";
+  }
+  if (spec.mtlsOnly === true && target.clientMtls !== true) {
+    return "plaintext to the client: no TLS handshake to measure";
+  }
+  if (target.clientMtls === true && mtlsClientFor(spec.client) === null) {
+    return `the ${spec.client} client cannot present a client certificate`;
+  }
+  return null;
+}
+
 /** Names that select several scenarios at once. */
 export const SCENARIO_ALIASES: Readonly<Record<string, readonly string[]>> = {
   stream: ["stream-download", "stream-upload"],
   "failover-all": SCENARIOS.filter((s) => s.focus === "failover").map((s) => s.id),
   all: SCENARIOS.map((s) => s.id),
   quick: SCENARIOS.filter((s) => s.quick !== undefined).map((s) => s.id),
+  /** Keep-alive throughput and handshakes: what the TLS targets are measured by. */
+  tls: ["small-get", "tls-handshake"],
 };
 
 /** Resolves `--scenario` values (ids or aliases, comma-separated) to specs, in table order. */

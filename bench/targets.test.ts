@@ -32,12 +32,14 @@ describe("--compare-node target variants", () => {
       "remora-least-request",
       "remora-access-log",
       "remora-access-log-null",
+      "remora-tls",
       "remora-mtls",
       "node-http-proxy",
       "node-http-proxy@node20",
       "fastify-http-proxy",
       "fastify-http-proxy@node20",
       "haproxy",
+      "haproxy-tls",
       "nginx",
     ]);
     expect(targetsWith([]).map((t) => t.id)).toEqual(TARGETS.map((t) => t.id));

@@ -4,13 +4,17 @@
  * whether it balances several endpoints. Adding a target (say, remora with mTLS) is adding an
  * entry; nothing else in the harness names targets.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ALLOW_UNSUPPORTED_ENV } from "../proxy/node-version.js";
 import { nginxConfig } from "./backend.js";
 import { commandText, freePort, type Launched, launch, waitForHttp } from "./launch.js";
+import type { Comparison } from "./report.js";
 import type { Resilience } from "./scenarios.js";
+import { type ClientTls, clientTlsOf, type TlsMaterial } from "./tls-material.js";
 
 /** The Host every request carries; remora routes it to the backend service. */
 export const SERVICE_NAME = "bench";
@@ -31,11 +35,15 @@ export interface TargetContext {
    * and health checks with these figures (each target in its own terms). Absent: as shipped.
    */
   readonly resilience?: Resilience;
+  /** The run's certificates; present when a selected target needs them (TargetSpec.needsTls). */
+  readonly tls?: TlsMaterial;
 }
 
 export interface RunningTarget {
   /** Base URL the load generator sends to. */
   readonly url: string;
+  /** Set when the target terminates mTLS: the client certificate to present (url is https). */
+  readonly tls?: ClientTls;
   /** Root of the process tree to charge CPU and memory to; null for direct. */
   readonly pid: number | null;
   stop(): Promise<void>;
@@ -53,6 +61,15 @@ export interface TargetSpec {
   readonly multiEndpoint: boolean;
   /** Run only when named with --target (variants such as remora with its access log on). */
   readonly optIn?: boolean;
+  /** Needs the run's certificates (TargetContext.tls). */
+  readonly needsTls?: boolean;
+  /**
+   * Terminates the client's mTLS: the load generator connects over https presenting a client
+   * certificate (so autocannon stands in for wrk), and the handshake scenario measures it.
+   */
+  readonly clientMtls?: boolean;
+  /** The rows its ratios compare with, where not direct and haproxy (see report.ts). */
+  readonly compare?: Comparison;
   available(): Availability;
   /** Starts the target and resolves once a request through it succeeds; throws with a reason. */
   start(ctx: TargetContext): Promise<RunningTarget>;
@@ -109,19 +126,33 @@ export function packageVersion(name: string): string | null {
 
 const PROBE_HEADERS = { host: SERVICE_NAME };
 
-/** Waits until GET / through the target returns 200; stops the process if it never does. */
+/**
+ * Waits until GET / through the target returns 200 (over mTLS with `tls`); stops the process
+ * if it never does.
+ */
 async function readyThrough(
   proc: Launched,
   url: string,
+  tls?: ClientTls,
   timeoutMs = 10_000,
 ): Promise<RunningTarget> {
   try {
-    await waitForHttp(proc, `${url}/`, { timeoutMs, headers: PROBE_HEADERS });
+    await waitForHttp(proc, `${url}/`, {
+      timeoutMs,
+      headers: PROBE_HEADERS,
+      ...(tls === undefined ? {} : { tls }),
+    });
   } catch (err) {
     await proc.stop();
     throw err;
   }
-  return { url, pid: proc.pid, stop: () => proc.stop() };
+  return { url, pid: proc.pid, stop: () => proc.stop(), ...(tls === undefined ? {} : { tls }) };
+}
+
+/** The run's certificates, or an error naming the target that needed them. */
+function tlsOf(ctx: TargetContext, id: string): TlsMaterial {
+  if (ctx.tls === undefined) throw new Error(`${id} needs the run's certificates (ctx.tls)`);
+  return ctx.tls;
 }
 
 /* ------------------------------------------------------------------ direct */
@@ -163,11 +194,15 @@ function remoraAvailable(): Availability {
   return { ok: true, versions: { remora: remoraVersion() } };
 }
 
-/** Starts `remora run ARGS` (ARGS from the chosen ports) with `node` and waits until it proxies. */
+/**
+ * Starts `remora run ARGS` (ARGS from the chosen ports) with `node` and waits until it proxies;
+ * with `tls`, over mTLS presenting that client certificate.
+ */
 async function startRemoraWith(
   ctx: TargetContext,
   node: NodeRuntime,
   args: (port: number, admin: number) => string[],
+  tls?: ClientTls,
 ): Promise<RunningTarget> {
   const port = await freePort();
   const admin = await freePort();
@@ -189,7 +224,7 @@ async function startRemoraWith(
     await proc.stop();
     throw err;
   }
-  return readyThrough(proc, `http://127.0.0.1:${port}`);
+  return readyThrough(proc, `${tls === undefined ? "http" : "https"}://127.0.0.1:${port}`, tls);
 }
 
 /** How a remora target differs from plain quick mode. */
@@ -417,13 +452,227 @@ function remoraLaunch(): { env: Record<string, string>; flags: string[] } {
   return { env, flags: words.slice(at + 1) };
 }
 
-/** The real mesh path (client → remora outbound → mTLS → remora inbound → app); not built yet. */
+/* ------------------------------------------------------------------ remora with mTLS */
+
+/** The top-level `tls:` of a remora config: this workload's identity. */
+function identityYaml(identity: { certFile: string; keyFile: string }, caFile: string): string {
+  return `tls: { certFile: ${JSON.stringify(identity.certFile)}, keyFile: ${JSON.stringify(identity.keyFile)}, caFile: ${JSON.stringify(caFile)} }`;
+}
+
+/**
+ * remora terminating mTLS in front of one app, as a sidecar's inbound listener does: listener
+ * tls.mode STRICT (the client must present a certificate from the trust bundle), the workload
+ * identity `tls.server`, forwarding plaintext to `app`. Metrics on, as in quick mode.
+ */
+export function remoraInboundTlsConfig(
+  port: number,
+  admin: number,
+  app: string,
+  tls: TlsMaterial,
+): string {
+  return `# Generated by remora's bench/targets.ts: an inbound listener terminating mTLS (STRICT) in front of the backend.
+admin: { port: ${admin} }
+probes: { port: null }
+metrics: { port: null }
+${identityYaml(tls.server, tls.caFile)}
+listeners:
+  - { name: inbound, kind: inbound, address: 127.0.0.1, port: ${port}, app: "${app}", tls: { mode: STRICT } }
+services: []
+`;
+}
+
+/**
+ * The client side of the two-hop path: an outbound listener routing Host `bench` to the other
+ * remora's inbound listener, originating mTLS as Istio's DestinationRule says (ISTIO_MUTUAL:
+ * present the workload identity `tls.outbound`, accept only a server certificate from the trust
+ * bundle naming the server's SPIFFE ID).
+ */
+export function remoraOutboundMtlsConfig(
+  port: number,
+  admin: number,
+  inbound: string,
+  tls: TlsMaterial,
+): string {
+  return `# Generated by remora's bench/targets.ts: an outbound listener originating mTLS (ISTIO_MUTUAL) to a remora inbound listener.
+admin: { port: ${admin} }
+probes: { port: null }
+metrics: { port: null }
+${identityYaml(tls.outbound, tls.caFile)}
+listeners: [{ name: outbound, kind: outbound, port: ${port} }]
+services:
+  - name: ${SERVICE_NAME}
+    trafficPolicy:
+      tls: { mode: ISTIO_MUTUAL, subjectAltNames: [${JSON.stringify(tls.server.spiffeId)}] }
+    endpoints:
+      - { address: "${inbound}" }
+`;
+}
+
+/** One hop, TLS terminated: the figure to hold against HAProxy terminating TLS (haproxy-tls). */
+const remoraTls: TargetSpec = {
+  id: "remora-tls",
+  label: "remora, mTLS termination",
+  // One inbound listener forwards to one app; there is nothing to balance.
+  multiEndpoint: false,
+  needsTls: true,
+  clientMtls: true,
+  compare: { haproxy: "haproxy-tls", plaintext: "remora" },
+  available() {
+    const base = remoraAvailable();
+    // The TLS library differs from HAProxy's: the report names both.
+    return base.ok
+      ? { ok: true, versions: { ...base.versions, "node OpenSSL": process.versions.openssl } }
+      : base;
+  },
+  start(ctx) {
+    const tls = tlsOf(ctx, "remora-tls");
+    return startRemoraWith(
+      ctx,
+      OWN_NODE,
+      (port, admin) => {
+        const file = join(ctx.dir, `remora-tls-${port}.yaml`);
+        writeFileSync(file, remoraInboundTlsConfig(port, admin, ctx.backends[0]!, tls));
+        return ["-c", file];
+      },
+      clientTlsOf(tls),
+    );
+  },
+};
+
+/**
+ * Whether the built remora accepts a config: null when `remora validate` does, else its error
+ * (the first lines). Lets a target that needs a feature still being built skip with the reason
+ * until the feature lands, and run from then on without a change here.
+ */
+export function remoraRejects(configText: string): string | null {
+  const dir = mkdtempSync(join(tmpdir(), "remora-bench-validate-"));
+  try {
+    const file = join(dir, "remora.yaml");
+    writeFileSync(file, configText);
+    const how = remoraLaunch();
+    const out = spawnSyncText(
+      process.execPath,
+      [...how.flags, REMORA_CLI, "validate", "-c", file],
+      {
+        ...process.env,
+        ...how.env,
+      },
+    );
+    if (out.status === 0) return null;
+    const text = out.text
+      .replaceAll(file, "<config>")
+      .split("\n")
+      .map((line) => line.trim())
+      .filter((line) => line !== "")
+      .slice(0, 4)
+      .join(" ");
+    return text || `remora validate exited with ${out.status}`;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Runs a command to its end; its exit status and stdout+stderr together. */
+function spawnSyncText(
+  cmd: string,
+  args: readonly string[],
+  env: NodeJS.ProcessEnv,
+): { status: number | null; text: string } {
+  const out = spawnSync(cmd, args, { encoding: "utf8", env, timeout: 30_000 });
+  return { status: out.status, text: `${out.stdout ?? ""}${out.stderr ?? ""}` };
+}
+
+/** The two-hop config remora must accept for remora-mtls to run (paths need not exist). */
+const MTLS_PROBE_CONFIG = remoraOutboundMtlsConfig(15001, 15000, "127.0.0.1:15006", {
+  keyType: "rsa",
+  caFile: "ca.crt",
+  server: {
+    certFile: "server.crt",
+    keyFile: "server.key",
+    pemFile: "server.pem",
+    spiffeId: "spiffe://cluster.local/ns/bench/sa/server",
+  },
+  outbound: {
+    certFile: "outbound.crt",
+    keyFile: "outbound.key",
+    pemFile: "outbound.pem",
+    spiffeId: "spiffe://cluster.local/ns/bench/sa/outbound",
+  },
+  client: {
+    certFile: "client.crt",
+    keyFile: "client.key",
+    pemFile: "client.pem",
+    spiffeId: "spiffe://cluster.local/ns/bench/sa/load-generator",
+  },
+});
+
+/** A shell word: single-quoted, with any single quote closed, escaped and reopened. */
+function shellQuote(word: string): string {
+  return `'${word.replaceAll("'", `'\\''`)}'`;
+}
+
+/**
+ * The real mesh path, two hops: client → remora A (outbound listener, plaintext from the app)
+ * → mTLS (ISTIO_MUTUAL) → remora B (inbound listener, STRICT) → app. Both remoras run on the
+ * proxy core under one shell, so the CPU and memory figures are the pair's: what a request costs
+ * the mesh on one core, to hold against one plaintext hop (× plaintext against `remora`).
+ */
 const remoraMtls: TargetSpec = {
   id: "remora-mtls",
   label: "remora, 2 hops mTLS",
-  multiEndpoint: true,
-  available: () => ({ ok: false, reason: "mTLS not built yet" }),
-  start: () => Promise.reject(new Error("mTLS not built yet")),
+  multiEndpoint: false,
+  needsTls: true,
+  compare: { plaintext: "remora" },
+  available() {
+    const base = remoraAvailable();
+    if (!base.ok) return base;
+    const refused = remoraRejects(MTLS_PROBE_CONFIG);
+    if (refused !== null) {
+      return {
+        ok: false,
+        reason: `this remora does not accept the two-hop config (outbound mTLS origination, services[].trafficPolicy.tls): ${refused}`,
+      };
+    }
+    return base;
+  },
+  async start(ctx) {
+    const tls = tlsOf(ctx, "remora-mtls");
+    const [port, admin, inboundPort, inboundAdmin] = await Promise.all([
+      freePort(),
+      freePort(),
+      freePort(),
+      freePort(),
+    ]);
+    const outboundFile = join(ctx.dir, `remora-mtls-outbound-${port}.yaml`);
+    const inboundFile = join(ctx.dir, `remora-mtls-inbound-${inboundPort}.yaml`);
+    writeFileSync(
+      outboundFile,
+      remoraOutboundMtlsConfig(port, admin, `127.0.0.1:${inboundPort}`, tls),
+    );
+    writeFileSync(
+      inboundFile,
+      remoraInboundTlsConfig(inboundPort, inboundAdmin, ctx.backends[0]!, tls),
+    );
+    const how = remoraLaunch();
+    const remora = (file: string): string =>
+      [process.execPath, ...how.flags, REMORA_CLI, "run", "-c", file].map(shellQuote).join(" ");
+    // One process tree (sh, then both remoras) so CPU and peak RSS are measured for the pair.
+    const proc = launch(
+      "remora pair",
+      "sh",
+      ["-c", `${remora(inboundFile)} & ${remora(outboundFile)} & wait`],
+      { core: ctx.core, env: { ...process.env, ...how.env } },
+    );
+    try {
+      for (const adminPort of [inboundAdmin, admin]) {
+        await waitForHttp(proc, `http://127.0.0.1:${adminPort}/ready`, { timeoutMs: 15_000 });
+      }
+    } catch (err) {
+      await proc.stop();
+      throw err;
+    }
+    return readyThrough(proc, `http://127.0.0.1:${port}`);
+  },
 };
 
 /* ------------------------------------------------------------------ Node.js peers */
@@ -491,11 +740,14 @@ const fastifyHttpProxy = nodePeer("fastify-http-proxy", "@fastify/http-proxy", "
  *   at once;
  * - active health: `option httpchk GET <path>` every `inter`, down after `fall` failures, up
  *   after `rise` passes (`timeout check` per check).
+ * With `tls`, the frontend terminates mTLS as remora's STRICT inbound listener does (see
+ * haproxyTlsBind).
  */
 export function haproxyConfig(
   port: number,
   backends: readonly string[],
   resilience?: Resilience,
+  tls?: TlsMaterial,
 ): string {
   const r = resilience;
   const check =
@@ -523,7 +775,8 @@ export function haproxyConfig(
     r === undefined
       ? ""
       : `  option httpchk GET ${r.healthCheck.path}\n  http-check expect status 200\n`;
-  return `# Generated by remora's bench/targets.ts${r === undefined ? "" : ", hardened for a failing backend"}.
+  const bind = tls === undefined ? `  bind 127.0.0.1:${port}\n` : haproxyTlsBind(port, tls);
+  return `# Generated by remora's bench/targets.ts${r === undefined ? "" : ", hardened for a failing backend"}${tls === undefined ? "" : ", terminating mTLS"}.
 global
   nbthread 1
   maxconn 8000
@@ -532,33 +785,86 @@ defaults
   option http-keep-alive
 ${redispatch}${retries}${timeouts}  timeout http-keep-alive 60s
 frontend fe
-  bind 127.0.0.1:${port}
-  default_backend be
+${bind}  default_backend be
 backend be
   balance roundrobin
 ${httpchk}${servers}
 `;
 }
 
+/**
+ * HAProxy's frontend terminating mTLS under the same conditions as remora's STRICT inbound
+ * listener: the workload certificate `tls.server`, client certificates required and checked
+ * against the trust bundle (`verify required`), ALPN http/1.1 (the one protocol both offer that
+ * the load generator asks for), OpenSSL's default protocol versions and ciphers (TLS 1.3 and
+ * X25519, as node's). Like remora it tells the app who called in x-forwarded-client-cert
+ * (Envoy's format, the hash of the peer's certificate; HAProxy 2.6 has no fetch for a URI SAN),
+ * which HAProxy computes per request where remora does it once per connection.
+ */
+function haproxyTlsBind(port: number, tls: TlsMaterial): string {
+  return (
+    `  bind 127.0.0.1:${port} ssl crt ${tls.server.pemFile} ca-file ${tls.caFile} verify required alpn http/1.1\n` +
+    `  http-request set-header x-forwarded-client-cert "By=${tls.server.spiffeId};Hash=%[ssl_c_der,sha2(256),hex,lower]"\n`
+  );
+}
+
+function haproxyAvailable(): Availability {
+  const out = commandText("haproxy", ["-v"]);
+  if (out === null) return { ok: false, reason: "haproxy not on PATH (apt-get install haproxy)" };
+  return {
+    ok: true,
+    versions: { haproxy: /version (\S+)/.exec(out)?.[1] ?? out.split("\n")[0] ?? "?" },
+  };
+}
+
+/** Starts HAProxy with `config` (from its port) and waits until it proxies (over mTLS with `tls`). */
+async function startHaproxy(
+  ctx: TargetContext,
+  name: string,
+  config: (port: number) => string,
+  tls?: ClientTls,
+): Promise<RunningTarget> {
+  const port = await freePort();
+  const conf = join(ctx.dir, `${name}-${port}.cfg`);
+  writeFileSync(conf, config(port));
+  // -db: stay in the foreground, one process (no master-worker).
+  const proc = launch(name, "haproxy", ["-db", "-f", conf], { core: ctx.core });
+  return readyThrough(proc, `${tls === undefined ? "http" : "https"}://127.0.0.1:${port}`, tls);
+}
+
 const haproxy: TargetSpec = {
   id: "haproxy",
   label: "HAProxy",
   multiEndpoint: true,
+  available: haproxyAvailable,
+  start: (ctx) =>
+    startHaproxy(ctx, "haproxy", (port) => haproxyConfig(port, ctx.backends, ctx.resilience)),
+};
+
+/** HAProxy terminating mTLS: the reference remora-tls is measured against. */
+const haproxyTls: TargetSpec = {
+  id: "haproxy-tls",
+  label: "HAProxy, mTLS termination",
+  multiEndpoint: false,
+  needsTls: true,
+  clientMtls: true,
+  compare: { haproxy: "haproxy-tls", plaintext: "haproxy" },
   available() {
-    const out = commandText("haproxy", ["-v"]);
-    if (out === null) return { ok: false, reason: "haproxy not on PATH (apt-get install haproxy)" };
-    return {
-      ok: true,
-      versions: { haproxy: /version (\S+)/.exec(out)?.[1] ?? out.split("\n")[0] ?? "?" },
-    };
+    const base = haproxyAvailable();
+    if (!base.ok) return base;
+    const openssl = /Built with OpenSSL version : OpenSSL (\S+)/.exec(
+      commandText("haproxy", ["-vv"]) ?? "",
+    )?.[1];
+    return { ok: true, versions: { ...base.versions, "haproxy OpenSSL": openssl ?? "?" } };
   },
-  async start(ctx) {
-    const port = await freePort();
-    const conf = join(ctx.dir, `haproxy-${port}.cfg`);
-    writeFileSync(conf, haproxyConfig(port, ctx.backends, ctx.resilience));
-    // -db: stay in the foreground, one process (no master-worker).
-    const proc = launch("haproxy", "haproxy", ["-db", "-f", conf], { core: ctx.core });
-    return readyThrough(proc, `http://127.0.0.1:${port}`);
+  start(ctx) {
+    const tls = tlsOf(ctx, "haproxy-tls");
+    return startHaproxy(
+      ctx,
+      "haproxy-tls",
+      (port) => haproxyConfig(port, ctx.backends.slice(0, 1), undefined, tls),
+      clientTlsOf(tls),
+    );
   },
 };
 
@@ -649,9 +955,11 @@ export const TARGETS: readonly TargetSpec[] = [
   remoraLeastRequest,
   remoraAccessLog,
   remoraAccessLogNull,
+  remoraTls,
   remoraMtls,
   nodeHttpProxy,
   fastifyHttpProxy,
   haproxy,
+  haproxyTls,
   nginx,
 ];

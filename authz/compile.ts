@@ -207,7 +207,7 @@ function conditionCheck(condition: ConditionConfig): Check {
       : new StringMatcher(kind === "source.principal" ? values.map(bareSpiffe) : values);
   const values = nonEmpty(condition.values);
   const notValues = nonEmpty(condition.notValues);
-  if (valueKind === "port") {
+  if (kind === "destination.port") {
     const yes = values && new Set(values.map(Number));
     const no = notValues && new Set(notValues.map(Number));
     return (facts) =>

@@ -64,7 +64,10 @@ describe("authorizationPolicies", () => {
 
   it("requires unique, Kubernetes-style names", () => {
     expect(issuesOf("  - { name: a }\n  - { name: b }\n  - { name: a }")).toEqual([
-      ["authorizationPolicies[2].name", 'duplicate policy name "a" (also authorizationPolicies[0])'],
+      [
+        "authorizationPolicies[2].name",
+        'duplicate policy name "a" (also authorizationPolicies[0])',
+      ],
     ]);
     expect(issuesOf("  - { name: Bad_Name }")[0]![0]).toBe("authorizationPolicies[0].name");
     expect(issuesOf("  - { action: DENY }")[0]).toEqual([

@@ -143,7 +143,8 @@ export const NO_ALLOW_MATCHED = "(no ALLOW policy matched)";
 export interface Authorizer {
   /**
    * `undefined` when the request is allowed; otherwise the name of the DENY policy that matched,
-   * or NO_ALLOW_MATCHED. Pure: reads `facts`, allocates nothing.
+   * or NO_ALLOW_MATCHED. Pure: reads `facts`; allocates only where a policy asks for it (a
+   * lower-cased Host for `hosts`, a repeated header's joined value for `request.headers[...]`).
    */
   authorize(facts: RequestFacts): string | undefined;
   /** Policy names in config order (admin, logs). */

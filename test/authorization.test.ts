@@ -55,6 +55,10 @@ const POLICIES = [
   "    rules:",
   "      - from: [{ source: { principals: [cluster.local/ns/shop/sa/frontend] } }]",
   '        to: [{ operation: { methods: [GET], paths: ["/api/*"] } }]',
+  // Facts of the TLS connection: the address it arrived on and the SNI curl sends.
+  "        when:",
+  "          - { key: destination.ip, values: [127.0.0.0/8] }",
+  "          - { key: connection.sni, values: [localhost] }",
   "  - name: deny-admin",
   "    action: DENY",
   "    rules:",

@@ -30,6 +30,8 @@ export const ERRORS = {
   REMORA_ERR_NOT_IMPLEMENTED: { status: 501, flag: "DPE", body: "not implemented" },
   REMORA_ERR_VERSION: { status: 505, flag: "DPE", body: "HTTP version not supported" },
   REMORA_ERR_METHOD: { status: 405, flag: "DPE", body: "method not supported by this listener" },
+  /** Envoy's RBAC filter: same body and flag, so Istio users' scripts and dashboards still work. */
+  REMORA_ERR_RBAC_DENIED: { status: 403, flag: "RBAC", body: "RBAC: access denied" },
 } as const satisfies Record<string, { status: number; flag: string; body: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -1,10 +1,17 @@
 import { randomBytes } from "node:crypto";
 import type { Socket } from "node:net";
+import {
+  type AuthorizationTally,
+  type Authorizer,
+  connectionFacts,
+  type RequestFacts,
+} from "../authz/policy.js";
 import type { Endpoint } from "../discovery/endpoint.js";
 import { type AttemptResult, ResultKind } from "../health/health.js";
 import { isIdempotent, type RetryAttempt, RetryVerdict } from "../health/retry-policy.js";
 import { type Balancer, QUEUE_FULL, QUEUED, type SlotWaiter } from "../lb/balancer.js";
 import { cookieHash, NO_KEY } from "../lb/hash-key.js";
+import type { VerifiedPeer } from "../tls/inbound.js";
 import { CONNECT_FAILED, ExchangeAttempts, RESET, TIMEOUT } from "./attempts.js";
 import type { Cluster } from "./cluster.js";
 import { Deadline } from "./deadline.js";
@@ -35,7 +42,7 @@ import type { HeadLimits, RequestHead, ResponseHead } from "./http/head.js";
 import { parseRequestHead } from "./http/request-parser.js";
 import { parseResponseHead } from "./http/response-parser.js";
 import { localReply, localReplyBodyBytes } from "./local-reply.js";
-import { newRouteResult, type RouteResult, routeRequest } from "./pipeline.js";
+import { authorizeRequest, newRouteResult, type RouteResult, routeRequest } from "./pipeline.js";
 import { copyOf, type ReadBuffer } from "./read-buffer.js";
 import type { UpstreamConnection, UpstreamOwner } from "./upstream/connection.js";
 import type { ConnectWaiter, UpstreamPool } from "./upstream/pool.js";
@@ -57,6 +64,15 @@ export interface SessionContext {
   readonly detail: RecordDetail;
   /** Set while the listener drains: every exchange ends with Connection: close. */
   readonly draining: boolean;
+  /**
+   * Inbound listeners: the authorization policies in effect, read per request (a reload swaps
+   * them); undefined when there are none (or on outbound listeners): no work at all then.
+   */
+  readonly authorizer: Authorizer | undefined;
+  /** Counts the authorizer's decisions; set whenever `authorizer` can be. */
+  readonly authorization: AuthorizationTally | undefined;
+  /** The listener's bound port (authorization's destination.port). */
+  readonly port: number;
   onSessionClosed(session: HttpSession): void;
 }
 
@@ -117,6 +133,10 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
   /** Per connection: X-Forwarded-Proto and x-forwarded-client-cert (see RequestHeadOptions). */
   readonly #proto: string;
   readonly #clientCert: string | undefined;
+  /** The verified client certificate's identity (mTLS connections). */
+  readonly #peer: VerifiedPeer | undefined;
+  /** What authorization reads, made on the first request policies check (authz/policy.ts). */
+  #facts: RequestFacts | null = null;
   #state = READ_HEAD;
   /** Unparsed client bytes (a partial head, or pipelined requests). */
   #pending: Buffer | null = null;
@@ -205,13 +225,14 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
   /** When the request head went upstream, while upstream timing is on; else 0. */
   #upstreamSentAt = 0;
 
-  /** `clientCert`: the verified peer's x-forwarded-client-cert, for a TLS connection. */
-  constructor(socket: Socket, ctx: SessionContext, reader: ReadBuffer | null, clientCert?: string) {
+  /** `peer`: the verified client certificate's identity, for an mTLS connection. */
+  constructor(socket: Socket, ctx: SessionContext, reader: ReadBuffer | null, peer?: VerifiedPeer) {
     this.#socket = socket;
     this.#reader = reader;
     this.#ctx = ctx;
-    this.#proto = clientCert === undefined ? ctx.proto : "https";
-    this.#clientCert = ctx.stripClientCert ? (clientCert ?? "") : undefined;
+    this.#peer = peer;
+    this.#proto = peer === undefined ? ctx.proto : "https";
+    this.#clientCert = ctx.stripClientCert ? (peer?.clientCert ?? "") : undefined;
     this.#clientAddress = socket.remoteAddress ?? "unknown";
     this.#pick = {
       headers: undefined,
@@ -459,6 +480,11 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
 
     const route = this.#route;
     routeRequest(head, this.#ctx, route);
+    const authorizer = this.#ctx.authorizer;
+    if (authorizer !== undefined && route.error === undefined) {
+      authorizeRequest(head, authorizer, this.#facts ?? this.#connectionFacts(), this.#ctx, route);
+      if (route.error !== undefined) record.cluster = route.cluster!.key;
+    }
     record.authority = route.authority;
     record.path = route.path;
     let slot: ReturnType<HostSet["acquire"]>;
@@ -542,6 +568,21 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
       this.#socket.write(CONTINUE_100);
     }
     if (this.#endpoint !== null) this.#acquire(false);
+  }
+
+  /** The connection's facts for authorization, once (the listener has policies). */
+  #connectionFacts(): RequestFacts {
+    const peer = this.#peer;
+    const facts = connectionFacts(
+      peer?.principal ?? "",
+      peer?.namespace ?? "",
+      this.#clientAddress,
+      this.#socket.localAddress ?? "",
+      this.#ctx.port,
+      peer?.sni ?? "",
+    );
+    this.#facts = facts;
+    return facts;
   }
 
   /**

@@ -2,6 +2,7 @@ import { ERRORS, type ErrorCode } from "./errors.js";
 
 const REASONS: Record<number, string> = {
   400: "Bad Request",
+  403: "Forbidden",
   404: "Not Found",
   405: "Method Not Allowed",
   408: "Request Timeout",

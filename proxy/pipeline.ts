@@ -1,3 +1,5 @@
+import { normalizeTarget, pathOf } from "../authz/path.js";
+import type { Authorizer, RequestFacts } from "../authz/policy.js";
 import type { Cluster } from "./cluster.js";
 import type { ErrorCode } from "./errors.js";
 import type { HostSet } from "./host-set.js";
@@ -12,7 +14,11 @@ import type { SessionContext } from "./http-session.js";
  *   2. route    — authority → cluster (outbound: by service name; inbound: the local app), then
  *                 the cluster's VirtualService routes (first match wins; weighted split) → the
  *                 host set: the whole service or one subset (Cluster#hostsFor, proxy/routing/)
- *   3. authorize — TODO: authorization policy with the peer identity (no mTLS yet)
+ *   3. authorize — inbound listeners with `authorizationPolicies`: Istio's AuthorizationPolicy
+ *                 over the peer's identity (the mTLS client certificate), addresses, port, method,
+ *                 host, normalised path and headers (authorizeRequest, authz/); a denial is a
+ *                 403 `RBAC: access denied` and never reaches the app. Without policies (and on
+ *                 outbound listeners) this step is one branch in HttpSession#startExchange
  *   4. balance  — the host set's balancer picks an endpoint, or queues the request for a slot
  *                 (first-come) (HttpSession#startExchange → HostSet#acquire, lb/)
  *   5. timeout  — the request's timer starts (HttpSession#startExchange); `perTryTimeout` per
@@ -67,6 +73,33 @@ export function routeRequest(head: RequestHead, ctx: SessionContext, out: RouteR
   }
   out.cluster = cluster;
   out.hosts = hosts;
+}
+
+/**
+ * Step 3 for one request on a listener with policies. The path is normalised first (authz/path.ts)
+ * and forwarded as judged; `facts` is the connection's, refilled per request. A denial sets
+ * `out.error` (the caller answers it like any local reply); both outcomes are counted.
+ */
+export function authorizeRequest(
+  head: RequestHead,
+  authorizer: Authorizer,
+  facts: RequestFacts,
+  ctx: SessionContext,
+  out: RouteResult,
+): void {
+  const target = normalizeTarget(out.path);
+  out.path = target;
+  facts.method = head.method;
+  facts.host = out.authority;
+  facts.path = pathOf(target);
+  facts.headers = head.headers;
+  const denied = authorizer.authorize(facts);
+  const tally = ctx.authorization!;
+  if (denied === undefined) tally.allowed++;
+  else {
+    tally.deny(denied);
+    out.error = "REMORA_ERR_RBAC_DENIED";
+  }
 }
 
 /** Sets authority and path; false (with `error`) for targets this proxy does not forward. */

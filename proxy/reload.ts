@@ -2,11 +2,13 @@
  * Applying a new, already validated config to a running proxy: what changed (planReload), and
  * the order in which it is applied (applyReload).
  *
- * Live: `services` (endpoints and traffic policy), `discovery`, `listeners`, `accessLog`. Every
+ * Live: `services` (endpoints and traffic policy), `discovery`, `listeners`, `accessLog`,
+ * `authorizationPolicies` (the next request is decided by the new policies). Every
  * other top-level key (admin, probes, metrics, workload, and whatever is added later) needs a
  * restart: a change there is logged and the running value kept, so the applied config is always
  * the config in effect.
  */
+import type { Authorizer } from "../authz/policy.js";
 import type { ServicesFileContents } from "../discovery/file-source.js";
 import { redactAt } from "./config/redact.js";
 import type { ListenerConfig, RemoraConfig } from "./config/schema.js";
@@ -19,6 +21,7 @@ export const LIVE_KEYS: ReadonlySet<string> = new Set([
   "services",
   "discovery",
   "accessLog",
+  "authorizationPolicies",
 ]);
 
 /** A value that differs in the new config but only takes effect after a restart. */
@@ -51,6 +54,8 @@ export interface ReloadPlan {
   readonly discovery: { readonly from?: string; readonly to?: string } | undefined;
   /** The access log's settings changed (path, sample, on/off). */
   readonly accessLog: boolean;
+  /** `authorizationPolicies` changed. */
+  readonly authorizationPolicies: boolean;
   readonly restartOnly: readonly RestartOnlyChange[];
 }
 
@@ -102,6 +107,7 @@ export function planReload(running: RemoraConfig, wanted: RemoraConfig): ReloadP
     services,
     discovery: from === to ? undefined : { from, to },
     accessLog: !same(running.accessLog, next.accessLog),
+    authorizationPolicies: !same(running.authorizationPolicies, next.authorizationPolicies),
     restartOnly,
   };
 }
@@ -131,6 +137,9 @@ export function describeChanges(plan: ReloadPlan): Record<string, unknown> {
     out.discoveryFile = { from: plan.discovery.from ?? null, to: plan.discovery.to ?? null };
   }
   if (plan.accessLog) out.accessLog = plan.config.accessLog;
+  if (plan.authorizationPolicies) {
+    out.authorizationPolicies = plan.config.authorizationPolicies.map((p) => p.name);
+  }
   put(
     "needsRestart",
     plan.restartOnly.map((c) => c.key),
@@ -182,6 +191,10 @@ export interface ReloadTarget<P> {
    * it, so a reload applies services even when the config text is the same.
    */
   prepareServices(services: RemoraConfig["services"]): Promise<boolean>;
+  /** Compile `authorizationPolicies` (authz/compile.ts); undefined = none. May throw. */
+  compilePolicies(policies: RemoraConfig["authorizationPolicies"]): Authorizer | undefined;
+  /** New requests on inbound listeners are decided by `authorizer` from now on. */
+  applyPolicies(authorizer: Authorizer | undefined): void;
   /** Synchronous from here on. */
   applyServices(services: RemoraConfig["services"]): void;
   /** Stop the current discovery file source (its endpoints withdrawn) and start `path`'s. */
@@ -196,7 +209,8 @@ export interface ReloadTarget<P> {
  *     new listeners (and rebound ones on a new port). A failure closes what was bound and leaves
  *     the running config untouched.
  *  2. one synchronous step, so no request sees half a config: static endpoints (one registry
- *     update), discovery source, clusters' traffic policy, listeners retired and added. Requests
+ *     update), authorization policies, discovery source, clusters' traffic policy, listeners
+ *     retired and added. Requests
  *     already in flight keep the cluster, pool and listener they started on.
  *  3. a listener rebound on the port its old version just released binds last; if that fails it
  *     is left out of the applied config (so the next reload tries it again) and logged.
@@ -240,7 +254,11 @@ export async function applyReload<P>(
   const later = binding.filter((l) => l.port !== 0 && releasedPorts.has(l.port));
   const bound: P[] = [];
   let discovery: ServicesFileContents | undefined;
+  let authorizer: Authorizer | undefined;
   try {
+    if (plan.authorizationPolicies) {
+      authorizer = target.compilePolicies(plan.config.authorizationPolicies);
+    }
     if (plan.discovery?.to !== undefined) discovery = await target.readDiscovery(plan.discovery.to);
     for (const listener of binding) {
       if (!later.includes(listener)) bound.push(await target.bindListener(listener));
@@ -261,6 +279,7 @@ export async function applyReload<P>(
     }
   }
   target.applyServices(plan.config.services);
+  if (plan.authorizationPolicies) target.applyPolicies(authorizer);
   if (plan.discovery !== undefined) target.switchDiscovery(plan.discovery.to, discovery);
   for (const listener of retiring) target.retireListener(listener.name);
   for (const listener of bound) target.serveListener(listener);

@@ -1,4 +1,6 @@
 import { createHash } from "node:crypto";
+import { compilePolicies } from "../authz/compile.js";
+import type { PolicySlot } from "../authz/policy.js";
 import {
   FileSource,
   readServicesFile,
@@ -199,6 +201,8 @@ export class Runtime {
   identity: WorkloadIdentity | undefined;
   /** Dev mode's CA and renewal timer (config `tls.dev`); its files feed `identity`. */
   #devIdentity: DevIdentity | undefined;
+  /** `authorizationPolicies`, compiled; shared by inbound listeners, swapped by a reload. */
+  readonly policies: PolicySlot;
   #logger: Logger;
   #options: RuntimeOptions;
   #defaults: ClusterSettings;
@@ -236,6 +240,7 @@ export class Runtime {
       lastError: "",
     };
     this.#options = options;
+    this.policies = { current: compilePolicies(config.authorizationPolicies) };
     this.#logger = options.logger ?? silentLogger();
     this.metrics = config.metrics.enabled
       ? new RuntimeMetrics(this, { workload: config.workload, next: options.reporter })
@@ -399,6 +404,10 @@ export class Runtime {
       readDiscovery: (path) => readServicesFile(path, parseServicesText),
       configureAccessLog: (settings) => runtime.accessLog.configure(settings),
       prepareServices: (services) => runtime.#prepareServices(services),
+      compilePolicies: (policies) => compilePolicies(policies),
+      applyPolicies: (authorizer) => {
+        runtime.policies.current = authorizer;
+      },
       applyServices: (services) => {
         runtime.#static?.update(services);
         runtime.#moduleVersions = runtime.#loadedVersions;
@@ -458,6 +467,7 @@ export class Runtime {
         inbound: listener.kind === "inbound",
         tls: this.#inboundTls(listener),
         logger: this.#logger,
+        policies: listener.kind === "inbound" ? this.policies : undefined,
       });
     }
     let bound: { address: string; port: number };

@@ -20,9 +20,24 @@ export interface ServerIdentity {
   readonly spiffeId: string | undefined;
 }
 
+/** What a verified client certificate says, computed once per connection. */
+export interface VerifiedPeer {
+  /**
+   * Istio's `source.principal`: the peer's SPIFFE ID without `spiffe://`
+   * (`cluster.local/ns/shop/sa/frontend`); "" when the certificate carries none.
+   */
+  readonly principal: string;
+  /** The `/ns/<namespace>/` segment of the principal (`source.namespace`); "" when none. */
+  readonly namespace: string;
+  /** The server name the client sent (SNI); "" when none. */
+  readonly sni: string;
+  /** The connection's `x-forwarded-client-cert` value for the app. */
+  readonly clientCert: string;
+}
+
 export interface InboundTlsHandlers {
   /** The handshake succeeded and the client's certificate chains to the trust bundle. */
-  secure(socket: TLSSocket, clientCert: string): void;
+  secure(socket: TLSSocket, peer: VerifiedPeer): void;
   /** PERMISSIVE only: the connection did not start with a TLS handshake record. */
   plaintext(socket: Socket): void;
   /** The connection is closed; `reason` in words, for a debug log. */
@@ -120,8 +135,25 @@ export function acceptStrict(
     socket.off("error", onError);
     socket.setTimeout(0);
     socket.off("timeout", onTimeout);
-    handlers.secure(socket, clientCertHeader(identity.spiffeId, peer.raw, peer.subjectAltName));
+    const peerId = spiffeIdsOf(peer.subjectAltName)[0];
+    const servername = socket.servername;
+    handlers.secure(socket, {
+      principal: peerId === undefined ? "" : peerId.slice(SPIFFE.length),
+      namespace: peerId === undefined ? "" : namespaceOf(peerId),
+      sni: typeof servername === "string" ? servername : "",
+      clientCert: clientCertHeader(identity.spiffeId, peer.raw, peer.subjectAltName),
+    });
   });
+}
+
+const SPIFFE = "spiffe://";
+
+/** `spiffe://td/ns/shop/sa/x` → `shop`; "" when the ID has no `/ns/` segment. */
+function namespaceOf(spiffeId: string): string {
+  const start = spiffeId.indexOf("/ns/", SPIFFE.length);
+  if (start < 0) return "";
+  const end = spiffeId.indexOf("/", start + 4);
+  return end < 0 ? spiffeId.slice(start + 4) : spiffeId.slice(start + 4, end);
 }
 
 /**

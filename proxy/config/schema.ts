@@ -22,6 +22,7 @@ import { formatAddress, isBindHost, parseAddress } from "./address.js";
 import { durationSchema } from "./duration.js";
 import { DNS_LABEL, dnsLabel, fraction, integer, MAX_UINT32, positiveDuration } from "./fields.js";
 import { healthCheckSchema, outlierDetectionSchema, retriesSchema } from "./resilience-schema.js";
+import { authorizationPoliciesSchema } from "./security-schema.js";
 import { loadBalancerSchema, routeSchema, subsetSchema } from "./traffic-schema.js";
 
 const port = integer(0, 65535, "a port (0 picks a free one)");
@@ -447,6 +448,8 @@ export const configSchema = z
      * that issues them (tls/dev-identity.ts). A restart applies changes. See tlsSchema.
      */
     tls: tlsSchema.optional(),
+    /** Istio AuthorizationPolicy specs for inbound listeners (security-schema.ts, docs/security.md). */
+    authorizationPolicies: authorizationPoliciesSchema,
     /** One JSON line per finished exchange with Envoy's default fields (docs/access-log.md). */
     accessLog: z
       .strictObject({

@@ -1,10 +1,12 @@
 import { type AddressInfo, createServer, type Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
+import { AuthorizationTally, type Authorizer, type PolicySlot } from "../../authz/policy.js";
 import {
   acceptPermissive,
   acceptStrict,
   type InboundTlsHandlers,
   type ServerIdentity,
+  type VerifiedPeer,
 } from "../../tls/inbound.js";
 import type { Cluster } from "../cluster.js";
 import { type ExchangeReporter, NO_DETAIL, type RecordDetail } from "../exchange.js";
@@ -33,6 +35,8 @@ export interface HttpListenerOptions {
   readonly logger?: Pick<Logger, "debug">;
   /** Inbound mTLS termination (tls/inbound.ts); absent = plaintext (DISABLE). */
   readonly tls?: { readonly mode: "STRICT" | "PERMISSIVE"; readonly identity: ServerIdentity };
+  /** Inbound listeners: the authorization policies in effect (authz/), shared and swapped by reloads. */
+  readonly policies?: PolicySlot;
 }
 
 /** A TCP listener speaking HTTP/1.1 (outbound and inbound kinds). */
@@ -51,6 +55,10 @@ export class HttpListener implements SessionContext {
   accepted = 0;
   /** TLS connections closed at the handshake (plaintext on STRICT, no or untrusted certificate). */
   tlsHandshakeErrors = 0;
+  /** The bound port (the configured one may be 0), once listening. */
+  port = 0;
+  /** Authorization decisions (metrics); undefined on listeners policies do not apply to. */
+  readonly authorization: AuthorizationTally | undefined;
   #options: HttpListenerOptions;
   #sockets: ListenerSockets;
   #sessions = new Set<HttpSession>();
@@ -66,6 +74,7 @@ export class HttpListener implements SessionContext {
     this.detail = options.detail ?? NO_DETAIL;
     this.route = options.route;
     this.stripClientCert = options.inbound === true;
+    this.authorization = options.policies !== undefined ? new AuthorizationTally() : undefined;
     // allowHalfOpen: a client that half-closes after its request still gets the response.
     // pauseOnConnect: the socket moves to one that reads into a ReadBuffer before reading starts.
     const serverOptions = {
@@ -81,8 +90,15 @@ export class HttpListener implements SessionContext {
     return this.#sessions.size;
   }
 
-  listen(): Promise<AddressInfo> {
-    return this.#sockets.listen(this.#options.address, this.#options.port);
+  async listen(): Promise<AddressInfo> {
+    const address = await this.#sockets.listen(this.#options.address, this.#options.port);
+    this.port = address.port;
+    return address;
+  }
+
+  /** The policies in effect now; read per request, so a reload decides the next one. */
+  get authorizer(): Authorizer | undefined {
+    return this.#options.policies?.current;
   }
 
   onSessionClosed(session: HttpSession): void {
@@ -125,9 +141,9 @@ export class HttpListener implements SessionContext {
   // TLS and PERMISSIVE's plaintext connections are read through 'data' events (reader null):
   // a TLSSocket owns its handle, and PERMISSIVE has read the first bytes before deciding.
   #tlsHandlers: InboundTlsHandlers = {
-    secure: (socket: TLSSocket, clientCert: string) => {
+    secure: (socket: TLSSocket, peer: VerifiedPeer) => {
       if (this.draining || this.#closed) socket.destroy();
-      else this.#sessions.add(new HttpSession(socket, this, null, clientCert));
+      else this.#sessions.add(new HttpSession(socket, this, null, peer));
     },
     plaintext: (socket: Socket) => {
       if (this.draining || this.#closed) socket.destroy();

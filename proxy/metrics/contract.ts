@@ -40,6 +40,14 @@ export interface ListenerCounts {
   readonly rejected?: number;
   /** TLS handshakes that failed (inbound STRICT/PERMISSIVE listeners). */
   readonly tlsHandshakeErrors?: number;
+  /** Authorization decisions (inbound listeners; authz/policy.ts AuthorizationTally). */
+  readonly authorization?: AuthorizationCounts | undefined;
+}
+
+/** Requests authorization policies allowed, and denied by policy name. */
+export interface AuthorizationCounts {
+  readonly allowed: number;
+  readonly denied: ReadonlyMap<string, number>;
 }
 
 /** One upstream pool's connections, as `Cluster.poolStats` reports them. */

@@ -343,6 +343,31 @@ export class RemoraMetrics {
       "counter",
       (c) => c.tlsHandshakeErrors ?? 0,
     );
+    new ValueFamily({
+      name: "remora_authorization_allowed_total",
+      help: "Requests authorization policies allowed, by inbound listener (counted only while policies exist).",
+      type: "counter",
+      labelNames: ["listener"],
+      collect: (visit) => {
+        for (const listener of this.#listeners.values()) {
+          const counts = listener.counts.authorization;
+          if (counts !== undefined) visit(listener.labels, counts.allowed);
+        }
+      },
+    }).register(registry);
+    new ValueFamily({
+      name: "remora_authorization_denied_total",
+      help: 'Requests denied by authorization policy (403 RBAC), by inbound listener and the DENY policy that matched, or "(no ALLOW policy matched)".',
+      type: "counter",
+      labelNames: ["listener", "policy"],
+      collect: (visit) => {
+        for (const [name, listener] of this.#listeners) {
+          for (const [policy, count] of listener.counts.authorization?.denied ?? []) {
+            visit(new LabelSet(["listener", "policy"], [name, policy]), count);
+          }
+        }
+      },
+    }).register(registry);
     perListener(
       "remora_downstream_connections_rejected_total",
       "Downstream connections refused by an overload limit, by listener.",

@@ -160,6 +160,8 @@ export class Reflector<T extends KubeObject> {
       let delayMs = 0;
       try {
         if (this.#resourceVersion === undefined) await this.#list();
+        // stop() may have come while the list's answer was on its way: no watch after it.
+        if (this.#stopped) return;
         const progressed = await this.#watch(this.#resourceVersion as string);
         reason = "closed";
         if (!progressed.events && progressed.elapsedMs < SHORT_WATCH_MS) {

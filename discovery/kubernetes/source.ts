@@ -33,7 +33,7 @@ export interface KubernetesStats {
   readonly restarts: Map<string, number>;
   /** Watch events applied, by resource. */
   readonly eventsApplied: Map<string, number>;
-  /** When every watch last completed a full list (ms since the epoch; 0 = not yet). */
+  /** When a full list last replaced the state (ms since the epoch; 0 = not yet). */
   lastFullSyncMs: number;
 }
 

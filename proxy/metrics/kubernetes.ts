@@ -52,7 +52,7 @@ export function registerKubernetesMetrics(
   });
   new Gauge({
     name: "remora_kubernetes_last_full_sync_age_seconds",
-    help: "Seconds since every Kubernetes watch last completed a full list (-1 = not yet).",
+    help: "Seconds since a full Kubernetes list last replaced the state: the first sync, a relist after 410, a resync (-1 = not yet).",
     registers: [registry],
     collect() {
       const last = source.stats.lastFullSyncMs;

@@ -484,7 +484,14 @@ export class ClusterManager {
     let cluster = this.#clusters.get(key);
     if (cluster === undefined) {
       if (snapshot === undefined) return;
-      cluster = this.#add(snapshot.name, snapshot.namespace, this.#defaults);
+      // A Kubernetes Service port (`NAME:PORT`) takes the traffic policy configured for NAME.
+      // TODO: a reload that changes NAME's policy does not reach its port clusters yet.
+      const base = `${snapshot.name.split(":")[0]}.${snapshot.namespace}`;
+      cluster = this.#add(
+        snapshot.name,
+        snapshot.namespace,
+        this.#configured.get(base) ?? this.#defaults,
+      );
       cluster.update(snapshot);
       this.#changed();
       return;

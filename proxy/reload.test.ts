@@ -125,6 +125,33 @@ describe("planReload", () => {
     expect(planReload(running, { ...running }).accessLog).toBe(false);
   });
 
+  it("keeps discovery.kubernetes at its running value (restart-only) while discovery.file reloads", () => {
+    const kube = { clusterDomain: "cluster.local" };
+    const withKube = {
+      ...running,
+      discovery: { file: "/etc/remora/services.yaml", kubernetes: kube },
+    };
+    const wanted = {
+      ...running,
+      discovery: { file: "/etc/b.yaml", kubernetes: { ...kube, namespaces: ["shop"] } },
+    };
+    const plan = planReload(withKube, wanted);
+    expect(plan.restartOnly).toEqual([
+      { key: "discovery.kubernetes.namespaces", running: null, wanted: ["shop"] },
+    ]);
+    expect(plan.config.discovery).toEqual({ file: "/etc/b.yaml", kubernetes: kube });
+    expect(plan.discovery).toEqual({ from: "/etc/remora/services.yaml", to: "/etc/b.yaml" });
+    const dropped = planReload(withKube, { ...running, discovery: undefined });
+    expect(dropped.config.discovery).toEqual({ kubernetes: kube });
+    const added = planReload(running, {
+      ...running,
+      discovery: { file: "/etc/remora/services.yaml", kubernetes: kube },
+    });
+    expect(added.config.discovery).toEqual(running.discovery);
+    expect(added.restartOnly.map((c) => c.key)).toEqual(["discovery.kubernetes"]);
+    expect(added.unchanged).toBe(true);
+  });
+
   it("treats any top-level key it does not apply live as restart-only", () => {
     const wanted = { ...running, workload: { ...running.workload, name: "w" } };
     const plan = planReload(running, wanted);

@@ -71,6 +71,7 @@ export function planReload(running: RemoraConfig, wanted: RemoraConfig): ReloadP
     if (before[key] === undefined) delete config[key];
     else config[key] = before[key];
   }
+  keepKubernetesDiscovery(running, config, restartOnly);
   const next = config as unknown as RemoraConfig;
   const hash = configHash(next);
 
@@ -110,6 +111,30 @@ export function planReload(running: RemoraConfig, wanted: RemoraConfig): ReloadP
     authorizationPolicies: !same(running.authorizationPolicies, next.authorizationPolicies),
     restartOnly,
   };
+}
+
+/**
+ * `discovery.kubernetes` waits for a restart (its watches and access start once); the rest of
+ * `discovery` (the file) reloads live. Keeps the running value in `config`.
+ */
+function keepKubernetesDiscovery(
+  running: RemoraConfig,
+  config: Record<string, unknown>,
+  restartOnly: RestartOnlyChange[],
+): void {
+  const wanted = config.discovery as RemoraConfig["discovery"];
+  const before = running.discovery?.kubernetes;
+  if (same(before, wanted?.kubernetes)) return;
+  diffLeaves("discovery.kubernetes", before, wanted?.kubernetes, restartOnly);
+  const file = wanted?.file;
+  config.discovery =
+    file === undefined && before === undefined
+      ? undefined
+      : {
+          ...(file === undefined ? {} : { file }),
+          ...(before === undefined ? {} : { kubernetes: before }),
+        };
+  if (config.discovery === undefined) delete config.discovery;
 }
 
 /** What changed, for the "config reloaded" log line and POST /reload (empty lists left out). */

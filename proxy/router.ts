@@ -5,6 +5,16 @@ const CLUSTER_DOMAIN = "cluster.local";
 const CACHE_LIMIT = 4096;
 
 /**
+ * Names a discovery source routes itself (Kubernetes: `NAME:PORT`, `NAME.NS.svc:PORT`,
+ * `ClusterIP:PORT`, each to the registry key of one Service port). Consulted before the
+ * cluster-name aliases, since they know the port.
+ */
+export interface DiscoveredRoutes {
+  route(authority: string): string | undefined;
+  onRoutesChanged(listener: () => void): unknown;
+}
+
+/**
  * Maps a request's authority to a cluster, accepting every name a pod may use for a service:
  * `NAME` (in the proxy's own namespace), `NAME.NS`, `NAME.NS.svc`, `NAME.NS.svc.cluster.local`,
  * each with an optional `:port` and any letter case.
@@ -16,17 +26,24 @@ export class HostRouter {
   /** Authority exactly as received → cluster; only hits are cached, and the cache is bounded. */
   #cache = new Map<string, Cluster>();
 
-  constructor(clusters: ClusterManager, namespace: string) {
+  #discovered: DiscoveredRoutes | undefined;
+
+  constructor(clusters: ClusterManager, namespace: string, discovered?: DiscoveredRoutes) {
     this.#clusters = clusters;
     this.#namespace = namespace;
+    this.#discovered = discovered;
     clusters.onChange(() => this.#rebuild());
+    discovered?.onRoutesChanged(() => this.#cache.clear());
     this.#rebuild();
   }
 
   resolve(authority: string): Cluster | undefined {
     const hit = this.#cache.get(authority);
     if (hit !== undefined) return hit;
-    const cluster = this.#aliases.get(hostOnly(authority));
+    const key = this.#discovered?.route(authority);
+    const cluster =
+      (key === undefined ? undefined : this.#clusters.get(key)) ??
+      this.#aliases.get(hostOnly(authority));
     if (cluster !== undefined) {
       if (this.#cache.size >= CACHE_LIMIT) this.#cache.clear();
       this.#cache.set(authority, cluster);
@@ -38,6 +55,8 @@ export class HostRouter {
     const aliases = new Map<string, Cluster>();
     for (const cluster of this.#clusters.all()) {
       const { name, namespace } = cluster;
+      // A Service port (`NAME:PORT`, discovery/kubernetes) is reached through DiscoveredRoutes.
+      if (name.includes(":")) continue;
       if (namespace === this.#namespace) aliases.set(name, cluster);
       aliases.set(`${name}.${namespace}`, cluster);
       aliases.set(`${name}.${namespace}.svc`, cluster);

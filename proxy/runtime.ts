@@ -6,6 +6,7 @@ import {
   readServicesFile,
   type ServicesFileContents,
 } from "../discovery/file-source.js";
+import type { KubernetesSource } from "../discovery/kubernetes/source.js";
 import { ServiceRegistry } from "../discovery/registry.js";
 import { StaticSource } from "../discovery/static-source.js";
 import { DEFAULT_RETRY_SETTINGS } from "../health/retry-policy.js";
@@ -18,6 +19,7 @@ import { AdminServer } from "./admin.js";
 import { Cluster, ClusterManager, type ClusterSettings } from "./cluster.js";
 import { formatAddress, parseAddress } from "./config/address.js";
 import { type LoadedConfig, loadConfig, parseServicesText } from "./config/isolated.js";
+import type { KubernetesDiscoveryConfig } from "./config/kubernetes-schema.js";
 import type { ListenerConfig, RemoraConfig, ServiceConfig } from "./config/schema.js";
 import type { TlsFlags } from "./config/tls-flags.js";
 import { ConfigReloader, type ReloadTrigger } from "./config-reloader.js";
@@ -213,6 +215,8 @@ export class Runtime {
   #servers: Listener[] = [];
   #admin: AdminServer | undefined;
   #fileSource: FileSource | undefined;
+  /** Services and EndpointSlices from the API (`discovery.kubernetes`); a restart applies changes. */
+  kubernetes: KubernetesSource | undefined;
   #static: StaticSource | undefined;
   /** Serving listeners by name; #servers also holds retired ones until they have drained. */
   #running = new Map<string, RunningListener>();
@@ -311,13 +315,15 @@ export class Runtime {
     this.clusters.configure(configuredClusters(config.services, this.#moduleVersions));
     this.#static = new StaticSource(this.registry, config.services);
     this.#static.start();
-    if (config.discovery !== undefined) {
+    if (config.discovery?.file !== undefined) {
       this.#fileSource = new FileSource(this.registry, config.discovery.file, {
         logger: this.#logger,
         parse: parseServicesText,
       });
       await this.#fileSource.start();
     }
+    if (config.discovery?.kubernetes !== undefined)
+      await this.#startKubernetes(config.discovery.kubernetes);
     try {
       this.#admin = new AdminServer(this, this.#logger, this.#options.onQuit);
       this.adminPort = await this.#admin.listen(config.admin.address, config.admin.port);
@@ -446,6 +452,7 @@ export class Runtime {
         this.#router ??= new HostRouter(
           this.clusters,
           this.#options.namespace ?? process.env.POD_NAMESPACE ?? "default",
+          this.kubernetes,
         );
         const router = this.#router;
         route = (authority) => router.resolve(authority);
@@ -483,6 +490,25 @@ export class Runtime {
       bound: { name: listener.name, kind: listener.kind, address: bound.address, port: bound.port },
       app: inbound,
     };
+  }
+
+  /** Start the watches (loaded on demand: undici); the source is synced once all have listed. */
+  async #startKubernetes(settings: KubernetesDiscoveryConfig): Promise<void> {
+    const { KubernetesSource } = await import("../discovery/kubernetes/source.js");
+    const source = new KubernetesSource(this.registry, {
+      kubeconfig: settings.kubeconfig,
+      namespaces: settings.namespaces,
+      clusterDomain: settings.clusterDomain,
+      resyncMs: settings.resync,
+      namespace: this.#options.namespace ?? process.env.POD_NAMESPACE,
+      logger: this.#logger,
+    });
+    this.kubernetes = source;
+    await source.start();
+    if (this.metrics !== undefined) {
+      const { registerKubernetesMetrics } = await import("./metrics/kubernetes.js");
+      registerKubernetesMetrics(this.metrics.registry, source);
+    }
   }
 
   /** An inbound listener's mTLS termination; the schema guarantees the identity when needed. */
@@ -596,6 +622,7 @@ export class Runtime {
     this.#servers = [];
     this.#fileSource?.stop();
     this.#devIdentity?.close();
+    await this.kubernetes?.stop();
     this.identity?.close();
     this.clusters.close();
     for (const app of this.appClusters) app.close();

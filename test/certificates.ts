@@ -20,6 +20,8 @@ export interface MintOptions {
   readonly notAfter?: number;
   /** URI SANs, e.g. `spiffe://cluster.local/ns/default/sa/web`. */
   readonly uris?: readonly string[];
+  /** IP address SANs, e.g. `127.0.0.1` for a server tests reach by address. */
+  readonly ips?: readonly string[];
   /** Signs with this CA; self-signed CA when absent. */
   readonly issuer?: Minted;
   /** A CA certificate (default: only when self-signed). */
@@ -53,12 +55,11 @@ export function mint(options: MintOptions = {}): Minted {
   const extensions: object[] = [{ name: "basicConstraints", cA: isCa, critical: true }];
   if (isCa) extensions.push({ name: "keyUsage", keyCertSign: true, cRLSign: true, critical: true });
   else extensions.push({ name: "keyUsage", digitalSignature: true, keyEncipherment: true });
-  if (options.uris?.length) {
-    extensions.push({
-      name: "subjectAltName",
-      altNames: options.uris.map((value) => ({ type: 6, value })),
-    });
-  }
+  const altNames = [
+    ...(options.uris ?? []).map((value) => ({ type: 6, value })),
+    ...(options.ips ?? []).map((ip) => ({ type: 7, ip })),
+  ];
+  if (altNames.length > 0) extensions.push({ name: "subjectAltName", altNames });
   cert.setExtensions(extensions);
   const signer = options.issuer
     ? (forge.pki.privateKeyFromPem(options.issuer.keyPem) as forge.pki.rsa.PrivateKey)

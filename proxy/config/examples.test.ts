@@ -35,7 +35,8 @@ describe("examples/", () => {
     } else {
       const config = loadConfigFile(file);
       expect(config.listeners.length).toBeGreaterThan(0);
-      if (config.discovery !== undefined) expect(services.has(config.discovery.file)).toBe(true);
+      const discoveryFile = config.discovery?.file;
+      if (discoveryFile !== undefined) expect(services.has(discoveryFile)).toBe(true);
     }
   });
 

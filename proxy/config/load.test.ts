@@ -385,7 +385,7 @@ describe("parseConfig", () => {
       "listeners: [{ name: a, kind: outbound, port: 1, timeouts: { connect: 1s } }]",
       "listeners[0].timeouts.connect",
     ],
-    [`${LISTENER}discovery: { file: x, kubernetes: {} }`, "discovery.kubernetes"],
+    [`${LISTENER}discovery: { file: x, consul: {} }`, "discovery.consul"],
     [`${LISTENER}services: [{ name: a, retries: { budget: 5 } }]`, "services[0].retries.budget"],
     [
       `${LISTENER}services: [{ name: a, endpoints: [{ address: "h:1", zone: z }] }]`,

@@ -25,7 +25,7 @@ export function parseConfig(text: string, source: string, flags?: TlsFlags): Rem
 }
 
 /**
- * Read, parse and validate a config file; a relative `discovery.file`, `accessLog.path` or
+ * Read, parse and validate a config file; a relative `discovery.file`, `discovery.kubernetes.kubeconfig`, `accessLog.path` or
  * `tls.*File` is resolved against its directory.
  */
 export function loadConfigFile(path: string): RemoraConfig {
@@ -43,9 +43,11 @@ export function readConfigFile(
   const text = readText(path);
   const config = parseConfig(text, path, flags);
   const dir = dirname(resolve(path));
-  if (config.discovery !== undefined) {
+  if (config.discovery?.file !== undefined) {
     config.discovery.file = resolve(dir, config.discovery.file);
   }
+  const kube = config.discovery?.kubernetes;
+  if (kube?.kubeconfig !== undefined) kube.kubeconfig = resolve(dir, kube.kubeconfig);
   if (config.accessLog.path !== "stdout") {
     config.accessLog.path = resolve(dir, config.accessLog.path);
   }

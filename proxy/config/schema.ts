@@ -21,6 +21,7 @@ import {
 import { formatAddress, isBindHost, parseAddress } from "./address.js";
 import { durationSchema } from "./duration.js";
 import { DNS_LABEL, dnsLabel, fraction, integer, MAX_UINT32, positiveDuration } from "./fields.js";
+import { kubernetesDiscoverySchema } from "./kubernetes-schema.js";
 import { healthCheckSchema, outlierDetectionSchema, retriesSchema } from "./resilience-schema.js";
 import { authorizationPoliciesSchema } from "./security-schema.js";
 import { loadBalancerSchema, routeSchema, subsetSchema } from "./traffic-schema.js";
@@ -407,9 +408,17 @@ export const configSchema = z
         port: port.nullable().default(15021),
       })
       .prefault({}),
-    /** Optional extra endpoint source: a watched YAML file with a top-level `services:` list. */
+    /** Optional extra endpoint sources: a watched YAML file with a top-level `services:` list. */
     discovery: z
-      .strictObject({ file: z.string().min(1, { error: "required: a file path" }) })
+      .strictObject({
+        file: z.string().min(1, { error: "required: a file path" }).optional(),
+        /** The Kubernetes API (kubernetes-schema.ts, docs/kubernetes.md). */
+        kubernetes: kubernetesDiscoverySchema.optional(),
+      })
+      .refine((d) => d.file !== undefined || d.kubernetes !== undefined, {
+        path: ["file"],
+        error: "required: a file path (or kubernetes: {})",
+      })
       .optional(),
     listeners: z.array(listenerSchema).min(1, { error: "at least one listener is required" }),
     services: servicesList,

@@ -10,6 +10,7 @@ import {
   type ServiceConfig,
   servicesFileSchema,
 } from "./schema.js";
+import { checkClientTlsFiles, resolveTlsFiles } from "./tls-files.js";
 
 export { formatAddress, type HostPort, InvalidAddressError, parseAddress } from "./address.js";
 export { ConfigError, type ConfigIssue } from "./errors.js";
@@ -23,8 +24,9 @@ export function parseConfig(text: string, source: string): RemoraConfig {
 }
 
 /**
- * Read, parse and validate a config file; a relative `discovery.file`, `accessLog.path` or
- * `tls.*File` is resolved against its directory.
+ * Read, parse and validate a config file; a relative `discovery.file`, `accessLog.path`,
+ * `tls.*File` or `trafficPolicy.tls.*File` is resolved against its directory, and the upstream
+ * TLS files are read and checked (tls-files.ts).
  */
 export function loadConfigFile(path: string): RemoraConfig {
   return readConfigFile(path).config;
@@ -51,6 +53,9 @@ export function readConfigFile(path: string): { config: RemoraConfig; text: stri
     resolveModule(service.trafficPolicy.loadBalancer, dir);
     for (const subset of service.subsets) resolveModule(subset.trafficPolicy?.loadBalancer, dir);
   }
+  resolveTlsFiles(config.services, dir);
+  const tlsIssues = checkClientTlsFiles(config.services);
+  if (tlsIssues.length > 0) throw new ConfigError(path, tlsIssues);
   return { config, text };
 }
 

@@ -11,6 +11,7 @@ import { formatAddress, isBindHost, parseAddress } from "./address.js";
 import { durationSchema } from "./duration.js";
 import { DNS_LABEL, dnsLabel, fraction, integer, MAX_UINT32, positiveDuration } from "./fields.js";
 import { healthCheckSchema, outlierDetectionSchema, retriesSchema } from "./resilience-schema.js";
+import { checkIstioMutualIdentity, clientTlsSchema } from "./tls-schema.js";
 import { loadBalancerSchema, routeSchema, subsetSchema } from "./traffic-schema.js";
 
 const port = integer(0, 65535, "a port (0 picks a free one)");
@@ -136,6 +137,8 @@ const endpointSchema = z.strictObject({
 const trafficPolicySchema = z
   .strictObject({
     loadBalancer: loadBalancerSchema.prefault({}),
+    /** DestinationRule ClientTLSSettings: TLS to the endpoints (tls-schema.ts); DISABLE by default. */
+    tls: clientTlsSchema.prefault({}),
     outlierDetection: outlierDetectionSchema.optional(),
     healthCheck: healthCheckSchema.optional(),
     connectionPool: z
@@ -411,6 +414,7 @@ export const configSchema = z
         });
       });
     }
+    checkIstioMutualIdentity(config.services, config.tls !== undefined, ctx);
     checkServices(config.services, ctx);
     // With a discovery file the service may appear there later, so only a fully static config
     // can be checked here.

@@ -14,14 +14,17 @@ import {
   type Server as TlsServer,
 } from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseConfig, serviceDefaults } from "../proxy/config/load.js";
 import { type CertificateAndKey, createCa, issueWorkloadCertificate } from "../tls/ca.js";
 import { mint } from "./certificates.js";
 import {
   type HttpBackend,
   httpBackend,
+  type InProcessRemora,
   RawClient,
   type SpawnedRemora,
   spawnRemora,
+  startRemora,
 } from "./harness.js";
 
 const HOUR = 3_600_000;
@@ -299,3 +302,89 @@ async function waitFor(condition: () => boolean): Promise<void> {
   for (let i = 0; i < 100 && !condition(); i++) await new Promise((r) => setTimeout(r, 20));
   expect(condition()).toBe(true);
 }
+
+describe("pools are per TLS settings: a reload from DISABLE to ISTIO_MUTUAL uses new connections", () => {
+  let dir: string;
+  let app: HttpBackend;
+  let b: SpawnedRemora;
+  let a: InProcessRemora;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "remora-outbound-reload-"));
+    const ca = createCa();
+    writeFileSync(join(dir, "ca.crt"), ca.certPem);
+    for (const [name, account] of [
+      ["a", "productpage"],
+      ["b", "reviews"],
+    ] as const) {
+      const cert = issueWorkloadCertificate({ ca, namespace: "prod", serviceAccount: account });
+      mkdirSync(join(dir, name));
+      writeFileSync(join(dir, name, "tls.crt"), cert.certPem);
+      writeFileSync(join(dir, name, "tls.key"), cert.keyPem);
+    }
+    app = await httpBackend();
+    const bConfig = join(dir, "b.yaml");
+    writeFileSync(
+      bConfig,
+      [
+        "admin: { port: 0 }",
+        "probes: { port: null }",
+        "metrics: { port: null }",
+        "tls: { certFile: b/tls.crt, keyFile: b/tls.key, caFile: ca.crt }",
+        "listeners:",
+        `  - { name: inbound, kind: inbound, address: 127.0.0.1, port: 0, app: "${app.address}", tls: { mode: PERMISSIVE } }`,
+        "",
+      ].join("\n"),
+    );
+    b = await spawnRemora(["run", "-c", bConfig]);
+    a = await startRemora(aConfig("DISABLE"));
+  });
+
+  const aConfig = (mode: string) =>
+    [
+      "admin: { port: 0 }",
+      "probes: { port: null }",
+      "metrics: { port: null }",
+      `tls: { certFile: ${join(dir, "a/tls.crt")}, keyFile: ${join(dir, "a/tls.key")}, caFile: ${join(dir, "ca.crt")} }`,
+      "listeners:",
+      "  - { name: outbound, kind: outbound, port: 0 }",
+      "services:",
+      "  - name: reviews",
+      `    endpoints: [{ address: "127.0.0.1:${b.ports.get("inbound")}" }]`,
+      `    trafficPolicy: { tls: { mode: ${mode} } }`,
+      "",
+    ].join("\n");
+
+  afterAll(async () => {
+    await a?.stop();
+    await b?.stop();
+    await app?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const xfcc = async () => {
+    const response = await RawClient.exchange(a.port(), "GET / HTTP/1.1\r\nhost: reviews\r\n\r\n");
+    expect(response.status).toBe(200);
+    const echoed = JSON.parse(response.body.toString()) as { headers: Record<string, string> };
+    return echoed.headers["x-forwarded-client-cert"];
+  };
+
+  it("plaintext first, then mTLS on the next request after the reload", async () => {
+    expect(await xfcc()).toBeUndefined();
+    // The plaintext connection is now idle in the pool.
+    const cluster = a.runtime.clusters.get("reviews.default")!;
+    expect(cluster.poolStats(cluster.endpoints[0]!.id).idle).toBe(1);
+    const outcome = await a.runtime.reload({
+      config: parseConfig(aConfig("ISTIO_MUTUAL"), "reload.yaml"),
+      serviceDefaults: serviceDefaults(),
+    });
+    expect(outcome.result).toBe("applied");
+    expect(await xfcc()).toContain("URI=spiffe://cluster.local/ns/prod/sa/productpage");
+    // And back: DISABLE again is plaintext again.
+    await a.runtime.reload({
+      config: parseConfig(aConfig("DISABLE"), "reload.yaml"),
+      serviceDefaults: serviceDefaults(),
+    });
+    expect(await xfcc()).toBeUndefined();
+  });
+});

@@ -12,17 +12,22 @@ import {
 import { RetryBudget } from "../health/retry-budget.js";
 import { RetryPolicy, type RetrySettings } from "../health/retry-policy.js";
 import type { BalancerFactory, LoadBalancerSettings, PickContext } from "../lb/balancer.js";
+import type { ClientTlsSettings } from "../tls/client-tls-settings.js";
 import type { RouteConfig } from "./config/schema.js";
 import { HostSet } from "./host-set.js";
 import { type Logger, silentLogger } from "./log.js";
 import { RouteTable } from "./routing/route-table.js";
-import { type PoolSettings, UpstreamPool } from "./upstream/pool.js";
+import type { UpstreamConnector } from "./upstream/connector.js";
+import { EndpointPools } from "./upstream/endpoint-pools.js";
+import type { PoolSettings, UpstreamPool } from "./upstream/pool.js";
 
 /** One DestinationRule subset: endpoints by label, with its own balancer settings. */
 export interface SubsetSettings {
   readonly name: string;
   readonly labels: Readonly<Record<string, string>>;
   readonly lb: LoadBalancerSettings;
+  /** The subset's upstream TLS (its own trafficPolicy.tls, else the service's); undefined = plain. */
+  readonly tls?: ClientTlsSettings;
 }
 
 /** Traffic policy of one service, resolved from config (DestinationRule + VirtualService). */
@@ -31,6 +36,8 @@ export interface ClusterSettings {
   /** Per-request timeout in ms; 0 disables it (Istio's default). */
   readonly timeoutMs: number;
   readonly pool: PoolSettings;
+  /** DestinationRule trafficPolicy.tls; undefined = plain TCP (mode DISABLE). */
+  readonly tls?: ClientTlsSettings;
   readonly subsets: readonly SubsetSettings[];
   readonly routes: readonly RouteConfig[];
   /**
@@ -75,9 +82,17 @@ export type CheckerFactory = (
   onPass: (endpointId: string) => void,
 ) => ActiveHealthChecker;
 
+/** Builds the connector for upstream TLS settings (Runtime: tls/outbound.ts with the identity). */
+export type ConnectorFactory = (
+  tls: ClientTlsSettings,
+  service: { readonly name: string; readonly namespace: string; readonly key: string },
+) => UpstreamConnector;
+
 /** What every cluster of a runtime shares. */
 export interface ClusterOptions {
   readonly modules?: ModuleLookup;
+  /** Required for clusters with upstream TLS settings. */
+  readonly connectors?: ConnectorFactory;
   readonly logger?: Logger;
   /** Required for clusters with a healthCheck (Runtime loads it first; see health-checks.ts). */
   readonly checkers?: CheckerFactory;
@@ -112,7 +127,10 @@ export class Cluster {
   #subsets = new Map<string, HostSet>();
   #routes: RouteTable;
   #snapshot: EndpointSnapshot | undefined;
-  #pools = new Map<string, UpstreamPool>();
+  /** Pools with the service's TLS settings. */
+  #pools: EndpointPools;
+  /** Pools of subsets whose TLS settings differ from the service's, by subset name. */
+  #subsetPools = new Map<string, EndpointPools>();
   /** Health flags by endpoint id; an endpoint without an entry is healthy. */
   readonly #health = new Map<string, EndpointHealth>();
   readonly #options: ClusterOptions;
@@ -154,6 +172,7 @@ export class Cluster {
     this.pendingLimit = new PendingLimit({ http1MaxPendingRequests: settings.maxPendingRequests });
     this.#all = this.#hostSet("", {}, settings.lb);
     this.#routes = new RouteTable(settings.routes, { random: Math.random });
+    this.#pools = this.#buildPools();
     this.#buildSubsets();
     this.#startHealth();
   }
@@ -236,14 +255,10 @@ export class Cluster {
     this.#outlier?.update(endpoints.map((e) => e.id));
     this.#checker?.update(endpoints);
     this.#select();
-    if (this.#pools.size === 0) return;
+    if (this.#pools.size === 0 && this.#subsetPools.size === 0) return;
     const live = new Set((snapshot?.endpoints ?? []).map((e) => e.id));
-    for (const [id, pool] of this.#pools) {
-      if (!live.has(id)) {
-        pool.close();
-        this.#pools.delete(id);
-      }
-    }
+    this.#pools.retain(live);
+    for (const pools of this.#subsetPools.values()) pools.retain(live);
   }
 
   /** The whole service's balancer picks (TCP listeners, which have no routes). */
@@ -260,17 +275,20 @@ export class Cluster {
     this.#all.balancer.onEnd?.(endpoint, ok);
   }
 
-  pool(endpoint: Endpoint): UpstreamPool {
-    let pool = this.#pools.get(endpoint.id);
-    if (pool === undefined) {
-      pool = new UpstreamPool(endpoint.host, endpoint.port, this.#settings.pool);
-      this.#pools.set(endpoint.id, pool);
+  /** The endpoint's pool for requests routed to `subset` ("" = the whole service). */
+  pool(endpoint: Endpoint, subset = ""): UpstreamPool {
+    if (subset !== "" && this.#subsetPools.size > 0) {
+      const own = this.#subsetPools.get(subset);
+      if (own !== undefined) return own.get(endpoint);
     }
-    return pool;
+    return this.#pools.get(endpoint);
   }
 
   poolStats(endpointId: string): { open: number; idle: number; connecting: number } {
-    return this.#pools.get(endpointId)?.stats ?? { open: 0, idle: 0, connecting: 0 };
+    const stats = { open: 0, idle: 0, connecting: 0 };
+    this.#pools.addStats(endpointId, stats);
+    for (const pools of this.#subsetPools.values()) pools.addStats(endpointId, stats);
+    return stats;
   }
 
   /**
@@ -293,9 +311,14 @@ export class Cluster {
     if (!sameJson(previous.routes, settings.routes)) {
       this.#routes = new RouteTable(settings.routes, { random: Math.random });
     }
-    if (!sameJson(previous.pool, settings.pool)) {
-      for (const pool of this.#pools.values()) pool.close();
-      this.#pools.clear();
+    // A connection made with other TLS settings must never be reused: new settings, new pools.
+    if (
+      !sameJson(previous.pool, settings.pool) ||
+      !sameJson(previous.tls, settings.tls) ||
+      !sameJson(subsetTls(previous), subsetTls(settings))
+    ) {
+      this.#closePools();
+      this.#pools = this.#buildPools();
     }
     // Retry accounting restarts with new settings; in-flight retries release harmlessly.
     if (!sameJson(previous.retry, settings.retry)) {
@@ -318,9 +341,39 @@ export class Cluster {
   }
 
   close(): void {
-    for (const pool of this.#pools.values()) pool.close();
-    this.#pools.clear();
+    this.#closePools();
     this.#stopHealth();
+  }
+
+  /**
+   * The service's pools, and pools for each subset whose TLS differs from the service's (subsets
+   * with the same settings share the service's pools and their warm connections).
+   */
+  #buildPools(): EndpointPools {
+    const settings = this.#settings;
+    const pools = new EndpointPools(settings.pool, this.#connector(settings.tls));
+    const own = JSON.stringify(settings.tls);
+    for (const subset of settings.subsets) {
+      if (JSON.stringify(subset.tls) === own) continue;
+      this.#subsetPools.set(
+        subset.name,
+        new EndpointPools(settings.pool, this.#connector(subset.tls)),
+      );
+    }
+    return pools;
+  }
+
+  #connector(tls: ClientTlsSettings | undefined): UpstreamConnector | undefined {
+    if (tls === undefined) return undefined;
+    const factory = this.#options.connectors;
+    if (factory === undefined) throw new Error(`${this.key}: upstream TLS connectors not given`);
+    return factory(tls, { name: this.name, namespace: this.namespace, key: this.key });
+  }
+
+  #closePools(): void {
+    this.#pools.close();
+    for (const pools of this.#subsetPools.values()) pools.close();
+    this.#subsetPools.clear();
   }
 
   /** Outlier detection and active checks as the settings ask, fed the current endpoints. */
@@ -408,6 +461,10 @@ export class Cluster {
     const endpoints = this.#snapshot?.endpoints ?? [];
     for (const set of this.hostSets()) set.update(endpoints, this.#isHealthy);
   }
+}
+
+function subsetTls(settings: ClusterSettings): (ClientTlsSettings | undefined)[] {
+  return settings.subsets.map((subset) => subset.tls);
 }
 
 function sameJson(a: unknown, b: unknown): boolean {

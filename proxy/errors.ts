@@ -16,6 +16,11 @@ export const ERRORS = {
   REMORA_ERR_QUEUE_TIMEOUT: { status: 503, flag: "UO", body: "request queue timeout" },
   REMORA_ERR_NO_ROUTE_MATCH: { status: 404, flag: "NR", body: "no route matched the request" },
   REMORA_ERR_UPSTREAM_CONNECT: { status: 502, flag: "UF", body: "upstream connect failed" },
+  REMORA_ERR_UPSTREAM_TLS: {
+    status: 503,
+    flag: "UF",
+    body: "upstream TLS handshake failed",
+  },
   REMORA_ERR_UPSTREAM_RESET: { status: 502, flag: "UC", body: "upstream connection closed" },
   REMORA_ERR_UPSTREAM_PROTOCOL: { status: 502, flag: "UPE", body: "invalid upstream response" },
   REMORA_ERR_UPSTREAM_TIMEOUT: { status: 504, flag: "UT", body: "upstream request timeout" },

@@ -600,7 +600,7 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
   #useEndpoint(endpoint: Endpoint): void {
     const cluster = this.#cluster!;
     this.#endpoint = endpoint;
-    this.#pool = cluster.pool(endpoint);
+    this.#pool = cluster.pool(endpoint, this.#hosts!.subset);
     this.#record.endpoint = endpoint.id;
     const perTry = cluster.retryPolicy.settings.perTryTimeoutMs;
     if (perTry > 0) {
@@ -695,7 +695,10 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
     if (this.#state !== CONNECTING || this.#endpoint === null) return;
     this.#leavePending();
     if (error.code === "REMORA_ERR_OVERFLOW") this.#overflow("REMORA_ERR_OVERFLOW");
-    else this.#attemptFailed(CONNECT_FAILED, "REMORA_ERR_UPSTREAM_CONNECT");
+    // A failed TLS handshake or peer check is a connect failure (retried, reported) with its own code.
+    else if (error.code === "REMORA_ERR_UPSTREAM_TLS") {
+      this.#attemptFailed(CONNECT_FAILED, "REMORA_ERR_UPSTREAM_TLS");
+    } else this.#attemptFailed(CONNECT_FAILED, "REMORA_ERR_UPSTREAM_CONNECT");
   }
 
   /**

@@ -33,6 +33,11 @@ import { ProbeServer } from "./probes.js";
 import { applyReload, type ReloadOutcome, type ReloadTarget } from "./reload.js";
 import { HostRouter } from "./router.js";
 import { TrafficWindow } from "./traffic-window.js";
+import {
+  clientTlsSettings,
+  type TlsFileVersions,
+  UpstreamTlsConnectors,
+} from "./upstream/tls-connectors.js";
 
 export interface BoundListener {
   readonly name: string;
@@ -118,13 +123,19 @@ class FlagCounter implements ExchangeReporter {
 export function clusterSettings(
   service: ServiceConfig,
   modules: Readonly<Record<string, string>> = {},
+  tlsVersions: TlsFileVersions = {},
 ): ClusterSettings {
   const pool = service.trafficPolicy.connectionPool;
   const lb = service.trafficPolicy.loadBalancer;
+  const tls = clientTlsSettings(service.trafficPolicy.tls, tlsVersions);
   const subsets = service.subsets.map((subset) => ({
     name: subset.name,
     labels: subset.labels,
     lb: subset.trafficPolicy?.loadBalancer ?? lb,
+    tls:
+      subset.trafficPolicy?.tls === undefined
+        ? tls
+        : clientTlsSettings(subset.trafficPolicy.tls, tlsVersions),
   }));
   const used: Record<string, string> = {};
   for (const settings of [lb, ...subsets.map((s) => s.lb)]) {
@@ -157,6 +168,7 @@ export function clusterSettings(
       idleTimeoutMs: pool.http.idleTimeout,
       maxRequestsPerConnection: pool.http.maxRequestsPerConnection,
     },
+    tls,
     subsets,
     routes: service.routes,
     modules: used,
@@ -212,6 +224,11 @@ export class Runtime {
   #moduleVersions: Record<string, string> = {};
   /** What the last #prepareServices found; applied with the services (a reload may still fail). */
   #loadedVersions: Record<string, string> = {};
+  /** Versions of the trafficPolicy.tls files the applied config names, and the last loaded. */
+  #tlsVersions: TlsFileVersions = {};
+  #loadedTlsVersions: TlsFileVersions = {};
+  /** Upstream TLS: the files services name, failure counts and log, the clusters' connectors. */
+  readonly upstreamTls: UpstreamTlsConnectors;
   #servers: Listener[] = [];
   #admin: AdminServer | undefined;
   #fileSource: FileSource | undefined;
@@ -246,6 +263,7 @@ export class Runtime {
     this.#options = options;
     this.policies = { current: compilePolicies(config.authorizationPolicies) };
     this.#logger = options.logger ?? silentLogger();
+    this.upstreamTls = new UpstreamTlsConnectors(this.#logger, () => this.identity);
     this.metrics = config.metrics.enabled
       ? new RuntimeMetrics(this, { workload: config.workload, next: options.reporter })
       : undefined;
@@ -257,6 +275,7 @@ export class Runtime {
       modules: balancerModule,
       logger: this.#logger,
       checkers: activeCheckers,
+      connectors: this.upstreamTls.factory,
     });
   }
 
@@ -287,10 +306,13 @@ export class Runtime {
     for (const [path, settings] of moduleUses(services)) {
       versions[path] = await loadBalancerModule(path, settings);
     }
-    const changed = Object.entries(versions).some(
-      ([path, version]) => this.#moduleVersions[path] !== version,
-    );
+    const tls = await this.upstreamTls.load(services);
+    const changed = [
+      ...Object.entries(versions).map(([path, version]) => this.#moduleVersions[path] !== version),
+      ...Object.entries(tls).map(([path, version]) => this.#tlsVersions[path] !== version),
+    ].some(Boolean);
     this.#loadedVersions = versions;
+    this.#loadedTlsVersions = tls;
     return changed;
   }
 
@@ -312,7 +334,10 @@ export class Runtime {
     }
     await this.#prepareServices(config.services);
     this.#moduleVersions = this.#loadedVersions;
-    this.clusters.configure(configuredClusters(config.services, this.#moduleVersions));
+    this.#tlsVersions = this.#loadedTlsVersions;
+    this.clusters.configure(
+      configuredClusters(config.services, this.#moduleVersions, this.#tlsVersions),
+    );
     this.#static = new StaticSource(this.registry, config.services);
     this.#static.start();
     if (config.discovery?.file !== undefined) {
@@ -417,7 +442,10 @@ export class Runtime {
       applyServices: (services) => {
         runtime.#static?.update(services);
         runtime.#moduleVersions = runtime.#loadedVersions;
-        runtime.clusters.configure(configuredClusters(services, runtime.#moduleVersions));
+        runtime.#tlsVersions = runtime.#loadedTlsVersions;
+        runtime.clusters.configure(
+          configuredClusters(services, runtime.#moduleVersions, runtime.#tlsVersions),
+        );
       },
       switchDiscovery: (path, contents) => runtime.#switchDiscovery(path, contents),
       setConfig: (config) => {
@@ -637,11 +665,12 @@ export class Runtime {
 function configuredClusters(
   services: readonly ServiceConfig[],
   modules: Readonly<Record<string, string>>,
+  tlsVersions: TlsFileVersions,
 ): Map<string, ClusterSettings & { name: string; namespace: string }> {
   const configured = new Map<string, ClusterSettings & { name: string; namespace: string }>();
   for (const service of services) {
     configured.set(`${service.name}.${service.namespace}`, {
-      ...clusterSettings(service, modules),
+      ...clusterSettings(service, modules, tlsVersions),
       name: service.name,
       namespace: service.namespace,
     });

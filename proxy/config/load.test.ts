@@ -103,6 +103,7 @@ describe("parseConfig", () => {
         ],
         trafficPolicy: {
           loadBalancer: DEFAULT_LB_SETTINGS,
+          tls: { mode: "DISABLE", subjectAltNames: [] },
           connectionPool: {
             tcp: { connectTimeout: 250, maxConnections: 1024 },
             http: {
@@ -138,6 +139,7 @@ describe("parseConfig", () => {
       endpoints: [],
       trafficPolicy: {
         loadBalancer: DEFAULT_LB_SETTINGS,
+        tls: { mode: "DISABLE", subjectAltNames: [] },
         connectionPool: {
           tcp: { connectTimeout: 10_000, maxConnections: 1024 },
           http: {

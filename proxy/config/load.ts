@@ -10,6 +10,7 @@ import {
   type ServiceConfig,
   servicesFileSchema,
 } from "./schema.js";
+import { checkClientTlsFiles, resolveTlsFiles } from "./tls-files.js";
 import { applyTlsFlags, type TlsFlags } from "./tls-flags.js";
 
 export { formatAddress, type HostPort, InvalidAddressError, parseAddress } from "./address.js";
@@ -25,8 +26,10 @@ export function parseConfig(text: string, source: string, flags?: TlsFlags): Rem
 }
 
 /**
- * Read, parse and validate a config file; a relative `discovery.file`, `discovery.kubernetes.kubeconfig`, `accessLog.path` or
- * `tls.*File` is resolved against its directory.
+ * Read, parse and validate a config file; a relative `discovery.file`,
+ * `discovery.kubernetes.kubeconfig`, `accessLog.path`, `tls.*File` or `trafficPolicy.tls.*File`
+ * is resolved against its directory, and the upstream TLS files are read and checked
+ * (tls-files.ts).
  */
 export function loadConfigFile(path: string): RemoraConfig {
   return readConfigFile(path).config;
@@ -62,6 +65,9 @@ export function readConfigFile(
     resolveModule(service.trafficPolicy.loadBalancer, dir);
     for (const subset of service.subsets) resolveModule(subset.trafficPolicy?.loadBalancer, dir);
   }
+  resolveTlsFiles(config.services, dir);
+  const tlsIssues = checkClientTlsFiles(config.services);
+  if (tlsIssues.length > 0) throw new ConfigError(path, tlsIssues);
   return { config, text };
 }
 

@@ -24,6 +24,7 @@ import { DNS_LABEL, dnsLabel, fraction, integer, MAX_UINT32, positiveDuration } 
 import { kubernetesDiscoverySchema } from "./kubernetes-schema.js";
 import { healthCheckSchema, outlierDetectionSchema, retriesSchema } from "./resilience-schema.js";
 import { authorizationPoliciesSchema } from "./security-schema.js";
+import { checkIstioMutualIdentity, clientTlsSchema } from "./tls-schema.js";
 import { loadBalancerSchema, routeSchema, subsetSchema } from "./traffic-schema.js";
 
 const port = integer(0, 65535, "a port (0 picks a free one)");
@@ -251,6 +252,8 @@ const endpointSchema = z.strictObject({
 const trafficPolicySchema = z
   .strictObject({
     loadBalancer: loadBalancerSchema.prefault({}),
+    /** DestinationRule ClientTLSSettings: TLS to the endpoints (tls-schema.ts); DISABLE by default. */
+    tls: clientTlsSchema.prefault({}),
     outlierDetection: outlierDetectionSchema.optional(),
     healthCheck: healthCheckSchema.optional(),
     connectionPool: z
@@ -528,6 +531,7 @@ export const configSchema = z
         });
       });
     }
+    checkIstioMutualIdentity(config.services, config.tls !== undefined, ctx);
     checkServices(config.services, ctx);
     // With a discovery file the service may appear there later, so only a fully static config
     // can be checked here.

@@ -7,6 +7,7 @@ import type { LoadBalancerSettings } from "../../lb/balancer.js";
 import { canonicalPolicy, isKnownPolicy, knownPolicies } from "../../lb/registry.js";
 import { durationSchema } from "./duration.js";
 import { dnsLabel, headerName, integer, isPrime, MAX_UINT32, positiveDuration } from "./fields.js";
+import { clientTlsSchema } from "./tls-schema.js";
 
 /** Istio's consistentHash (DestinationRule): one key source plus the table sizes. */
 const consistentHashSchema = z
@@ -155,9 +156,16 @@ function withoutUndefined<T extends Record<string, unknown>>(object: T): Partial
   return out;
 }
 
-/** What a subset may override: its own balancer (connection pools are per endpoint, shared). */
+/**
+ * What a subset may override: its own balancer, and its own upstream TLS (pools are per endpoint
+ * and TLS settings: a subset with other TLS settings gets its own pools).
+ */
 const subsetTrafficPolicySchema = z
-  .strictObject({ loadBalancer: loadBalancerSchema.prefault({}) })
+  .strictObject({
+    loadBalancer: loadBalancerSchema.prefault({}),
+    /** Replaces the service's trafficPolicy.tls for this subset's endpoints. */
+    tls: clientTlsSchema.optional(),
+  })
   .optional();
 
 /** DestinationRule subsets: named groups of endpoints by label. */

@@ -130,6 +130,12 @@ export interface MetricsSubject {
   readonly appClusters: readonly ClusterView[];
   readonly registry: { sourceStates(): readonly SourceView[] };
   readonly accessLog: { stats(): AccessLogView };
+  /** Upstream TLS failures (`remora_upstream_tls_errors_total`); absent on test doubles. */
+  readonly upstreamTls?: {
+    readonly failures: {
+      forEach(visit: (service: string, reason: string, count: number) => void): void;
+    };
+  };
   /** This workload's certificate (config `tls`); undefined when none is configured. */
   readonly identity?: { expirySeconds(): number; caExpirySeconds(): number } | undefined;
 }

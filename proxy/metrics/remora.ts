@@ -130,6 +130,22 @@ export class RemoraMetrics {
     this.#registerAccessLog(registry);
     this.#registerBalancing(registry);
     this.#registerResilience(registry);
+    this.#registerUpstreamTls(registry);
+  }
+
+  /** Upstream TLS failures by service and reason (tls/outbound-failures.ts); cold: built per scrape. */
+  #registerUpstreamTls(registry: Registry): void {
+    new ValueFamily({
+      name: "remora_upstream_tls_errors_total",
+      help: "Upstream TLS connections that failed (handshake or server identity check), by service and reason.",
+      type: "counter",
+      labelNames: ["service", "reason"],
+      collect: (visit) => {
+        this.#subject.upstreamTls?.failures.forEach((service, reason, count) => {
+          visit(new LabelSet(["service", "reason"], [service, reason]), count);
+        });
+      },
+    }).register(registry);
   }
 
   /** Retries, circuit breaking, outlier detection and active checks, per cluster. */

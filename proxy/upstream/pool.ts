@@ -2,6 +2,7 @@ import type { NetConnectOpts } from "node:net";
 import { RemoraError } from "../errors.js";
 import { connectReading, ReadBuffer } from "../read-buffer.js";
 import { type ConnectionHome, UpstreamConnection } from "./connection.js";
+import type { ConnectTarget, UpstreamConnector } from "./connector.js";
 
 /**
  * Bytes a socket may queue before write() reports backpressure. Node's 16 KiB default makes a
@@ -30,21 +31,29 @@ export interface ConnectWaiter {
 
 export type AcquireResult = UpstreamConnection | "connecting" | "overflow";
 
-/** Keep-alive connections to one endpoint (one pool per endpoint and, later, TLS settings). */
-export class UpstreamPool implements ConnectionHome {
+/**
+ * Keep-alive connections to one endpoint with one set of TLS settings (Cluster keeps one pool per
+ * endpoint and TLS settings, so a connection is never reused under other settings).
+ */
+export class UpstreamPool implements ConnectionHome, ConnectTarget {
   readonly host: string;
   readonly port: number;
+  /** ConnectTarget: the TLS session the connector resumes next (unused by plain TCP). */
+  tlsSession: Buffer | undefined = undefined;
   #settings: PoolSettings;
+  /** Opens connections other than plain TCP (upstream TLS); undefined = plain TCP, inline. */
+  readonly #connector: UpstreamConnector | undefined;
   /** Idle connections, most recently used last (LIFO keeps few warm; the rest time out). */
   #idle: UpstreamConnection[] = [];
   #open = 0;
   #connecting = 0;
   #closing = false;
 
-  constructor(host: string, port: number, settings: PoolSettings) {
+  constructor(host: string, port: number, settings: PoolSettings, connector?: UpstreamConnector) {
     this.host = host;
     this.port = port;
     this.#settings = settings;
+    this.#connector = connector;
   }
 
   get stats(): { open: number; idle: number; connecting: number } {
@@ -100,6 +109,10 @@ export class UpstreamPool implements ConnectionHome {
   #connect(waiter: ConnectWaiter): void {
     this.#connecting++;
     const reader = new ReadBuffer();
+    if (this.#connector !== undefined) {
+      this.#connectThrough(this.#connector, reader, waiter);
+      return;
+    }
     const socket = connectReading(
       {
         host: this.host,
@@ -135,6 +148,22 @@ export class UpstreamPool implements ConnectionHome {
       socket.setTimeout(0);
       const conn = new UpstreamConnection(socket, reader, this, this.#settings.idleTimeoutMs);
       if (!waiter.onUpstreamConnected(conn)) this.release(conn, true);
+    });
+  }
+
+  /** A connection the connector opens (TLS): same accounting as the plain path above. */
+  #connectThrough(connector: UpstreamConnector, reader: ReadBuffer, waiter: ConnectWaiter): void {
+    connector.open(this, reader, this.#settings.connectTimeoutMs, {
+      ready: (socket) => {
+        this.#connecting--;
+        this.#open++;
+        const conn = new UpstreamConnection(socket, reader, this, this.#settings.idleTimeoutMs);
+        if (!waiter.onUpstreamConnected(conn)) this.release(conn, true);
+      },
+      failed: (error) => {
+        this.#connecting--;
+        waiter.onUpstreamConnectFailed(error);
+      },
     });
   }
 }

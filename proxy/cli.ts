@@ -6,11 +6,12 @@
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { defaultStateDir } from "../tls/dev-state.js";
 import { InvalidLifetimeError, parseLifetime } from "../tls/lifetime.js";
 import { ConfigError } from "./config/errors.js";
 import { buildQuickConfig, type LoadedConfig, loadConfig } from "./config/isolated.js";
 import type { TlsFlags } from "./config/tls-flags.js";
-import { demoBanner, demoConfig, startDemoBackends } from "./demo.js";
+import { demoBanner, demoConfig, freePort, startDemoBackends } from "./demo.js";
 import { createLogger } from "./log.js";
 import { unsupportedNodeMessage } from "./node-version.js";
 import { Runtime } from "./runtime.js";
@@ -70,13 +71,17 @@ Loads and validates FILE as remora would at startup. Prints "FILE: ok" and exits
 every problem with the path of the offending key and exits 1.
 `,
   demo: `Usage:
-  remora demo [--port PORT] [--admin-port PORT]
+  remora demo [--port PORT] [--admin-port PORT] [--inbound-port PORT] [--state-dir DIR]
 
 Starts three small HTTP backends and a proxy in front of them (service "hello"), and prints
 curl commands to try and the dashboard's URL (the admin API's /). The third backend fails on
 purpose: of every 4 requests it receives, it answers the 2nd with 503 and cuts the 4th off
 mid-response, so failures show in the dashboard, /clusters and the metrics.
-Defaults: proxy 15001, admin 15000 (Istio's ports).
+Service "secure" shows mTLS: the first backend behind the demo's own STRICT inbound listener,
+reached over ISTIO_MUTUAL with a dev-mode identity (a local CA under the state directory, as
+with --dev-mtls). The config is written to STATE_DIR/demo/remora-demo.yaml.
+Defaults: proxy 15001, admin 15000, inbound 15006 (Istio's ports; 0 = any free port); state
+directory as for --dev-mtls.
 `,
   status: `Usage:
   remora status [--admin URL] [--json] [--timeout DURATION]
@@ -336,6 +341,7 @@ async function main(argv: string[]): Promise<number> {
       config: { type: "string", short: "c" },
       listen: { type: "string" },
       "admin-port": { type: "string" },
+      "inbound-port": { type: "string" },
       port: { type: "string" },
       service: { type: "string", multiple: true },
       "log-level": { type: "string" },
@@ -393,10 +399,23 @@ async function main(argv: string[]): Promise<number> {
     case "demo": {
       const port = parsePort(values.port, "--port", 15001);
       const adminPort = parsePort(values["admin-port"], "--admin-port", 15000);
+      const inbound = parsePort(values["inbound-port"], "--inbound-port", 15006);
+      const inboundPort = inbound === 0 ? await freePort() : inbound;
+      const stateDir =
+        values["state-dir"] === undefined ? defaultStateDir() : resolve(values["state-dir"]);
       const backends = await startDemoBackends(2, true);
-      const loaded = await demoConfig(port, adminPort, backends.addresses);
+      const { loaded, path } = await demoConfig(
+        { port, adminPort, inboundPort },
+        backends.addresses,
+        stateDir,
+      );
       await runProxy(loaded, values["log-level"] ?? "warn", parseDrain(values["drain-time"]), (r) =>
-        demoBanner(r.listeners[0]?.port ?? port, r.adminPort, backends.addresses),
+        demoBanner(
+          { port: r.listeners[0]?.port ?? port, adminPort: r.adminPort, inboundPort },
+          backends.addresses,
+          stateDir,
+          path,
+        ),
       );
       return -1;
     }

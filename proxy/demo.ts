@@ -1,6 +1,9 @@
+import { mkdir, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
-import { buildQuickConfig, type LoadedConfig } from "./config/isolated.js";
+import { type AddressInfo, createServer as createTcpServer } from "node:net";
+import { join } from "node:path";
+import { devIdentityPaths } from "../tls/dev-state.js";
+import { type LoadedConfig, loadConfig } from "./config/isolated.js";
 
 export interface DemoBackends {
   readonly addresses: string[];
@@ -31,6 +34,8 @@ export async function startDemoBackends(count: number, flaky = false): Promise<D
           host: req.headers.host,
           "x-forwarded-for": req.headers["x-forwarded-for"],
           "x-request-id": req.headers["x-request-id"],
+          // Set by an inbound mTLS listener: who called (the demo's `secure` service).
+          "x-forwarded-client-cert": req.headers["x-forwarded-client-cert"],
         },
         null,
         2,
@@ -79,17 +84,87 @@ export async function startDemoBackends(count: number, flaky = false): Promise<D
  */
 export const FLAKY_PATTERN = ["ok", "503", "ok", "reset"] as const;
 
-/** The demo's config: `hello` with the backends as endpoints. */
-export function demoConfig(
-  port: number,
-  adminPort: number,
-  backends: string[],
-): Promise<LoadedConfig> {
-  return buildQuickConfig({ listen: port, adminPort, services: [`hello=${backends.join(",")}`] });
+/** The demo's mTLS identity: the dev CA's service account `demo` in namespace `default`. */
+export const DEMO_IDENTITY = "spiffe://cluster.local/ns/default/sa/demo";
+
+export interface DemoPorts {
+  /** The outbound listener (the app's side). */
+  readonly port: number;
+  readonly adminPort: number;
+  /** The inbound STRICT listener that `secure` reaches over mTLS. */
+  readonly inboundPort: number;
 }
 
-export function demoBanner(port: number, adminPort: number, backends: string[]): string {
+/**
+ * The demo's config, written as a file a newcomer can read (and copy): `hello` with the backends
+ * as endpoints, and `secure`, the same first backend behind this remora's own inbound listener,
+ * reached over mTLS (ISTIO_MUTUAL) with a dev-mode identity. One process plays both sidecars, so
+ * the one command shows origination, termination and x-forwarded-client-cert.
+ */
+export function demoConfigText(ports: DemoPorts, backends: string[], stateDir: string): string {
+  const endpoints = backends.map((b) => `      - address: ${b}`).join("\n");
+  return `# Written by \`remora demo\`; remora reads it like any config (docs/config.md).
+admin: { port: ${ports.adminPort} }
+probes: { port: null }
+metrics: { port: null }
+# Dev mode: a local CA under stateDir and this workload's certificate (docs/security.md#dev-mode).
+tls: { dev: true, serviceAccount: demo, stateDir: ${JSON.stringify(stateDir)} }
+listeners:
+  - { name: outbound, kind: outbound, port: ${ports.port} }
+  # What a peer's sidecar would call: mTLS only, then plaintext to the app on loopback.
+  - name: inbound
+    kind: inbound
+    address: 127.0.0.1
+    port: ${ports.inboundPort}
+    app: ${backends[0]}
+    tls: { mode: STRICT }
+services:
+  - name: hello
+    endpoints:
+${endpoints}
+  - name: secure
+    endpoints:
+      - address: 127.0.0.1:${ports.inboundPort}
+    trafficPolicy:
+      tls: { mode: ISTIO_MUTUAL, subjectAltNames: [${DEMO_IDENTITY}] }
+`;
+}
+
+/** Writes the demo's config under `stateDir/demo/` and loads it as `remora run -c` would. */
+export async function demoConfig(
+  ports: DemoPorts,
+  backends: string[],
+  stateDir: string,
+): Promise<{ loaded: LoadedConfig; path: string }> {
+  const dir = join(stateDir, "demo");
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const path = join(dir, "remora-demo.yaml");
+  await writeFile(path, demoConfigText(ports, backends, stateDir));
+  return { loaded: await loadConfig(path), path };
+}
+
+/**
+ * A free loopback port for the inbound listener when the caller asked for any (`0`): `secure`'s
+ * endpoint must name it before the listener binds. (Another process could take it in between;
+ * the demo then fails to start with EADDRINUSE, which says so.)
+ */
+export async function freePort(): Promise<number> {
+  const server = createTcpServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as AddressInfo).port;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+export function demoBanner(
+  ports: DemoPorts,
+  backends: string[],
+  stateDir: string,
+  configPath: string,
+): string {
+  const { port, adminPort, inboundPort } = ports;
   const admin = `http://127.0.0.1:${adminPort}`;
+  const files = devIdentityPaths(stateDir, "default", "demo");
   return [
     "",
     `remora demo is running on Node.js ${process.version}: service \`hello\` has endpoints`,
@@ -108,6 +183,16 @@ export function demoBanner(port: number, adminPort: number, backends: string[]):
     `  npx remora status --admin ${admin}  # the same figures as a table`,
     `  curl ${admin}/clusters                # endpoints and counters`,
     `  curl ${admin}/ready`,
+    "",
+    `mTLS (dev mode; CA in ${files.caDir}, this remora is ${DEMO_IDENTITY}):`,
+    "service `secure` is hello-v1 behind this remora's own STRICT inbound listener, reached over mTLS",
+    `  curl -H 'Host: secure' http://127.0.0.1:${port}/   # the app sees x-forwarded-client-cert: ...;URI=${DEMO_IDENTITY}`,
+    `  curl -k https://127.0.0.1:${inboundPort}/          # refused at the handshake: no client certificate`,
+    `  curl -k --cert ${files.certFile} --key ${files.keyFile} https://127.0.0.1:${inboundPort}/`,
+    "                                         # accepted: a certificate from the dev CA (-k: it names a SPIFFE ID, not a host)",
+    `  remora run --dev-mtls ...              # any remora with --dev-mtls trusts this CA (docs/security.md#dev-mode)`,
+    "",
+    `The config: ${configPath}`,
     "",
     "Press Ctrl-C to stop.",
     "",

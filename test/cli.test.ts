@@ -208,9 +208,13 @@ describe("remora CLI", () => {
 
 describe("remora demo", () => {
   it("starts backends, one of them flaky, and a proxy; prints curl lines that work and the dashboard", async () => {
-    const child = spawn(process.execPath, [CLI, "demo", "--port", "0", "--admin-port", "0"], {
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    const stateDir = await mkdtemp(join(tmpdir(), "remora-demo-"));
+    const child = spawn(
+      process.execPath,
+      [CLI, "demo", "--port", "0", "--admin-port", "0", "--inbound-port", "0"],
+      // The dev CA goes to the state directory: a temporary one, not this user's.
+      { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, REMORA_STATE_DIR: stateDir } },
+    );
     try {
       let out = "";
       child.stdout.on("data", (d: Buffer) => {
@@ -267,6 +271,40 @@ describe("remora demo", () => {
       );
       // Its 503 was retried elsewhere, so the exchange counts there; the reset counts here.
       expect(flaky.lastMinute).toMatchObject({ errors: 1 });
+
+      // mTLS: `secure` is hello-v1 behind the demo's own STRICT inbound listener, over
+      // ISTIO_MUTUAL with the dev CA's identity; the app is told who called.
+      const secure = await RawClient.exchange(port, "GET / HTTP/1.1\r\nHost: secure\r\n\r\n");
+      expect(secure.status).toBe(200);
+      const echoed = JSON.parse(secure.body.toString());
+      expect(echoed.backend).toBe("hello-v1");
+      expect(echoed["x-forwarded-client-cert"]).toMatch(
+        /^By=spiffe:\/\/cluster\.local\/ns\/default\/sa\/demo;Hash=[0-9a-f]{64};URI=spiffe:\/\/cluster\.local\/ns\/default\/sa\/demo$/,
+      );
+      expect(out).toContain(join(stateDir, "dev-mtls", "ca"));
+      expect(out).toContain(`The config: ${join(stateDir, "demo", "remora-demo.yaml")}`);
+      // The banner's plain `curl -k` to the inbound port is refused (no client certificate),
+      // and its `curl --cert --key` is accepted.
+      const refused = /curl -k (https:\/\/127\.0\.0\.1:\d+\/) /.exec(out);
+      expect(refused, out).not.toBeNull();
+      const noCert = await run("curl", [
+        "-sk",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        refused![1]!,
+      ]).then(
+        () => ({ code: 0, stdout: "" }),
+        (error: { code: number; stdout: string }) => error,
+      );
+      // curl fails (a TLS alert or a reset at the handshake) and never gets an HTTP status.
+      expect(noCert.code).not.toBe(0);
+      expect(noCert.stdout).toBe("000");
+      const withCert = /curl -k (--cert \S+ --key \S+ https:\/\/127\.0\.0\.1:\d+\/)/.exec(out);
+      expect(withCert, out).not.toBeNull();
+      const accepted = await run("curl", ["-sk", ...withCert![1]!.split(" ")]);
+      expect(JSON.parse(accepted.stdout).backend).toBe("hello-v1");
     } finally {
       child.kill("SIGTERM");
       await once(child, "exit");

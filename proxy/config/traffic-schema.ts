@@ -162,7 +162,11 @@ function withoutUndefined<T extends Record<string, unknown>>(object: T): Partial
  */
 const subsetTrafficPolicySchema = z
   .strictObject({
-    loadBalancer: loadBalancerSchema.prefault({}),
+    /**
+     * Replaces the service's loadBalancer for this subset; absent, the service's applies (Istio
+     * merges a subset's trafficPolicy over the service's field by field).
+     */
+    loadBalancer: loadBalancerSchema.optional(),
     /** Replaces the service's trafficPolicy.tls for this subset's endpoints. */
     tls: clientTlsSchema.optional(),
   })

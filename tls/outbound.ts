@@ -26,9 +26,11 @@
  * tickets, after a grace as long as the handshake took. Resumed sessions present no certificate
  * and skip the wait.
  *
- * Resumption: the pool keeps the server's last session ticket and offers it on the next connect.
- * OpenSSL keeps the peer certificate and chain verdict in the session, so a resumed connection
- * is checked the same way (node itself skips checkServerIdentity on resumption; we do not).
+ * Resumption: the pool keeps the server's last session ticket, stored only after that server
+ * passed verification, and offers it on the next connect. A resumed connection is not checked
+ * again: node does not hand back the peer certificate on resumption (and skips its own identity
+ * check there too), and the ticket can only have come from a server this pool verified under the
+ * same settings (pools are per endpoint and TLS settings).
  */
 import { X509Certificate } from "node:crypto";
 import { isIP } from "node:net";

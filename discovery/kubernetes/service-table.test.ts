@@ -258,7 +258,9 @@ describe("ServiceTable", () => {
     table.flush();
     expect(table.externalName("ext.shop")).toBeUndefined();
     expect(table.route("ext.shop")).toBe("ext:80.shop");
-    table.upsertService(service("ext", { type: "ExternalName", externalName: "b.example" }, "shop"));
+    table.upsertService(
+      service("ext", { type: "ExternalName", externalName: "b.example" }, "shop"),
+    );
     table.flush();
     table.deleteService(service("ext", {}, "shop"));
     table.flush();

@@ -3,7 +3,9 @@
  * (nginx answers `return 200` before it has read a large body, which would time the upload
  * wrongly). node:cluster workers share one listening port.
  *
- *   node dist/bench/backend-server.js --port N [--workers K] [--download-bytes N]
+ *   node dist/bench/backend-server.js --port N [--hosts A,B] [--workers K] [--download-bytes N]
+ *
+ * --hosts: the loopback addresses to listen on, the same port on each (default 127.0.0.1).
  *
  * Routes (the same as the nginx backend's):
  *   GET  /          200 "hello, world\n"
@@ -19,6 +21,7 @@ import { parseArgs } from "node:util";
 const { values } = parseArgs({
   options: {
     port: { type: "string" },
+    hosts: { type: "string", default: "127.0.0.1" },
     workers: { type: "string" },
     "download-bytes": { type: "string", default: String(64 * 1024 * 1024) },
   },
@@ -95,9 +98,11 @@ if (cluster.isPrimary && workers > 1) {
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
 } else {
-  const server = createServer({ keepAliveTimeout: 120_000, requestTimeout: 0 }, handle);
-  server.maxRequestsPerSocket = 0;
-  server.headersTimeout = 60_000;
-  server.listen(port, "127.0.0.1");
+  for (const host of (values.hosts ?? "127.0.0.1").split(",")) {
+    const server = createServer({ keepAliveTimeout: 120_000, requestTimeout: 0 }, handle);
+    server.maxRequestsPerSocket = 0;
+    server.headersTimeout = 60_000;
+    server.listen(port, host);
+  }
   process.on("SIGTERM", () => process.exit(0));
 }

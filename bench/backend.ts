@@ -78,6 +78,11 @@ export interface BackendOptions {
    * healthy until Backend.disrupt turns it bad.
    */
   readonly faulty?: number;
+  /**
+   * Loopback addresses every instance listens on, the same port on each (default 127.0.0.1
+   * only): the churn scenario's ten endpoints per Service are one backend on ten addresses.
+   */
+  readonly hosts?: readonly string[];
 }
 
 /** nginx's version when it is on PATH, else null. */
@@ -113,7 +118,7 @@ ${http}}
 `;
 }
 
-function nginxBackendConfig(dir: string, port: number): string {
+function nginxBackendConfig(dir: string, port: number, hosts: readonly string[]): string {
   return nginxConfig(
     dir,
     "bench/backend.ts: the benchmark's application backend",
@@ -122,7 +127,7 @@ function nginxBackendConfig(dir: string, port: number): string {
   tcp_nopush on;
   tcp_nodelay on;
   server {
-    listen 127.0.0.1:${port} backlog=4096;
+${hosts.map((host) => `    listen ${host}:${port} backlog=4096;`).join("\n")}
     location = / { return 200 "hello, world\\n"; }
     # The proxies' active health checks (failover-503 and failover-hang).
     location = ${HEALTH_PATH} { return 200 "ok\\n"; }
@@ -134,7 +139,11 @@ function nginxBackendConfig(dir: string, port: number): string {
   );
 }
 
-async function startNginx(dir: string, core: number | null): Promise<BackendInstance> {
+async function startNginx(
+  dir: string,
+  core: number | null,
+  hosts: readonly string[],
+): Promise<BackendInstance> {
   const port = await freePort();
   const own = join(dir, `nginx-backend-${port}`);
   mkdirSync(own, { recursive: true, mode: 0o755 });
@@ -143,7 +152,7 @@ async function startNginx(dir: string, core: number | null): Promise<BackendInst
   writeFileSync(file, "", { mode: 0o644 });
   await truncate(file, STREAM_BYTES);
   const conf = join(own, "nginx.conf");
-  writeFileSync(conf, nginxBackendConfig(own, port));
+  writeFileSync(conf, nginxBackendConfig(own, port, hosts));
   const proc = launch(
     `nginx backend :${port}`,
     "nginx",
@@ -158,12 +167,20 @@ async function startNginx(dir: string, core: number | null): Promise<BackendInst
 
 const NODE_SERVER = fileURLToPath(new URL("./backend-server.js", import.meta.url));
 
-async function startNode(core: number | null): Promise<BackendInstance> {
+async function startNode(core: number | null, hosts: readonly string[]): Promise<BackendInstance> {
   const port = await freePort();
   const proc = launch(
     `node backend :${port}`,
     process.execPath,
-    [NODE_SERVER, "--port", String(port), "--download-bytes", String(STREAM_BYTES)],
+    [
+      NODE_SERVER,
+      "--port",
+      String(port),
+      "--hosts",
+      hosts.join(","),
+      "--download-bytes",
+      String(STREAM_BYTES),
+    ],
     { core },
   );
   await waitForHttp(proc, `http://127.0.0.1:${port}/`);
@@ -212,14 +229,15 @@ async function startFaulty(core: number | null): Promise<BackendInstance> {
 /** Starts `count` backend instances of the given kind; stops any it started if one fails. */
 export async function startBackend(options: BackendOptions): Promise<Backend> {
   const instances: BackendInstance[] = [];
+  const hosts = options.hosts ?? ["127.0.0.1"];
   try {
     for (let i = 0; i < options.count; i++) {
       instances.push(
         i === options.faulty
           ? await startFaulty(options.core)
           : options.kind === "nginx"
-            ? await startNginx(options.dir, options.core)
-            : await startNode(options.core),
+            ? await startNginx(options.dir, options.core, hosts)
+            : await startNode(options.core, hosts),
       );
     }
   } catch (err) {

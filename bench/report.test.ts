@@ -532,3 +532,57 @@ describe("TLS rows", () => {
     expect(new Set(cells).size).toBe(1);
   });
 });
+
+describe("the churn table", () => {
+  const phase = (rps: number, loop: number, bound: number) => ({
+    requestsPerSec: rps,
+    p99Ms: 2,
+    failed: 0,
+    loopP99Ms: loop,
+    loopP99BoundMs: bound,
+    eventsAppliedPerSec: 500,
+  });
+  const churnRun = (quiet: number, churned: number, loop: number, bound: number): RunSample =>
+    sample(churned, 3, {
+      peakRssBytes: 150 * MiB,
+      churn: {
+        quiet: phase(quiet, 3, 5),
+        churn: phase(churned, loop, bound),
+        updatesPerSec: 499.8,
+        services: 1000,
+        endpoints: 10_000,
+        rssAfterSyncBytes: 120 * MiB,
+      },
+    });
+  const scenario = (runs: RunSample[]): ScenarioOutcome => ({
+    id: "churn",
+    title: "Churn",
+    focus: "churn",
+    params: { services: 1000 },
+    targets: [
+      { targetId: "direct", label: "direct (no proxy)", samples: [], skipped: "no proxy" },
+      { targetId: "remora", label: "remora", samples: runs },
+    ],
+  });
+
+  it("puts both phases side by side, with the per-run ratio and the loop delay from remora", () => {
+    const md = markdownScenario(
+      scenario([churnRun(20_000, 19_000, 8, 10), churnRun(30_000, 29_700, 9, 10)]),
+    );
+    const head = md.split("\n").find((l) => l.startsWith("| target"))!;
+    expect(head).toContain("| quiet req/s | churn req/s | churn ÷ quiet | loop p99 ms, quiet |");
+    const row = md.split("\n").find((l) => l.startsWith("| remora"))!;
+    // Ratios per run (0.95 and 0.99), not of the medians.
+    expect(row).toContain("0.97× (0.95×–0.99×)");
+    expect(row).toContain("| 120 |");
+    expect(md).toContain(
+      "- remora: event-loop delay p99 under churn 8.50 ms (bucket ≤ 10.0 ms), goal < 20 ms ✓; throughput under churn 0.97× the quiet phase's, goal ≥ 0.90× ✓; RSS with 10,000 endpoints synced 120 MiB (peak under load 150 MiB).",
+    );
+  });
+
+  it("marks a missed goal", () => {
+    const md = markdownScenario(scenario([churnRun(20_000, 16_000, 21, 25)]));
+    expect(md).toContain("goal < 20 ms ✗");
+    expect(md).toContain("0.80× the quiet phase's, goal ≥ 0.90× ✗");
+  });
+});

@@ -61,10 +61,48 @@ export interface RunSample {
    */
   readonly handshakes?: number;
   readonly negotiated?: string | null;
+  /**
+   * The churn scenario: both phases of the run (the sample's own figures are the churn phase's).
+   * Absent in other scenarios.
+   */
+  readonly churn?: ChurnSample;
 }
 
+/** One phase of a churn run: quiet, or under endpoint churn. */
+export interface ChurnPhase {
+  readonly requestsPerSec: number;
+  /** Request latency p99, ms. */
+  readonly p99Ms: number;
+  /** Requests with no response, plus non-2xx responses. */
+  readonly failed: number;
+  /**
+   * The proxy's event-loop delay p99 over the phase from its own histogram (remora:
+   * remora_event_loop_delay_seconds), ms: interpolated within the bucket, and that bucket's upper
+   * bound (what the histogram proves). Null when the target does not export it.
+   */
+  readonly loopP99Ms: number | null;
+  readonly loopP99BoundMs: number | null;
+  /** Watch events the proxy applied per second (remora_kubernetes_events_applied_total). */
+  readonly eventsAppliedPerSec: number | null;
+}
+
+/** A churn run: the quiet phase, the churn phase, and the cluster it ran against. */
+export interface ChurnSample {
+  readonly quiet: ChurnPhase;
+  readonly churn: ChurnPhase;
+  /** EndpointSlice updates the API server wrote per second during the churn phase. */
+  readonly updatesPerSec: number;
+  readonly services: number;
+  readonly endpoints: number;
+  /** The proxy's RSS once it had synced every endpoint, before any load. */
+  readonly rssAfterSyncBytes: number | null;
+}
+
+/** Issue 12's goals for the churn scenario. */
+export const CHURN_GOALS = Object.freeze({ loopP99Ms: 20, throughputRatio: 0.9 });
+
 /** What a scenario's rows lead with; picks the table's columns. */
-export type ScenarioFocus = "throughput" | "latency" | "bytes" | "failover" | "handshake";
+export type ScenarioFocus = "throughput" | "latency" | "bytes" | "failover" | "handshake" | "churn";
 
 /**
  * The rows a target's ratios are taken against, where not direct and `haproxy`: a proxy that
@@ -244,6 +282,8 @@ export interface TargetSummary {
   readonly cpuMsPer1kHandshakes: Spread | null;
   /** The target's CPU time over the run's duration: 1 is one core fully busy. */
   readonly coreBusy: Spread | null;
+  /** The churn scenario's figures; null elsewhere. */
+  readonly churn: ChurnSummary | null;
   /**
    * Median throughput (req/s; bytes/s for byte-focused scenarios; handshakes/s for the
    * handshake scenario) over direct's, HAProxy's (the target's Comparison.haproxy) and the same
@@ -255,6 +295,44 @@ export interface TargetSummary {
   readonly vsPlaintext: number | null;
   readonly addedP99VsHaproxy: number | null;
   readonly cpuVsHaproxy: number | null;
+}
+
+/** A churn scenario's figures over the runs of one target. */
+export interface ChurnSummary {
+  readonly quietRps: Spread | null;
+  readonly churnRps: Spread | null;
+  /** Per run, churn req/s over quiet req/s (both phases of the same run). */
+  readonly ratio: Spread | null;
+  readonly quietP99: Spread | null;
+  readonly churnP99: Spread | null;
+  readonly quietLoopP99: Spread | null;
+  readonly churnLoopP99: Spread | null;
+  readonly churnLoopP99Bound: Spread | null;
+  readonly updatesPerSec: Spread | null;
+  readonly appliedPerSec: Spread | null;
+  readonly rssAfterSyncMiB: Spread | null;
+  readonly endpoints: number;
+}
+
+function churnSummary(samples: readonly RunSample[]): ChurnSummary | null {
+  const runs = samples.flatMap((s) => (s.churn === undefined ? [] : [s.churn]));
+  if (runs.length === 0) return null;
+  return {
+    quietRps: spread(runs.map((r) => r.quiet.requestsPerSec)),
+    churnRps: spread(runs.map((r) => r.churn.requestsPerSec)),
+    ratio: spread(nonNull(runs.map((r) => ratio(r.churn.requestsPerSec, r.quiet.requestsPerSec)))),
+    quietP99: spread(runs.map((r) => r.quiet.p99Ms)),
+    churnP99: spread(runs.map((r) => r.churn.p99Ms)),
+    quietLoopP99: spread(nonNull(runs.map((r) => r.quiet.loopP99Ms))),
+    churnLoopP99: spread(nonNull(runs.map((r) => r.churn.loopP99Ms))),
+    churnLoopP99Bound: spread(nonNull(runs.map((r) => r.churn.loopP99BoundMs))),
+    updatesPerSec: spread(runs.map((r) => r.updatesPerSec)),
+    appliedPerSec: spread(nonNull(runs.map((r) => r.churn.eventsAppliedPerSec))),
+    rssAfterSyncMiB: spread(
+      nonNull(runs.map((r) => (r.rssAfterSyncBytes === null ? null : r.rssAfterSyncBytes / MiB))),
+    ),
+    endpoints: runs[0]?.endpoints ?? 0,
+  };
 }
 
 export const DIRECT_ID = "direct";
@@ -320,6 +398,7 @@ export function summarizeScenario(scenario: ScenarioOutcome): TargetSummary[] {
       coreBusy: spread(
         nonNull(s.map((r) => (r.cpuMs === null ? null : r.cpuMs / (r.durationSec * 1000)))),
       ),
+      churn: churnSummary(s),
       loadGenerator: t.loadGenerator ?? scenario.loadGenerator,
       compare: t.compare,
     };
@@ -490,7 +569,54 @@ const COLUMNS: Record<ScenarioFocus, Column[]> = {
     { head: "peak RSS MiB", cell: (t) => fmtMedian(t.peakRssMiB) },
     { head: "errors", cell: (t) => errorsCell(t) },
   ],
+  churn: [
+    { head: "quiet req/s", cell: (t) => fmtSpread(t.churn?.quietRps ?? null) },
+    { head: "churn req/s", cell: (t) => fmtSpread(t.churn?.churnRps ?? null) },
+    { head: "churn ÷ quiet", cell: (t) => fmtRatioSpread(t.churn?.ratio ?? null) },
+    { head: "loop p99 ms, quiet", cell: (t) => fmtMedian(t.churn?.quietLoopP99 ?? null) },
+    { head: "loop p99 ms, churn", cell: (t) => fmtSpread(t.churn?.churnLoopP99 ?? null) },
+    { head: "p99 ms, quiet", cell: (t) => fmtMedian(t.churn?.quietP99 ?? null) },
+    { head: "p99 ms, churn", cell: (t) => fmtMedian(t.churn?.churnP99 ?? null) },
+    { head: "updates/s written", cell: (t) => fmtMedian(t.churn?.updatesPerSec ?? null) },
+    { head: "events/s applied", cell: (t) => fmtMedian(t.churn?.appliedPerSec ?? null) },
+    { head: "proxy core busy", cell: (t) => fmtPercent(t.coreBusy) },
+    { head: "RSS after sync MiB", cell: (t) => fmtMedian(t.churn?.rssAfterSyncMiB ?? null) },
+    { head: "peak RSS MiB", cell: (t) => fmtMedian(t.peakRssMiB) },
+    { head: "errors", cell: (t) => errorsCell(t) },
+  ],
 };
+
+function fmtRatioSpread(s: Spread | null): string {
+  if (s === null) return "—";
+  const f = (n: number) => `${n.toFixed(2)}×`;
+  return s.min === s.max ? f(s.median) : `${f(s.median)} (${f(s.min)}–${f(s.max)})`;
+}
+
+/**
+ * Issue 12's verdicts, per target that ran the churn scenario: event-loop delay p99 under churn
+ * below 20 ms (the bucket bound, which a 20 ms bucket makes exact), throughput under churn at
+ * least 0.9× the quiet phase's of the same run (medians over the runs), and memory with every
+ * endpoint synced.
+ */
+export function churnGoalsNote(scenario: ScenarioOutcome): string | null {
+  const lines = summarizeScenario(scenario).flatMap((t) => {
+    const c = t.churn;
+    if (c === null || t.runs === 0) return [];
+    const mark = (ok: boolean | null) => (ok === null ? "?" : ok ? "✓" : "✗");
+    const bound = c.churnLoopP99Bound?.median ?? null;
+    const loop = c.churnLoopP99?.median ?? null;
+    const ratioMedian = c.ratio?.median ?? null;
+    const loopOk = bound === null ? null : bound <= CHURN_GOALS.loopP99Ms;
+    const ratioOk = ratioMedian === null ? null : ratioMedian >= CHURN_GOALS.throughputRatio;
+    const rss = c.rssAfterSyncMiB?.median;
+    return [
+      `- ${t.label}: event-loop delay p99 under churn ${loop === null ? "not measured" : `${formatNumber(loop)} ms (bucket ≤ ${formatNumber(bound ?? 0)} ms)`}, goal < ${CHURN_GOALS.loopP99Ms} ms ${mark(loopOk)}; ` +
+        `throughput under churn ${ratioMedian === null ? "—" : `${ratioMedian.toFixed(2)}×`} the quiet phase's, goal ≥ ${CHURN_GOALS.throughputRatio.toFixed(2)}× ${mark(ratioOk)}; ` +
+        `RSS with ${c.endpoints.toLocaleString("en-US")} endpoints synced ${rss === undefined ? "—" : `${formatNumber(rss)} MiB`} (peak under load ${t.peakRssMiB === null ? "—" : `${formatNumber(t.peakRssMiB.median)} MiB`}).`,
+    ];
+  });
+  return lines.length === 0 ? null : ["Goals (issue 12):", "", ...lines].join("\n");
+}
 
 function errorsCell(t: TargetSummary): string {
   const errors = t.errors?.median ?? 0;
@@ -575,7 +701,11 @@ export function markdownScenario(scenario: ScenarioOutcome): string {
     }
     return `| ${t.label} | ${t.runs} | ${columns.map((c) => c.cell(t)).join(" | ")} |`;
   });
-  const notes = [negotiatedNote(scenario), disturbedNote(scenario)].filter((n) => n !== null);
+  const notes = [
+    negotiatedNote(scenario),
+    churnGoalsNote(scenario),
+    disturbedNote(scenario),
+  ].filter((n) => n !== null);
   return [
     `### ${scenario.title}`,
     "",

@@ -19,9 +19,26 @@ import {
   nginxVersion,
   startBackend,
 } from "./backend.js";
+import {
+  ChurnCluster,
+  type ChurnScrapes,
+  type ChurnShape,
+  type ChurnTally,
+  churnHosts,
+  churnRunSample,
+  parseRemoraScrape,
+  type RemoraScrape,
+} from "./churn.js";
 import { commandText, detectPinning, killAllLaunched, type Pinning, pinProcess } from "./launch.js";
 import { LoadGenerator, type LoadRequest } from "./load.js";
-import { CoreContention, PeakRssProbe, procAvailable, processCpuMs, treeCpuMs } from "./proc.js";
+import {
+  CoreContention,
+  PeakRssProbe,
+  procAvailable,
+  processCpuMs,
+  treeCpuMs,
+  treeRssBytes,
+} from "./proc.js";
 import { Progress } from "./progress.js";
 import {
   type BenchReport,
@@ -440,6 +457,110 @@ function noteFailure(ctx: RunContext, label: string, run: number, err: unknown):
   );
 }
 
+/** remora's metrics now, or null when the target has no admin API or it did not answer. */
+async function scrapeRemora(target: RunningTarget): Promise<RemoraScrape | null> {
+  if (target.admin === undefined) return null;
+  try {
+    const res = await fetch(`${target.admin}/stats/prometheus`);
+    return res.ok ? parseRemoraScrape(await res.text()) : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The churn scenario: one fake Kubernetes API server and one backend for the whole scenario, a
+ * fresh target for every run (an idle one would apply the churn on the proxy core too). Each run:
+ * start and sync every endpoint (RSS read then), warm up, the quiet phase, then the churn phase
+ * with the API server writing `churn.updatesPerSec` slice updates a second; remora's metrics
+ * scraped at each boundary.
+ */
+async function runChurn(
+  ctx: RunContext,
+  spec: ScenarioSpec,
+  shape: ScenarioShape,
+  targets: TargetSpec[],
+  churn: ChurnShape,
+): Promise<Map<string, RunSample[] | string>> {
+  const outcome = new Map<string, RunSample[] | string>(targets.map((t) => [t.id, []]));
+  const backend = await startBackend({
+    ...backendOptions(spec, ctx),
+    hosts: churnHosts(churn.endpointsPerService),
+  });
+  let cluster: ChurnCluster | undefined;
+  try {
+    const port = backend.instances[0]?.port;
+    if (port === undefined) throw new Error("the churn backend did not start");
+    cluster = await ChurnCluster.start(churn, SERVICE_NAME, port);
+    const kubeconfig = join(ctx.dir, "churn-kubeconfig.json");
+    cluster.writeKubeconfig(kubeconfig);
+    for (let run = 1; run <= ctx.options.runs; run++) {
+      for (const t of targets) {
+        const samples = outcome.get(t.id);
+        if (!Array.isArray(samples)) continue;
+        let target: RunningTarget;
+        try {
+          target = await t.start({ ...targetContext(spec, ctx, backend), kubeconfig });
+        } catch (err) {
+          const reason = `did not start: ${err instanceof Error ? err.message : String(err)}`;
+          outcome.set(t.id, reason);
+          ctx.progress.note(`  ${t.label}: ${reason}`);
+          continue;
+        }
+        try {
+          // Ready means every endpoint listed and routed: the memory of holding them, before load.
+          const rssAfterSync = target.pid === null ? null : treeRssBytes(target.pid);
+          const label = `${spec.id} · ${t.label} · run ${run}/${ctx.options.runs}`;
+          ctx.progress.begin(`${label} · warm-up`, ctx.options.warmupSec);
+          await warmUp(ctx, spec, shape, target, ctx.options.warmupSec);
+          ctx.progress.end();
+          ctx.progress.begin(`${label} · quiet`, shape.durationSec);
+          const start = await scrapeRemora(target);
+          const quiet = await measure(ctx, spec, shape, target, backend);
+          ctx.progress.end(summaryOf(quiet, spec));
+          const between = await scrapeRemora(target);
+          ctx.progress.begin(`${label} · churn`, shape.durationSec);
+          cluster.startChurn();
+          let churned: RunSample;
+          let tally: ChurnTally;
+          try {
+            churned = await measure(ctx, spec, shape, target, backend);
+          } finally {
+            // Stopped (and counted) as the load ends, before anything else.
+            tally = cluster.stopChurn();
+          }
+          const end = await scrapeRemora(target);
+          const scrapes: ChurnScrapes = { start, between, end };
+          const sample = churnRunSample(quiet, churned, scrapes, tally, churn, rssAfterSync);
+          samples.push(sample);
+          ctx.progress.end(churnSummaryOf(sample));
+        } catch (err) {
+          ctx.progress.end();
+          noteFailure(ctx, t.label, run, err);
+        } finally {
+          await target.stop();
+        }
+      }
+    }
+  } finally {
+    await cluster?.stop();
+    await backend.stop();
+  }
+  return outcome;
+}
+
+function churnSummaryOf(sample: RunSample): string {
+  const c = sample.churn;
+  if (c === undefined) return "";
+  const loop = (ms: number | null) => (ms === null ? "?" : ms.toFixed(1));
+  return (
+    `${Math.round(c.churn.requestsPerSec).toLocaleString("en-US")} req/s under churn ` +
+    `(${(c.churn.requestsPerSec / (c.quiet.requestsPerSec || 1)).toFixed(2)}× quiet), ` +
+    `loop p99 ${loop(c.quiet.loopP99Ms)} → ${loop(c.churn.loopP99Ms)} ms, ` +
+    `${Math.round(c.updatesPerSec)} updates/s`
+  );
+}
+
 /** Scenarios that break their setup (failover): fresh backends and target for every run. */
 async function runFresh(
   ctx: RunContext,
@@ -497,6 +618,14 @@ function paramsOf(
   if (spec.overallRate !== undefined) params.rate = spec.overallRate;
   if (spec.backendCount > 1) params.backends = spec.backendCount;
   if (spec.disruption !== undefined) params.disruption = spec.disruption.description;
+  if (spec.churn !== undefined) {
+    const c = spec.churn;
+    params["warm-up s"] = warmupSec;
+    params.services = c.services;
+    params.endpoints = c.services * c.endpointsPerService;
+    params["updates/s"] = c.updatesPerSec;
+    params.phases = `quiet, then churn, ${shape.durationSec} s each, a fresh target per run`;
+  }
   return params;
 }
 
@@ -604,7 +733,10 @@ async function main(): Promise<number> {
       spec,
       shape,
       targets,
-      seconds: targets.length * (warm + options.runs * shape.durationSec),
+      seconds:
+        spec.churn === undefined
+          ? targets.length * (warm + options.runs * shape.durationSec)
+          : targets.length * options.runs * (options.warmupSec + 2 * shape.durationSec),
       loadGenerator: loadGeneratorOf(client, versions),
       // What drives the targets that terminate mTLS, when not the scenario's client (wrk).
       mtlsLoadGenerator: loadGeneratorOf(mtlsClientFor(client) ?? client, versions),
@@ -627,9 +759,12 @@ async function main(): Promise<number> {
   const scenarios: ScenarioOutcome[] = [];
   try {
     for (const { spec, shape, targets, loadGenerator, mtlsLoadGenerator } of plan) {
-      const results = spec.freshPerRun
-        ? await runFresh(ctx, spec, shape, targets)
-        : await runShared(ctx, spec, shape, targets);
+      const results =
+        spec.churn !== undefined
+          ? await runChurn(ctx, spec, shape, targets, spec.churn)
+          : spec.freshPerRun
+            ? await runFresh(ctx, spec, shape, targets)
+            : await runShared(ctx, spec, shape, targets);
       const rows: TargetOutcome[] = [];
       for (const t of options.targets) {
         if (!selected(t, options.targetIds)) continue;

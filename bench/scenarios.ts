@@ -4,6 +4,7 @@
  * into one that answers 503 or hangs); run.ts applies it to every target in turn.
  */
 import { type BackendKind, STREAM_BYTES } from "./backend.js";
+import type { ChurnShape } from "./churn.js";
 import type { LoadRequest } from "./load.js";
 import type { ScenarioFocus } from "./report.js";
 
@@ -53,6 +54,13 @@ export interface ScenarioSpec {
    * target has no handshake to measure).
    */
   readonly mtlsOnly?: boolean;
+  /**
+   * Set: the churn scenario. Endpoints come from a fake Kubernetes API server holding this many
+   * Services and endpoints (bench/churn.ts), and each measured run has two phases of
+   * `durationSec`: quiet, then with `updatesPerSec` EndpointSlice updates a second. Measures only
+   * targets with Kubernetes discovery (TargetTraits.kubernetes).
+   */
+  readonly churn?: ChurnShape;
 }
 
 /**
@@ -316,19 +324,38 @@ export const SCENARIOS: readonly ScenarioSpec[] = [
     freshPerRun: false,
     mtlsOnly: true,
   },
+  {
+    id: "churn",
+    title: "Kubernetes endpoint churn: 1,000 Services × 10 endpoints, 500 updates/s",
+    focus: "churn",
+    method: "GET",
+    path: "/",
+    bodyBytes: 0,
+    client: "autocannon",
+    timeoutSec: 10,
+    // Per phase: 10 s quiet, then 10 s under churn, in every measured run.
+    defaults: { connections: 32, durationSec: 10 },
+    backendCount: 1,
+    backend: "any",
+    needsMultiEndpoint: false,
+    // A fresh target per run: an idle remora watching the same API would churn on the proxy core.
+    freshPerRun: true,
+    churn: { services: 1000, endpointsPerService: 10, updatesPerSec: 500 },
+  },
 ];
 
 /** `--load`: which client drives the saturation scenarios. */
 export type LoadChoice = "auto" | "autocannon" | "wrk";
 
 /**
- * Whether wrk can stand in for autocannon: a closed-loop run as fast as the connections go.
+ * Whether wrk can stand in for autocannon: a closed-loop run as fast as the connections go
+ * (the saturation scenarios, and churn, whose throughput under churn is compared with quiet).
  * Not the fixed-rate latency scenario (wrk has no rate limit), not failover (its figures
  * are error counts, kept comparable with earlier runs), not the stream/hold clients.
  */
 export function wrkCanDrive(spec: ScenarioSpec): boolean {
   return (
-    spec.focus === "throughput" &&
+    (spec.focus === "throughput" || spec.focus === "churn") &&
     spec.client === "autocannon" &&
     spec.overallRate === undefined &&
     spec.disruption === undefined
@@ -373,6 +400,8 @@ export interface TargetTraits {
   readonly id: string;
   readonly multiEndpoint: boolean;
   readonly clientMtls?: boolean;
+  /** Can take its endpoints from the Kubernetes API (the churn scenario). */
+  readonly kubernetes?: boolean;
 }
 
 /**
@@ -385,6 +414,11 @@ export function scenarioSkipReason(spec: ScenarioSpec, target: TargetTraits): st
     return spec.resilience === undefined
       ? "takes a single upstream; no balancing to fail over"
       : "takes a single upstream; no balancing, retries or health checks to configure";
+  }
+  if (spec.churn !== undefined && target.kubernetes !== true) {
+    return target.id === "direct"
+      ? "no proxy to discover endpoints"
+      : "no Kubernetes discovery to churn";
   }
   if (spec.mtlsOnly === true && target.clientMtls !== true) {
     return "plaintext to the client: no TLS handshake to measure";

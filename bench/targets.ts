@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ALLOW_UNSUPPORTED_ENV } from "../proxy/node-version.js";
 import { nginxConfig } from "./backend.js";
+import { remoraKubernetesConfig } from "./churn.js";
 import { commandText, freePort, type Launched, launch, waitForHttp } from "./launch.js";
 import type { Comparison } from "./report.js";
 import type { Resilience } from "./scenarios.js";
@@ -37,6 +38,11 @@ export interface TargetContext {
   readonly resilience?: Resilience;
   /** The run's certificates; present when a selected target needs them (TargetSpec.needsTls). */
   readonly tls?: TlsMaterial;
+  /**
+   * The churn scenario: a kubeconfig for its fake API server. The target takes its services from
+   * the Kubernetes API (the load's Host, SERVICE_NAME, is one of them) instead of `backends`.
+   */
+  readonly kubeconfig?: string;
 }
 
 export interface RunningTarget {
@@ -46,6 +52,8 @@ export interface RunningTarget {
   readonly tls?: ClientTls;
   /** Root of the process tree to charge CPU and memory to; null for direct. */
   readonly pid: number | null;
+  /** remora's admin API (`http://127.0.0.1:PORT`), where the churn scenario reads its metrics. */
+  readonly admin?: string;
   stop(): Promise<void>;
 }
 
@@ -70,6 +78,8 @@ export interface TargetSpec {
   readonly clientMtls?: boolean;
   /** The rows its ratios compare with, where not direct and haproxy (see report.ts). */
   readonly compare?: Comparison;
+  /** Can take its services from the Kubernetes API (TargetContext.kubeconfig; the churn scenario). */
+  readonly kubernetes?: boolean;
   available(): Availability;
   /** Starts the target and resolves once a request through it succeeds; throws with a reason. */
   start(ctx: TargetContext): Promise<RunningTarget>;
@@ -224,7 +234,12 @@ async function startRemoraWith(
     await proc.stop();
     throw err;
   }
-  return readyThrough(proc, `${tls === undefined ? "http" : "https"}://127.0.0.1:${port}`, tls);
+  const running = await readyThrough(
+    proc,
+    `${tls === undefined ? "http" : "https"}://127.0.0.1:${port}`,
+    tls,
+  );
+  return { ...running, admin: `http://127.0.0.1:${admin}` };
 }
 
 /** How a remora target differs from plain quick mode. */
@@ -250,10 +265,19 @@ function remoraTarget(variant: RemoraVariant): TargetSpec {
     id: variant.id,
     label: variant.label,
     multiEndpoint: true,
+    kubernetes: true,
     ...(variant.optIn === true ? { optIn: true } : {}),
     available: remoraAvailable,
     start: (ctx) => {
       const accessLog = variant.accessLog?.(ctx);
+      const kubeconfig = ctx.kubeconfig;
+      if (kubeconfig !== undefined) {
+        return startRemoraWith(ctx, node, (port, admin) => {
+          const file = join(ctx.dir, `${variant.id}-${port}.yaml`);
+          writeFileSync(file, remoraKubernetesConfig(port, admin, kubeconfig, accessLog));
+          return ["-c", file];
+        });
+      }
       const resilience = ctx.resilience;
       if (resilience !== undefined) {
         return startRemoraWith(ctx, node, (port, admin) =>

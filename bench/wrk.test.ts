@@ -279,9 +279,9 @@ describe("loadClientFor", () => {
     return spec;
   };
 
-  it("puts wrk on the saturation scenarios only, when installed or forced", () => {
+  it("puts wrk on the saturation scenarios only (churn's too), when installed or forced", () => {
     const saturation = SCENARIOS.filter((s) => loadClientFor(s, "auto", true) === "wrk");
-    expect(saturation.map((s) => s.id)).toEqual(["small-get", "post-1k", "conn-1000"]);
+    expect(saturation.map((s) => s.id)).toEqual(["small-get", "post-1k", "conn-1000", "churn"]);
     expect(loadClientFor(byId("small-get"), "auto", false)).toBe("autocannon");
     expect(loadClientFor(byId("small-get"), "autocannon", true)).toBe("autocannon");
     expect(loadClientFor(byId("small-get"), "wrk", true)).toBe("wrk");

@@ -516,6 +516,12 @@ export class ClusterManager {
         this.#clusters.delete(key);
       } else if (!sameSettings(cluster.settings, this.#defaults)) cluster.configure(this.#defaults);
     }
+    // Kubernetes Service ports (`NAME:PORT`) follow NAME's policy as it is now.
+    for (const cluster of this.#clusters.values()) {
+      if (!cluster.name.includes(":") || this.#configured.has(cluster.key)) continue;
+      const settings = this.#portSettings(cluster.name, cluster.namespace);
+      if (!sameSettings(cluster.settings, settings)) cluster.configure(settings);
+    }
     this.#changed();
   }
 
@@ -541,13 +547,10 @@ export class ClusterManager {
     let cluster = this.#clusters.get(key);
     if (cluster === undefined) {
       if (snapshot === undefined) return;
-      // A Kubernetes Service port (`NAME:PORT`) takes the traffic policy configured for NAME.
-      // TODO: a reload that changes NAME's policy does not reach its port clusters yet.
-      const base = `${snapshot.name.split(":")[0]}.${snapshot.namespace}`;
       cluster = this.#add(
         snapshot.name,
         snapshot.namespace,
-        this.#configured.get(base) ?? this.#defaults,
+        this.#portSettings(snapshot.name, snapshot.namespace),
       );
       cluster.update(snapshot);
       this.#changed();
@@ -559,6 +562,16 @@ export class ClusterManager {
       this.#clusters.delete(key);
       this.#changed();
     }
+  }
+
+  /**
+   * A discovered service's settings: a Kubernetes Service port (`NAME:PORT`) takes the traffic
+   * policy configured for NAME (at creation and on every reload), anything else the defaults.
+   */
+  #portSettings(name: string, namespace: string): ClusterSettings {
+    const colon = name.indexOf(":");
+    if (colon === -1) return this.#defaults;
+    return this.#configured.get(`${name.slice(0, colon)}.${namespace}`) ?? this.#defaults;
   }
 
   #add(name: string, namespace: string, settings: ClusterSettings): Cluster {

@@ -15,6 +15,16 @@ export const ERRORS = {
   REMORA_ERR_QUEUE_FULL: { status: 503, flag: "UO", body: "request queue full" },
   REMORA_ERR_QUEUE_TIMEOUT: { status: 503, flag: "UO", body: "request queue timeout" },
   REMORA_ERR_NO_ROUTE_MATCH: { status: 404, flag: "NR", body: "no route matched the request" },
+  /**
+   * A Kubernetes ExternalName Service: a DNS alias, not proxied (no endpoints to balance). Envoy
+   * answers a host it has no route for with 404 NR, so this keeps its status and flag; nothing
+   * upstream was tried, so not a 5xx a client would retry or alert on.
+   */
+  REMORA_ERR_EXTERNAL_NAME: {
+    status: 404,
+    flag: "NR",
+    body: "ExternalName service: not proxied; call its external name directly",
+  },
   REMORA_ERR_UPSTREAM_CONNECT: { status: 502, flag: "UF", body: "upstream connect failed" },
   REMORA_ERR_UPSTREAM_TLS: {
     status: 503,

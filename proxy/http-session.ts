@@ -52,6 +52,8 @@ export interface SessionContext {
   readonly listener: string;
   /** Chooses the cluster for a request (outbound: by authority; inbound: the app). */
   route(authority: string): Cluster | undefined;
+  /** Outbound: why an authority `route` found nothing for routes nowhere (default NO_ROUTE). */
+  readonly unrouted?: ((authority: string) => ErrorCode) | undefined;
   readonly limits: HeadLimits;
   readonly requestHeadersTimeoutMs: number;
   readonly idleTimeoutMs: number;

@@ -63,7 +63,7 @@ export function routeRequest(head: RequestHead, ctx: SessionContext, out: RouteR
   if (!splitTarget(head, out)) return;
   const cluster = ctx.route(out.authority);
   if (cluster === undefined) {
-    out.error = "REMORA_ERR_NO_ROUTE";
+    out.error = ctx.unrouted?.(out.authority) ?? "REMORA_ERR_NO_ROUTE";
     return;
   }
   const hosts = cluster.hostsFor(head.method, out.path, head.headers);

@@ -1,4 +1,5 @@
 import type { Cluster, ClusterManager } from "./cluster.js";
+import type { ErrorCode } from "./errors.js";
 
 /** Cluster DNS suffix (Istio's default trust domain doubles as the cluster domain). */
 const CLUSTER_DOMAIN = "cluster.local";
@@ -12,6 +13,8 @@ const CACHE_LIMIT = 4096;
 export interface DiscoveredRoutes {
   route(authority: string): string | undefined;
   onRoutesChanged(listener: () => void): unknown;
+  /** The external name when the authority names a Kubernetes ExternalName Service (not proxied). */
+  externalName?(authority: string): string | undefined;
 }
 
 /**
@@ -49,6 +52,13 @@ export class HostRouter {
       this.#cache.set(authority, cluster);
     }
     return cluster;
+  }
+
+  /** Why an authority that `resolve` found no cluster for routes nowhere (the answer's code). */
+  unrouted(authority: string): ErrorCode {
+    return this.#discovered?.externalName?.(authority) === undefined
+      ? "REMORA_ERR_NO_ROUTE"
+      : "REMORA_ERR_EXTERNAL_NAME";
   }
 
   #rebuild(): void {

@@ -23,6 +23,7 @@ import type { KubernetesDiscoveryConfig } from "./config/kubernetes-schema.js";
 import type { ListenerConfig, RemoraConfig, ServiceConfig } from "./config/schema.js";
 import type { TlsFlags } from "./config/tls-flags.js";
 import { ConfigReloader, type ReloadTrigger } from "./config-reloader.js";
+import type { ErrorCode } from "./errors.js";
 import type { ExchangeRecord, ExchangeReporter } from "./exchange.js";
 import { activeCheckers, loadActiveCheckers } from "./health-checks.js";
 import { HttpListener, type HttpListenerOptions } from "./listeners/http-listener.js";
@@ -474,6 +475,7 @@ export class Runtime {
       });
     } else {
       let route: (authority: string) => Cluster | undefined;
+      let unrouted: ((authority: string) => ErrorCode) | undefined;
       if (listener.kind === "outbound") {
         // One router for every outbound listener: each subscribes to cluster changes for good,
         // and listeners come and go with reloads.
@@ -484,6 +486,7 @@ export class Runtime {
         );
         const router = this.#router;
         route = (authority) => router.resolve(authority);
+        unrouted = (authority) => router.unrouted(authority);
       } else {
         const app = appCluster(listener.name, listener.app, this.#defaults);
         inbound = app;
@@ -499,6 +502,7 @@ export class Runtime {
         reporter,
         detail: this.accessLog,
         route,
+        unrouted,
         inbound: listener.kind === "inbound",
         tls: this.#inboundTls(listener),
         logger: this.#logger,

@@ -9,7 +9,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { FakeKubeApi, serviceObject, sliceObject } from "./fake-kube-api.js";
+import {
+  FakeKubeApi,
+  serviceObject,
+  sliceObject,
+} from "../discovery/kubernetes/testing/fake-api.js";
 
 const run = promisify(execFile);
 /** Debian's kubernetes-client (1.20) in CI; REMORA_KUBECTL picks another build. */

@@ -9,7 +9,11 @@ import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { FakeKubeApi, serviceObject, sliceObject } from "./fake-kube-api.js";
+import {
+  FakeKubeApi,
+  serviceObject,
+  sliceObject,
+} from "../discovery/kubernetes/testing/fake-api.js";
 import { type HttpBackend, namedBackend, type SpawnedRemora, spawnRemora } from "./harness.js";
 
 let api: FakeKubeApi;

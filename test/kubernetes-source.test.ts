@@ -7,8 +7,12 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { ApiAccess } from "../discovery/kubernetes/access.js";
 import type { Timers } from "../discovery/kubernetes/backoff.js";
 import { KubernetesSource } from "../discovery/kubernetes/source.js";
+import {
+  FakeKubeApi,
+  serviceObject,
+  sliceObject,
+} from "../discovery/kubernetes/testing/fake-api.js";
 import { ServiceRegistry } from "../discovery/registry.js";
-import { FakeKubeApi, serviceObject, sliceObject } from "./fake-kube-api.js";
 
 let api: FakeKubeApi | undefined;
 let source: KubernetesSource | undefined;

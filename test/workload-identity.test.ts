@@ -5,8 +5,8 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { loadConfigFile, parseConfig, serviceDefaults } from "../proxy/config/load.js";
 import { Runtime } from "../proxy/runtime.js";
+import { mint } from "../tls/testing.js";
 import { TlsIdentityError } from "../tls/workload-identity.js";
-import { mint } from "./certificates.js";
 
 const CONFIG = `
 admin: { port: 0 }
@@ -56,7 +56,7 @@ describe("config tls: this workload's identity in the runtime", () => {
     );
     expect(value).toBeGreaterThan(9 * 3600);
     expect(value).toBeLessThanOrEqual(10 * 3600);
-    // kind="ca": the trust bundle's CA, minted valid for a day (test/certificates.ts's default).
+    // kind="ca": the trust bundle's CA, minted valid for a day (tls/testing.ts's default).
     const ca = Number(/^remora_certificate_expiry_seconds\{kind="ca"\} (\S+)$/m.exec(text)?.[1]);
     expect(ca).toBeGreaterThan(23 * 3600);
     expect(ca).toBeLessThanOrEqual(24 * 3600);

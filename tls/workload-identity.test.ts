@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect, createServer, type Server, type TLSSocket } from "node:tls";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { type Minted, mint } from "../test/certificates.js";
+import { type Minted, mint } from "./testing.js";
 import {
   type IdentityLogger,
   relative,

@@ -242,6 +242,31 @@ describe("ServiceTable", () => {
     expect(told).toEqual(["ext.default -> api.example.com"]);
   });
 
+  it("knows the external name behind every name of an ExternalName service, until it changes type", () => {
+    const table = new ServiceTable({ namespace: "default", clusterDomain: "cluster.local" });
+    table.upsertService(
+      service("ext", { type: "ExternalName", externalName: "api.example.com" }, "shop"),
+    );
+    table.flush();
+    for (const name of ["ext.shop", "EXT.shop.svc:443", "ext.shop.svc.cluster.local."]) {
+      expect(table.externalName(name), name).toBe("api.example.com");
+    }
+    // A bare name resolves in the sidecar's own namespace only.
+    expect(table.externalName("ext")).toBeUndefined();
+    expect(table.externalName("web.shop")).toBeUndefined();
+    table.upsertService(service("ext", { clusterIP: "10.96.0.9", ports: [{ port: 80 }] }, "shop"));
+    table.flush();
+    expect(table.externalName("ext.shop")).toBeUndefined();
+    expect(table.route("ext.shop")).toBe("ext:80.shop");
+    table.upsertService(
+      service("ext", { type: "ExternalName", externalName: "b.example" }, "shop"),
+    );
+    table.flush();
+    table.deleteService(service("ext", {}, "shop"));
+    table.flush();
+    expect(table.externalName("ext.shop")).toBeUndefined();
+  });
+
   it("recomputes only the services whose slices or spec changed", () => {
     const table = new ServiceTable({ namespace: "default", clusterDomain: "cluster.local" });
     for (let i = 0; i < 50; i++) {

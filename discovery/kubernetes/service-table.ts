@@ -48,6 +48,8 @@ interface ServiceState {
   /** Registry keys currently published for it, and the authorities that route to them. */
   published: readonly string[];
   authorities: readonly string[];
+  /** Host names (no port) of an ExternalName Service, filed in the table's external names. */
+  externalHosts: readonly string[];
 }
 
 /**
@@ -70,6 +72,8 @@ export class ServiceTable {
   /** Authority (lower case, no trailing dot) → registry key. */
   readonly #routes = new Map<string, string>();
   readonly #externalNamesSeen = new Set<string>();
+  /** Host (lower case) of an ExternalName Service → its `spec.externalName`. */
+  readonly #externalNames = new Map<string, string>();
   #sliceCount = 0;
   #routesVersion = 0;
 
@@ -87,6 +91,22 @@ export class ServiceTable {
   /** The registry key an authority (`Host` value, any case, optional `:port`) routes to. */
   route(authority: string): string | undefined {
     return this.#routes.get(normalizeAuthority(authority));
+  }
+
+  /**
+   * The `spec.externalName` of the ExternalName Service an authority names (any port), or
+   * undefined. Such Services are not proxied; the router asks this only for an authority that
+   * routes nowhere, to say why.
+   */
+  externalName(authority: string): string | undefined {
+    if (this.#externalNames.size === 0) return undefined;
+    const normalized = normalizeAuthority(authority);
+    const colon = normalized.lastIndexOf(":");
+    const host =
+      colon !== -1 && normalized.indexOf("]", colon) === -1
+        ? normalized.slice(0, colon)
+        : normalized;
+    return this.#externalNames.get(host);
   }
 
   upsertService(service: Service): void {
@@ -185,6 +205,8 @@ export class ServiceTable {
       }
       state.published = [...next];
       state.authorities = authorities;
+      for (const host of state.externalHosts) this.#externalNames.delete(host);
+      state.externalHosts = this.#externalHosts(state);
       upserts.push(...keys);
       if (state.service === undefined && state.slices.size === 0) this.#services.delete(id);
     }
@@ -205,7 +227,13 @@ export class ServiceTable {
   #state(id: string): ServiceState {
     let state = this.#services.get(id);
     if (state === undefined) {
-      state = { service: undefined, slices: new Map(), published: [], authorities: [] };
+      state = {
+        service: undefined,
+        slices: new Map(),
+        published: [],
+        authorities: [],
+        externalHosts: [],
+      };
       this.#services.set(id, state);
     }
     return state;
@@ -259,6 +287,19 @@ export class ServiceTable {
       });
     }
     return out;
+  }
+
+  /** An ExternalName Service's host names, filed under its external name. */
+  #externalHosts(state: ServiceState): string[] {
+    const service = state.service;
+    const name = service?.metadata?.name;
+    const namespace = service?.metadata?.namespace;
+    if (service?.spec?.type !== "ExternalName" || name === undefined || namespace === undefined) {
+      return [];
+    }
+    const hosts = this.#hostNames(name, namespace);
+    for (const host of hosts) this.#externalNames.set(host, service.spec.externalName ?? "");
+    return hosts;
   }
 
   #hostNames(name: string, namespace: string): string[] {

@@ -93,7 +93,7 @@ export class KubernetesSource {
       onExternalName: (ns, name, externalName) =>
         this.#logger.info(
           { service: `${name}.${ns}`, externalName },
-          "ExternalName service not proxied: requests to it answer 404 (NR); call the external name directly",
+          "ExternalName service not proxied: requests to it answer 404 REMORA_ERR_EXTERNAL_NAME (NR); call the external name directly",
         ),
     });
     this.#table = table;
@@ -127,6 +127,11 @@ export class KubernetesSource {
   /** The registry key an authority routes to (NAME[:PORT], NAME.NS.svc..., ClusterIP:PORT). */
   route(authority: string): string | undefined {
     return this.#table?.route(authority);
+  }
+
+  /** The external name of the ExternalName Service an authority names, or undefined. */
+  externalName(authority: string): string | undefined {
+    return this.#table?.externalName(authority);
   }
 
   /** Called after the set of routed names changed (the router drops its cache). */

@@ -1,5 +1,5 @@
 /**
- * A Kubernetes API server for tests, speaking the wire protocol of the real one for the parts
+ * A Kubernetes API server for tests and the benchmark's `churn` scenario, speaking the wire protocol of the real one for the parts
  * remora (and `kubectl get`) use: HTTPS with a bearer token; discovery documents (/api, /apis,
  * /api/v1, /apis/discovery.k8s.io/v1); lists of Services and EndpointSlices, cluster-wide or per
  * namespace, with `metadata.resourceVersion` and paging (`limit`/`continue`); watches from a
@@ -10,13 +10,17 @@
  * Faults on demand: the next answers fail with a chosen status (401, 403, 429 with Retry-After,
  * 500), watch streams cut in the middle of an event, the token rotated, the server stopped and
  * started again on the same port with its history compacted.
+ *
+ * Its event history is capped (`maxHistory`), as etcd compacts its own: a watch from before the
+ * oldest event kept is answered 410, so a long run of writes (the churn benchmark) holds bounded
+ * memory. Built (not under test/) so the benchmark can run it; nothing in the proxy imports it.
  */
 import { randomUUID } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer, type Server } from "node:https";
 import type { AddressInfo, Socket } from "node:net";
-import { type Minted, mint } from "./certificates.js";
+import { type Minted, mint } from "../../../tls/testing.js";
 
 export type Resource = "services" | "endpointslices";
 
@@ -90,6 +94,11 @@ export class FakeKubeApi {
   expiredAs: "event" | "http" = "event";
   /** End every watch after this many seconds (the client's timeoutSeconds when shorter). */
   maxWatchSeconds = 3600;
+  /**
+   * Events kept for watches that resume from a past resourceVersion; beyond it the oldest tenth
+   * is dropped (compacted), so resuming from before them is answered 410.
+   */
+  readonly maxHistory: number;
   readonly requests: RecordedRequest[] = [];
   readonly #objects: Record<Resource, Map<string, KubeObject>> = {
     services: new Map(),
@@ -106,7 +115,16 @@ export class FakeKubeApi {
   readonly #random = seeded(12);
   #server: Server | undefined;
 
-  constructor(options: { token?: string } = {}) {
+  /**
+   * Each watch event written in one to three pieces cut at random bytes (the default, for the
+   * tests), or whole, as the real server flushes each (the churn benchmark: remora's cost of an
+   * event, not of the fake's cuts).
+   */
+  readonly cutEvents: boolean;
+
+  constructor(options: { token?: string; maxHistory?: number; cutEvents?: boolean } = {}) {
+    this.maxHistory = options.maxHistory ?? 10_000;
+    this.cutEvents = options.cutEvents ?? true;
     this.ca = mint({ commonName: "fake kube CA" });
     this.#serverCert = mint({ commonName: "kube-apiserver", issuer: this.ca, ips: ["127.0.0.1"] });
     this.token = options.token ?? `token-${randomUUID()}`;
@@ -237,6 +255,11 @@ export class FakeKubeApi {
     await Promise.all(cuts);
   }
 
+  /** Events kept for resuming watches (at most `maxHistory`). */
+  get historyLength(): number {
+    return this.#history.length;
+  }
+
   /** Open watches now. */
   get watchCount(): number {
     return this.#watchers.size;
@@ -275,6 +298,11 @@ export class FakeKubeApi {
   #record(resource: Resource, type: HistoryEvent["type"], object: KubeObject): void {
     const event: HistoryEvent = { rv: this.#rv, resource, type, object };
     this.#history.push(event);
+    if (this.#history.length > this.maxHistory) {
+      // Dropped in batches, so a steady stream of writes does not shift the array every time.
+      const dropped = this.#history.splice(0, Math.ceil(this.maxHistory / 10) + 1);
+      this.#compactedBelow = Math.max(this.#compactedBelow, dropped.at(-1)?.rv ?? 0);
+    }
     for (const watcher of this.#watchers) {
       if (watcher.resource !== resource) continue;
       if (watcher.namespace !== undefined && watcher.namespace !== object.metadata.namespace)
@@ -287,7 +315,7 @@ export class FakeKubeApi {
   #send(watcher: Watcher, event: object): void {
     const bytes = Buffer.from(`${JSON.stringify(event)}\n`);
     const cuts = [0];
-    const pieces = 1 + Math.floor(this.#random() * 3);
+    const pieces = this.cutEvents ? 1 + Math.floor(this.#random() * 3) : 1;
     for (let i = 1; i < pieces; i++) cuts.push(1 + Math.floor(this.#random() * (bytes.length - 1)));
     cuts.sort((a, b) => a - b);
     cuts.push(bytes.length);

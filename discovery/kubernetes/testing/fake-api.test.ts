@@ -1,0 +1,68 @@
+import { request } from "node:https";
+import { afterEach, describe, expect, it } from "vitest";
+import { FakeKubeApi, sliceObject } from "./fake-api.js";
+
+let api: FakeKubeApi | undefined;
+
+afterEach(async () => {
+  await api?.stop();
+  api = undefined;
+});
+
+/** The first event line of a watch of endpointslices from `rv`, then the stream is closed. */
+// biome-ignore lint/suspicious/noExplicitAny: watch events are open-ended JSON.
+function firstWatchEvent(server: FakeKubeApi, rv: string): Promise<{ type: string; object: any }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: "127.0.0.1",
+        port: server.port,
+        path: `/apis/discovery.k8s.io/v1/endpointslices?watch=true&resourceVersion=${rv}`,
+        headers: { authorization: `Bearer ${server.token}` },
+        ca: server.ca.certPem,
+      },
+      (res) => {
+        let text = "";
+        res.on("data", (chunk) => {
+          text += chunk;
+          const end = text.indexOf("\n");
+          if (end === -1) return;
+          res.destroy();
+          resolve(JSON.parse(text.slice(0, end)));
+        });
+        res.on("error", () => {});
+      },
+    );
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+const slice = (name: string) =>
+  sliceObject(name, "default", "web", [{ ip: "10.0.0.1" }], { name: "http", port: 80 });
+
+describe("the fake API server's event history", () => {
+  it("is capped: a watch from before the oldest event kept is 410, one from after replays", async () => {
+    api = new FakeKubeApi({ maxHistory: 10 });
+    await api.start();
+    const first = api.put("endpointslices", slice("s-0")).metadata.resourceVersion;
+    for (let i = 1; i < 30; i++) api.put("endpointslices", slice(`s-${i}`));
+    expect(api.historyLength).toBeLessThanOrEqual(10);
+    const gone = await firstWatchEvent(api, first);
+    expect(gone.type).toBe("ERROR");
+    expect(gone.object.code).toBe(410);
+    const recent = String(Number(api.resourceVersion) - 2);
+    const replayed = await firstWatchEvent(api, recent);
+    expect(replayed.type).toBe("ADDED");
+    expect(replayed.object.metadata.name).toBe("s-28");
+  });
+
+  it("keeps every event of a short history (the tests' default cap is far above it)", async () => {
+    api = new FakeKubeApi();
+    await api.start();
+    const first = api.put("endpointslices", slice("s-0")).metadata.resourceVersion;
+    for (let i = 1; i < 30; i++) api.put("endpointslices", slice(`s-${i}`));
+    expect(api.historyLength).toBe(30);
+    expect((await firstWatchEvent(api, first)).object.metadata.name).toBe("s-1");
+  });
+});

@@ -16,7 +16,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseConfig, serviceDefaults } from "../proxy/config/load.js";
 import { type CertificateAndKey, createCa, issueWorkloadCertificate } from "../tls/ca.js";
-import { mint } from "./certificates.js";
+import { mint } from "../tls/testing.js";
 import {
   type HttpBackend,
   httpBackend,

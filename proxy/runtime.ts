@@ -23,6 +23,7 @@ import type { KubernetesDiscoveryConfig } from "./config/kubernetes-schema.js";
 import type { ListenerConfig, RemoraConfig, ServiceConfig } from "./config/schema.js";
 import type { TlsFlags } from "./config/tls-flags.js";
 import { ConfigReloader, type ReloadTrigger } from "./config-reloader.js";
+import type { ErrorCode } from "./errors.js";
 import type { ExchangeRecord, ExchangeReporter } from "./exchange.js";
 import { activeCheckers, loadActiveCheckers } from "./health-checks.js";
 import { HttpListener, type HttpListenerOptions } from "./listeners/http-listener.js";
@@ -32,6 +33,7 @@ import { RuntimeMetrics } from "./metrics/runtime-metrics.js";
 import { ProbeServer } from "./probes.js";
 import { applyReload, type ReloadOutcome, type ReloadTarget } from "./reload.js";
 import { HostRouter } from "./router.js";
+import { OutboundPassthrough } from "./routing/passthrough.js";
 import { TrafficWindow } from "./traffic-window.js";
 
 export interface BoundListener {
@@ -226,6 +228,8 @@ export class Runtime {
   #reloader: ConfigReloader | undefined;
   #reloading: Promise<unknown> = Promise.resolve();
   #router: HostRouter | undefined;
+  /** `outboundTrafficPolicy` (a restart applies changes); undefined when unset: 404 NR. */
+  #passthrough: OutboundPassthrough | undefined;
   #started = false;
   #draining = false;
 
@@ -446,6 +450,7 @@ export class Runtime {
       });
     } else {
       let route: (authority: string) => Cluster | undefined;
+      let unrouted: ((authority: string) => ErrorCode) | undefined;
       if (listener.kind === "outbound") {
         // One router for every outbound listener: each subscribes to cluster changes for good,
         // and listeners come and go with reloads.
@@ -455,7 +460,12 @@ export class Runtime {
           this.kubernetes,
         );
         const router = this.#router;
-        route = (authority) => router.resolve(authority);
+        const passthrough = this.#outboundPassthrough();
+        if (passthrough === undefined) route = (authority) => router.resolve(authority);
+        else {
+          route = (authority) => router.resolve(authority) ?? passthrough.route(authority);
+          unrouted = (authority) => passthrough.unrouted(authority);
+        }
       } else {
         const app = appCluster(listener.name, listener.app, this.#defaults);
         inbound = app;
@@ -471,6 +481,7 @@ export class Runtime {
         reporter,
         detail: this.accessLog,
         route,
+        unrouted,
         inbound: listener.kind === "inbound",
         tls: this.#inboundTls(listener),
         logger: this.#logger,
@@ -490,6 +501,29 @@ export class Runtime {
       bound: { name: listener.name, kind: listener.kind, address: bound.address, port: bound.port },
       app: inbound,
     };
+  }
+
+  /** The outbound listeners' policy for hosts no service claims; shared by every outbound listener. */
+  #outboundPassthrough(): OutboundPassthrough | undefined {
+    const policy = this.#config.outboundTrafficPolicy;
+    if (policy === undefined) return undefined;
+    this.#passthrough ??= new OutboundPassthrough({
+      mode: policy.mode,
+      settings: this.#defaults,
+      ownPorts: () => this.#ownPorts(),
+    });
+    return this.#passthrough;
+  }
+
+  /** Every port this proxy has bound: passthrough never connects to one of them. */
+  #ownPorts(): Set<number> {
+    const ports = new Set<number>(this.listeners.map((listener) => listener.port));
+    for (const port of [this.adminPort, this.probesPort, this.metricsPort]) {
+      if (typeof port === "number" && port !== 0) ports.add(port);
+    }
+    for (const listener of this.#config.listeners)
+      if (listener.port !== 0) ports.add(listener.port);
+    return ports;
   }
 
   /** Start the watches (loaded on demand: undici); the source is synced once all have listed. */
@@ -625,6 +659,7 @@ export class Runtime {
     await this.kubernetes?.stop();
     this.identity?.close();
     this.clusters.close();
+    this.#passthrough?.close();
     for (const app of this.appClusters) app.close();
     await this.#probes?.close();
     await this.#admin?.close();

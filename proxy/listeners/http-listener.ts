@@ -9,6 +9,7 @@ import {
   type VerifiedPeer,
 } from "../../tls/inbound.js";
 import type { Cluster } from "../cluster.js";
+import type { ErrorCode } from "../errors.js";
 import { type ExchangeReporter, NO_DETAIL, type RecordDetail } from "../exchange.js";
 import type { HeadLimits } from "../http/head.js";
 import { HttpSession, type SessionContext } from "../http-session.js";
@@ -29,6 +30,8 @@ export interface HttpListenerOptions {
   readonly detail?: RecordDetail;
   /** outbound: authority → service; inbound: always the local app's cluster. */
   readonly route: (authority: string) => Cluster | undefined;
+  /** The error when `route` finds nothing (outboundTrafficPolicy); absent: 404 NR. */
+  readonly unrouted?: (authority: string) => ErrorCode;
   /** Inbound listeners: a client's x-forwarded-client-cert is removed (default false). */
   readonly inbound?: boolean;
   /** Debug logs (TLS handshake failures). */
@@ -50,6 +53,7 @@ export class HttpListener implements SessionContext {
   readonly reporter: ExchangeReporter;
   readonly detail: RecordDetail;
   readonly route: (authority: string) => Cluster | undefined;
+  readonly unrouted: ((authority: string) => ErrorCode) | undefined;
   draining = false;
   /** Downstream connections accepted since start (metrics). */
   accepted = 0;
@@ -73,6 +77,7 @@ export class HttpListener implements SessionContext {
     this.reporter = options.reporter;
     this.detail = options.detail ?? NO_DETAIL;
     this.route = options.route;
+    this.unrouted = options.unrouted;
     this.stripClientCert = options.inbound === true;
     this.authorization = options.policies !== undefined ? new AuthorizationTally() : undefined;
     // allowHalfOpen: a client that half-closes after its request still gets the response.

@@ -326,6 +326,10 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write((await import("../deploy/iptables.js")).IPTABLES_HELP);
       return 0;
     }
+    if (topic === "sidecar") {
+      process.stdout.write((await import("../deploy/sidecar-command.js")).SIDECAR_HELP);
+      return 0;
+    }
     const sub = topic === "ca" && rest[1] !== undefined ? CA_HELP[rest[1]] : undefined;
     process.stdout.write(sub ?? (topic !== undefined && HELP[topic] ? HELP[topic] : USAGE));
     return 0;
@@ -336,6 +340,16 @@ async function main(argv: string[]): Promise<number> {
     return iptablesCommand(rest).catch((error: unknown) => {
       throw error instanceof IptablesUsageError ? new UsageError(error.message) : error;
     });
+  }
+  if (command === "sidecar") {
+    const { sidecarCommand } = await import("../deploy/sidecar-command.js");
+    const { SidecarInputError } = await import("../deploy/sidecar.js");
+    const outcome = await sidecarCommand(rest).catch((error: unknown) => {
+      throw error instanceof SidecarInputError ? new UsageError(error.message) : error;
+    });
+    if (outcome.kind === "exit") return outcome.code;
+    await runProxy(outcome.loaded, outcome.logLevel, parseDrain(outcome.drainTime));
+    return -1;
   }
   const help = HELP[command];
   if (help === undefined) {

@@ -42,7 +42,12 @@ export function readConfigFile(
 ): { config: RemoraConfig; text: string } {
   const text = readText(path);
   const config = parseConfig(text, path, flags);
-  const dir = dirname(resolve(path));
+  resolveConfigPaths(config, dirname(resolve(path)));
+  return { config, text };
+}
+
+/** Every relative path in a validated config, resolved against `dir` (in place). */
+export function resolveConfigPaths(config: RemoraConfig, dir: string): void {
   if (config.discovery?.file !== undefined) {
     config.discovery.file = resolve(dir, config.discovery.file);
   }
@@ -62,7 +67,6 @@ export function readConfigFile(
     resolveModule(service.trafficPolicy.loadBalancer, dir);
     for (const subset of service.subsets) resolveModule(subset.trafficPolicy?.loadBalancer, dir);
   }
-  return { config, text };
 }
 
 /** A user balancer module's path is relative to the config file, like every path in it. */

@@ -28,6 +28,8 @@ Usage:
   remora ca init --out DIR           create a mesh CA (ca.crt, ca.key)
   remora ca issue --ca DIR --namespace NS --service-account SA --out DIR
                                      issue a workload certificate (tls.crt, tls.key, ca.crt)
+  remora iptables [options]          install the pod's traffic capture (an init container)
+  remora sidecar [options]           run as a pod's sidecar from its environment
   remora help [COMMAND]              this text, or a command's
 
 Options for every command:
@@ -325,11 +327,35 @@ async function main(argv: string[]): Promise<number> {
   }
   if (command === "help") {
     const topic = rest[0];
+    if (topic === "iptables") {
+      process.stdout.write((await import("../deploy/iptables.js")).IPTABLES_HELP);
+      return 0;
+    }
+    if (topic === "sidecar") {
+      process.stdout.write((await import("../deploy/sidecar-command.js")).SIDECAR_HELP);
+      return 0;
+    }
     const sub = topic === "ca" && rest[1] !== undefined ? CA_HELP[rest[1]] : undefined;
     process.stdout.write(sub ?? (topic !== undefined && HELP[topic] ? HELP[topic] : USAGE));
     return 0;
   }
   if (command === "ca") return runCa(rest);
+  if (command === "iptables") {
+    const { iptablesCommand, IptablesUsageError } = await import("../deploy/iptables.js");
+    return iptablesCommand(rest).catch((error: unknown) => {
+      throw error instanceof IptablesUsageError ? new UsageError(error.message) : error;
+    });
+  }
+  if (command === "sidecar") {
+    const { sidecarCommand } = await import("../deploy/sidecar-command.js");
+    const { SidecarInputError } = await import("../deploy/sidecar.js");
+    const outcome = await sidecarCommand(rest).catch((error: unknown) => {
+      throw error instanceof SidecarInputError ? new UsageError(error.message) : error;
+    });
+    if (outcome.kind === "exit") return outcome.code;
+    await runProxy(outcome.loaded, outcome.logLevel, parseDrain(outcome.drainTime));
+    return -1;
+  }
   const help = HELP[command];
   if (help === undefined) {
     throw new UsageError(`unknown command "${command}"`);

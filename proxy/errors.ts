@@ -47,6 +47,18 @@ export const ERRORS = {
   REMORA_ERR_METHOD: { status: 405, flag: "DPE", body: "method not supported by this listener" },
   /** Envoy's RBAC filter: same body and flag, so Istio users' scripts and dashboards still work. */
   REMORA_ERR_RBAC_DENIED: { status: 403, flag: "RBAC", body: "RBAC: access denied" },
+  /** Istio's BlackHoleCluster: outboundTrafficPolicy REGISTRY_ONLY and the host is no mesh service. */
+  REMORA_ERR_REGISTRY_ONLY: {
+    status: 502,
+    flag: "NR",
+    body: "no route: not a mesh service (outboundTrafficPolicy REGISTRY_ONLY)",
+  },
+  /** ALLOW_ANY never passes a request through to loopback or to the proxy's own ports. */
+  REMORA_ERR_PASSTHROUGH_REFUSED: {
+    status: 502,
+    flag: "NR",
+    body: "no route: passthrough to a loopback address or to the proxy's own port is refused",
+  },
 } as const satisfies Record<string, { status: number; flag: string; body: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;

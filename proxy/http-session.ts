@@ -44,6 +44,7 @@ import { parseResponseHead } from "./http/response-parser.js";
 import { localReply, localReplyBodyBytes } from "./local-reply.js";
 import { authorizeRequest, newRouteResult, type RouteResult, routeRequest } from "./pipeline.js";
 import { copyOf, type ReadBuffer } from "./read-buffer.js";
+import { BLACKHOLE_CLUSTER } from "./routing/outside-mesh.js";
 import type { UpstreamConnection, UpstreamOwner } from "./upstream/connection.js";
 import type { ConnectWaiter, UpstreamPool } from "./upstream/pool.js";
 
@@ -52,7 +53,10 @@ export interface SessionContext {
   readonly listener: string;
   /** Chooses the cluster for a request (outbound: by authority; inbound: the app). */
   route(authority: string): Cluster | undefined;
-  /** Outbound: why an authority `route` found nothing for routes nowhere (default NO_ROUTE). */
+  /**
+   * The error for a request `route` found no cluster for: a Kubernetes ExternalName service, or
+   * the outboundTrafficPolicy's verdict (proxy/routing/passthrough.ts); undefined: 404 NR.
+   */
   readonly unrouted?: ((authority: string) => ErrorCode) | undefined;
   readonly limits: HeadLimits;
   readonly requestHeadersTimeoutMs: number;
@@ -510,6 +514,7 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
       record.requestId = noted.requestId;
       record.userAgent = noted.userAgent;
       record.forwardedFor = noted.forwardedFor;
+      if (route.error === "REMORA_ERR_REGISTRY_ONLY") record.cluster = BLACKHOLE_CLUSTER;
       route.cluster = undefined;
       route.hosts = undefined;
       this.#localReply(route.error);

@@ -11,7 +11,9 @@ import type { SessionContext } from "./http-session.js";
  * head is parsed; the rest run in the session as the exchange proceeds.
  *
  *   1. target   — authority and path from the request target (RFC 9112 §3.2)
- *   2. route    — authority → cluster (outbound: by service name; inbound: the local app), then
+ *   2. route    — authority → cluster (outbound: by service name, else outboundTrafficPolicy:
+ *                 passthrough to the host or 502 NR, proxy/routing/passthrough.ts; inbound: the
+ *                 local app), then
  *                 the cluster's VirtualService routes (first match wins; weighted split) → the
  *                 host set: the whole service or one subset (Cluster#hostsFor, proxy/routing/)
  *   3. authorize — inbound listeners with `authorizationPolicies`: Istio's AuthorizationPolicy
@@ -63,7 +65,9 @@ export function routeRequest(head: RequestHead, ctx: SessionContext, out: RouteR
   if (!splitTarget(head, out)) return;
   const cluster = ctx.route(out.authority);
   if (cluster === undefined) {
-    out.error = ctx.unrouted?.(out.authority) ?? "REMORA_ERR_NO_ROUTE";
+    // ExternalName services and the outboundTrafficPolicy decide (404 or 502 NR).
+    const unrouted = ctx.unrouted;
+    out.error = unrouted === undefined ? "REMORA_ERR_NO_ROUTE" : unrouted(out.authority);
     return;
   }
   const hosts = cluster.hostsFor(head.method, out.path, head.headers);

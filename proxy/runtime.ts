@@ -33,6 +33,7 @@ import { RuntimeMetrics } from "./metrics/runtime-metrics.js";
 import { ProbeServer } from "./probes.js";
 import { applyReload, type ReloadOutcome, type ReloadTarget } from "./reload.js";
 import { HostRouter } from "./router.js";
+import { OutboundPassthrough } from "./routing/passthrough.js";
 import { TrafficWindow } from "./traffic-window.js";
 import {
   clientTlsSettings,
@@ -244,6 +245,8 @@ export class Runtime {
   #reloader: ConfigReloader | undefined;
   #reloading: Promise<unknown> = Promise.resolve();
   #router: HostRouter | undefined;
+  /** `outboundTrafficPolicy` (a restart applies changes); undefined when unset: 404 NR. */
+  #passthrough: OutboundPassthrough | undefined;
   #started = false;
   #draining = false;
 
@@ -485,8 +488,23 @@ export class Runtime {
           this.kubernetes,
         );
         const router = this.#router;
-        route = (authority) => router.resolve(authority);
-        unrouted = (authority) => router.unrouted(authority);
+        const passthrough = this.#outboundPassthrough();
+        if (passthrough === undefined) {
+          route = (authority) => router.resolve(authority);
+          unrouted = (authority) => router.unrouted(authority);
+        } else {
+          // An ExternalName service keeps its own answer; any other unknown host is the
+          // outboundTrafficPolicy's (passed through, or refused).
+          route = (authority) =>
+            router.resolve(authority) ??
+            (router.unrouted(authority) === "REMORA_ERR_NO_ROUTE"
+              ? passthrough.route(authority)
+              : undefined);
+          unrouted = (authority) => {
+            const own = router.unrouted(authority);
+            return own === "REMORA_ERR_NO_ROUTE" ? passthrough.unrouted(authority) : own;
+          };
+        }
       } else {
         const app = appCluster(listener.name, listener.app, this.#defaults);
         inbound = app;
@@ -522,6 +540,29 @@ export class Runtime {
       bound: { name: listener.name, kind: listener.kind, address: bound.address, port: bound.port },
       app: inbound,
     };
+  }
+
+  /** The outbound listeners' policy for hosts no service claims; shared by every outbound listener. */
+  #outboundPassthrough(): OutboundPassthrough | undefined {
+    const policy = this.#config.outboundTrafficPolicy;
+    if (policy === undefined) return undefined;
+    this.#passthrough ??= new OutboundPassthrough({
+      mode: policy.mode,
+      settings: this.#defaults,
+      ownPorts: () => this.#ownPorts(),
+    });
+    return this.#passthrough;
+  }
+
+  /** Every port this proxy has bound: passthrough never connects to one of them. */
+  #ownPorts(): Set<number> {
+    const ports = new Set<number>(this.listeners.map((listener) => listener.port));
+    for (const port of [this.adminPort, this.probesPort, this.metricsPort]) {
+      if (typeof port === "number" && port !== 0) ports.add(port);
+    }
+    for (const listener of this.#config.listeners)
+      if (listener.port !== 0) ports.add(listener.port);
+    return ports;
   }
 
   /** Start the watches (loaded on demand: undici); the source is synced once all have listed. */
@@ -657,6 +698,7 @@ export class Runtime {
     await this.kubernetes?.stop();
     this.identity?.close();
     this.clusters.close();
+    this.#passthrough?.close();
     for (const app of this.appClusters) app.close();
     await this.#probes?.close();
     await this.#admin?.close();

@@ -17,7 +17,12 @@ import type { TlsFlags } from "./tls-flags.js";
 export type ConfigJob =
   | { readonly kind: "file"; readonly path: string; readonly flags?: TlsFlags }
   | { readonly kind: "quick"; readonly options: QuickOptions }
-  | { readonly kind: "services"; readonly text: string; readonly source: string };
+  | { readonly kind: "services"; readonly text: string; readonly source: string }
+  | {
+      readonly kind: "overlay";
+      readonly base: Record<string, unknown>;
+      readonly path: string | undefined;
+    };
 
 export type WorkerReply =
   | { readonly ok: true; readonly value: unknown }
@@ -73,6 +78,14 @@ export function loadConfig(path: string, flags?: TlsFlags): Promise<LoadedConfig
 /** `quickConfig` in a child process; rejects with ConfigError. */
 export function buildQuickConfig(options: QuickOptions): Promise<LoadedConfig> {
   return inWorker({ kind: "quick", options });
+}
+
+/** A generated config with a YAML file merged over it (overlay.ts), in a child process. */
+export function loadOverlaidConfig(
+  base: Record<string, unknown>,
+  path: string | undefined,
+): Promise<LoadedConfig> {
+  return inWorker({ kind: "overlay", base, path });
 }
 
 /** `parseServicesFile` in a child process (the discovery file source's parser). */

@@ -45,7 +45,14 @@ export function readConfigFile(
 ): { config: RemoraConfig; text: string } {
   const text = readText(path);
   const config = parseConfig(text, path, flags);
-  const dir = dirname(resolve(path));
+  resolveConfigPaths(config, dirname(resolve(path)));
+  const tlsIssues = checkClientTlsFiles(config.services);
+  if (tlsIssues.length > 0) throw new ConfigError(path, tlsIssues);
+  return { config, text };
+}
+
+/** Every relative path in a validated config, resolved against `dir` (in place). */
+export function resolveConfigPaths(config: RemoraConfig, dir: string): void {
   if (config.discovery?.file !== undefined) {
     config.discovery.file = resolve(dir, config.discovery.file);
   }
@@ -66,9 +73,6 @@ export function readConfigFile(
     for (const subset of service.subsets) resolveModule(subset.trafficPolicy?.loadBalancer, dir);
   }
   resolveTlsFiles(config.services, dir);
-  const tlsIssues = checkClientTlsFiles(config.services);
-  if (tlsIssues.length > 0) throw new ConfigError(path, tlsIssues);
-  return { config, text };
 }
 
 /** A user balancer module's path is relative to the config file, like every path in it. */

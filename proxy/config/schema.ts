@@ -22,6 +22,7 @@ import { formatAddress, isBindHost, parseAddress } from "./address.js";
 import { durationSchema } from "./duration.js";
 import { DNS_LABEL, dnsLabel, fraction, integer, MAX_UINT32, positiveDuration } from "./fields.js";
 import { kubernetesDiscoverySchema } from "./kubernetes-schema.js";
+import { outboundTrafficPolicySchema } from "./outbound-schema.js";
 import { healthCheckSchema, outlierDetectionSchema, retriesSchema } from "./resilience-schema.js";
 import { authorizationPoliciesSchema } from "./security-schema.js";
 import { checkIstioMutualIdentity, clientTlsSchema } from "./tls-schema.js";
@@ -425,6 +426,11 @@ export const configSchema = z
       .optional(),
     listeners: z.array(listenerSchema).min(1, { error: "at least one listener is required" }),
     services: servicesList,
+    /**
+     * Requests to a host that is no mesh service (outbound-schema.ts): unset = 404 NR (a plain
+     * local proxy); `{}` = ALLOW_ANY, Istio's default, which `remora sidecar` writes.
+     */
+    outboundTrafficPolicy: outboundTrafficPolicySchema.optional(),
     /** Prometheus metrics (proxy/metrics/, docs/metrics.md). */
     metrics: z
       .strictObject({

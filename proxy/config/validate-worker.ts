@@ -8,6 +8,7 @@ import { loadBalancerModule } from "../../lb/module.js";
 import { ConfigError, type ConfigIssue } from "./errors.js";
 import type { ConfigJob, WorkerReply } from "./isolated.js";
 import { moduleKeys, parseServicesFile, readConfigFile, serviceDefaults } from "./load.js";
+import { loadOverlaid } from "./overlay.js";
 import { quickConfig } from "./quick.js";
 import type { RemoraConfig } from "./schema.js";
 
@@ -22,6 +23,11 @@ async function run(job: ConfigJob): Promise<unknown> {
       return { config: quickConfig(job.options), serviceDefaults: serviceDefaults() };
     case "services":
       return parseServicesFile(job.text, job.source);
+    case "overlay": {
+      const config = loadOverlaid(job.base, job.path);
+      await checkModules(config, job.path ?? "generated sidecar config");
+      return { config, serviceDefaults: serviceDefaults() };
+    }
   }
 }
 

@@ -30,7 +30,7 @@ export interface HttpListenerOptions {
   readonly detail?: RecordDetail;
   /** outbound: authority → service; inbound: always the local app's cluster. */
   readonly route: (authority: string) => Cluster | undefined;
-  /** Outbound: the code for an authority that routes nowhere (default REMORA_ERR_NO_ROUTE). */
+  /** The error when `route` finds nothing (ExternalName, outboundTrafficPolicy); absent: 404 NR. */
   readonly unrouted?: (authority: string) => ErrorCode;
   /** Inbound listeners: a client's x-forwarded-client-cert is removed (default false). */
   readonly inbound?: boolean;

@@ -6,6 +6,7 @@
  * (exchanges.ts) keeps them and bumps their plain fields.
  */
 import type { Registry } from "prom-client";
+import { BLACKHOLE_CLUSTER, PASSTHROUGH_CLUSTER } from "../routing/outside-mesh.js";
 import { type ClusterView, type MetricsSubject, UNKNOWN } from "./contract.js";
 import { BucketTally, HistogramFamily, LabelSet, ValueFamily } from "./family.js";
 import type { Workload } from "./workload.js";
@@ -133,6 +134,14 @@ const UNKNOWN_SERVICE: Service = Object.freeze({
   name: UNKNOWN,
   namespace: UNKNOWN,
 });
+
+/** Istio's names for traffic to no mesh service (outboundTrafficPolicy, routing/passthrough.ts). */
+const OUTSIDE_MESH: ReadonlyMap<string, Service> = new Map(
+  [PASSTHROUGH_CLUSTER, BLACKHOLE_CLUSTER].map((name) => [
+    name,
+    Object.freeze({ host: UNKNOWN, name, namespace: UNKNOWN }),
+  ]),
+);
 
 /** Istio's canonical-service labels, then the Kubernetes recommended ones, then `app`/`version`. */
 function labelOf(labels: Readonly<Record<string, string>>, ...names: string[]): string | undefined {
@@ -332,7 +341,7 @@ export class IstioMetrics {
       const cluster = clusterKey === "" ? undefined : this.#subject.clusters.get(clusterKey);
       if (cluster === undefined) {
         destination = UNKNOWN_PEER;
-        service = UNKNOWN_SERVICE;
+        service = OUTSIDE_MESH.get(clusterKey) ?? UNKNOWN_SERVICE;
       } else {
         destination = endpoint === "" ? UNKNOWN_PEER : endpointPeer(cluster, endpoint);
         service = {

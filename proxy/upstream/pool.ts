@@ -1,4 +1,4 @@
-import type { NetConnectOpts } from "node:net";
+import type { LookupFunction, NetConnectOpts } from "node:net";
 import { RemoraError } from "../errors.js";
 import { connectReading, ReadBuffer } from "../read-buffer.js";
 import { type ConnectionHome, UpstreamConnection } from "./connection.js";
@@ -20,6 +20,8 @@ export interface PoolSettings {
   readonly maxConnections: number;
   /** Requests per connection before it is retired; 0 = unlimited. */
   readonly maxRequestsPerConnection: number;
+  /** DNS lookup for host names (default dns.lookup); passthrough destinations refuse loopback. */
+  readonly lookup?: LookupFunction;
 }
 
 /** Told when a connection it asked for is ready or could not be made. */
@@ -118,6 +120,7 @@ export class UpstreamPool implements ConnectionHome, ConnectTarget {
         host: this.host,
         port: this.port,
         writableHighWaterMark: STREAM_HIGH_WATER,
+        lookup: this.#settings.lookup,
         // Node 20's typings omit the stream options that net.Socket accepts and applies.
       } as NetConnectOpts,
       reader,

@@ -1,9 +1,10 @@
 /**
  * RFC 6902 JSON Patch from the difference of two JSON values: what the webhook answers so the API
  * server turns the pod it sent into the pod `remora inject` makes. Objects are diffed key by key;
- * an array that only grew at its start or end (containers, volumes) gets `add`s at those indexes;
- * an array of the same length is diffed element by element; any other array is replaced whole.
- * Small patches keep other mutating webhooks' edits (made before ours) intact.
+ * an array that grew (containers, volumes) gets `add`s where the new elements went and the edits
+ * of the others (a rewritten probe); an array of the same length is diffed element by element;
+ * a shorter one is replaced whole. Patches that add rather than replace keep other mutating
+ * webhooks' edits (made before ours) intact.
  */
 export type PatchOperation =
   | { op: "add"; path: string; value: unknown }
@@ -32,23 +33,31 @@ function diffArrays(before: unknown[], after: unknown[], path: string): PatchOpe
   if (before.length === after.length) {
     return before.flatMap((value, i) => diff(value, after[i], `${path}/${i}`));
   }
-  if (after.length > before.length) {
-    // before == after[0..p) + after[p+k..): k elements were inserted at index p.
-    let prefix = 0;
-    while (prefix < before.length && deepEqual(before[prefix], after[prefix])) prefix++;
-    const inserted = after.length - before.length;
-    const tailMatches = before
-      .slice(prefix)
-      .every((value, i) => deepEqual(value, after[prefix + inserted + i]));
-    if (tailMatches) {
-      return after.slice(prefix, prefix + inserted).map((value, i) => ({
-        op: "add" as const,
-        path: `${path}/${prefix + i}`,
-        value,
-      }));
+  const replace: PatchOperation[] = [{ op: "replace", path, value: after }];
+  if (after.length < before.length) return replace;
+  // k elements were inserted at some index p and the others kept their order, perhaps edited:
+  // try p after the common prefix, at the front and at the end; keep the smallest patch.
+  const inserted = after.length - before.length;
+  let prefix = 0;
+  while (prefix < before.length && deepEqual(before[prefix], after[prefix])) prefix++;
+  // Never the whole array, even when smaller: adds keep what other webhooks put there.
+  let best = replace;
+  let bestSize = Number.POSITIVE_INFINITY;
+  for (const at of new Set([prefix, 0, before.length])) {
+    // Edits first, at the indexes the elements have before the insertion; then the adds.
+    const ops = before.flatMap((value, i) =>
+      diff(value, after[i < at ? i : i + inserted], `${path}/${i}`),
+    );
+    for (let j = 0; j < inserted; j++) {
+      ops.push({ op: "add", path: `${path}/${at + j}`, value: after[at + j] });
+    }
+    const size = JSON.stringify(ops).length;
+    if (size < bestSize) {
+      best = ops;
+      bestSize = size;
     }
   }
-  return [{ op: "replace", path, value: after }];
+  return best;
 }
 
 /** RFC 6901: `~` and `/` in a key. */

@@ -299,6 +299,19 @@ spec: {template: {spec: {containers: []}}}
   });
 });
 
+describe("the walk-through's example (examples/mesh-shop.yaml)", () => {
+  it("injects both Deployments, keeps the Service, and validates", () => {
+    const text = readFileSync(new URL("../examples/mesh-shop.yaml", import.meta.url), "utf8");
+    const result = injectYaml(text, native);
+    expect(result.pods.map((p) => [p.where, p.injected])).toEqual([
+      ["Deployment default/hello", true],
+      ["Deployment default/web", true],
+    ]);
+    const docs = parseAllDocuments(result.text) as unknown as { toJS(): JsonObject }[];
+    for (const doc of docs) validateKubernetesObject(doc.toJS());
+  });
+});
+
 describe("--native-sidecar=auto", () => {
   it("is native without a version, and from Kubernetes 1.29", () => {
     expect(resolveNativeSidecar("auto")).toBe(true);

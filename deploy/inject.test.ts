@@ -299,9 +299,9 @@ spec: {template: {spec: {containers: []}}}
   });
 });
 
-describe("the walk-through's example (examples/mesh-shop.yaml)", () => {
+describe("the walk-through's example (deploy/examples/mesh-shop.yaml)", () => {
   it("injects both Deployments, keeps the Service, and validates", () => {
-    const text = readFileSync(new URL("../examples/mesh-shop.yaml", import.meta.url), "utf8");
+    const text = readFileSync(new URL("./examples/mesh-shop.yaml", import.meta.url), "utf8");
     const result = injectYaml(text, native);
     expect(result.pods.map((p) => [p.where, p.injected])).toEqual([
       ["Deployment default/hello", true],

@@ -30,6 +30,12 @@ Usage:
                                      issue a workload certificate (tls.crt, tls.key, ca.crt)
   remora iptables [options]          install the pod's traffic capture (an init container)
   remora sidecar [options]           run as a pod's sidecar from its environment
+  remora inject -f FILE|- [-o FILE] [--native-sidecar=auto|true|false]
+                                     add the sidecar to workloads in YAML (like kube-inject)
+  remora webhook --cert FILE --key FILE [--port 9443]
+                                     the mutating admission webhook that injects pods
+  remora manifests [--namespace NS] [--image IMAGE]
+                                     print the webhook's Kubernetes objects
   remora help [COMMAND]              this text, or a command's
 
 Options for every command:
@@ -152,6 +158,9 @@ function version(): string {
 }
 
 class UsageError extends Error {}
+
+/** Commands deploy/commands.ts parses and runs (docs/deploy.md); `hook` is the sidecar's own. */
+const DEPLOY_COMMANDS = new Set(["inject", "webhook", "manifests", "hook"]);
 
 function parsePort(text: string | undefined, flag: string, fallback?: number): number {
   if (text === undefined) {
@@ -324,6 +333,13 @@ async function main(argv: string[]): Promise<number> {
   if (unsupported !== undefined) {
     process.stderr.write(`${unsupported}\n`);
     return 1;
+  }
+  if (DEPLOY_COMMANDS.has(command) || (command === "help" && DEPLOY_COMMANDS.has(rest[0] ?? ""))) {
+    // Loaded on demand: the injector's YAML, CA and webhook server stay out of the proxy.
+    const { runDeployCommand } = await import("../deploy/commands.js");
+    return command === "help"
+      ? runDeployCommand(rest[0]!, ["--help"])
+      : runDeployCommand(command, rest);
   }
   if (command === "help") {
     const topic = rest[0];

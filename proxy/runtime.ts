@@ -16,6 +16,7 @@ import type { DevIdentity } from "../tls/dev-identity.js";
 import { WorkloadIdentity } from "../tls/workload-identity.js";
 import { AccessLog } from "./access-log/access-log.js";
 import { AdminServer } from "./admin.js";
+import { APP_PROBERS_ENV, parseAppProbers } from "./app-probes.js";
 import { Cluster, ClusterManager, type ClusterSettings } from "./cluster.js";
 import { formatAddress, parseAddress } from "./config/address.js";
 import { type LoadedConfig, loadConfig, parseServicesText } from "./config/isolated.js";
@@ -361,10 +362,12 @@ export class Runtime {
         "admin API listening",
       );
       if (config.probes.port !== null) {
-        this.#probes = new ProbeServer(this);
+        // The app's HTTP probes the injector moved here arrive by env, as Istio passes them.
+        const appProbers = parseAppProbers(process.env[APP_PROBERS_ENV], APP_PROBERS_ENV);
+        this.#probes = new ProbeServer(this, appProbers);
         this.probesPort = await this.#probes.listen(config.probes.address, config.probes.port);
         this.#logger.info(
-          { address: config.probes.address, port: this.probesPort },
+          { address: config.probes.address, port: this.probesPort, appProbes: appProbers.size },
           "probes listening",
         );
       }

@@ -48,6 +48,12 @@ describe("the proxy thread's imports", () => {
     expect(files.has(caCommand)).toBe(false);
     expect(staticGraph(caCommand).packages).toContain("node-forge");
     // Dev mode's CA is loaded by the runtime with a dynamic import, only when tls.dev is set.
+    // The injector, the webhook and the manifests (yaml, node-forge, an HTTPS server) are loaded
+    // by proxy/cli.ts on demand, only for their commands.
+    for (const file of ["commands", "inject-yaml", "webhook", "manifests"]) {
+      const path = fileURLToPath(new URL(`../dist/deploy/${file}.js`, import.meta.url));
+      expect(files.has(path), file).toBe(false);
+    }
     const devIdentity = fileURLToPath(new URL("../dist/tls/dev-identity.js", import.meta.url));
     expect(files.has(devIdentity)).toBe(false);
     expect(staticGraph(devIdentity).packages).toContain("node-forge");

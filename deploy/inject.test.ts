@@ -160,6 +160,9 @@ describe("what the injector adds", () => {
       "iptables",
       "--proxy-uid",
       "1337",
+      // The app's ports, in REMORA_APP_PORTS's order: port i goes to inbound listener i.
+      "--inbound-ports",
+      "5432",
       "--exclude-inbound-ports",
       "5432",
     ]);
@@ -172,6 +175,15 @@ describe("what the injector adds", () => {
       "--include-outbound-ip-ranges",
       "198.18.0.0/15",
     ]);
+  });
+
+  it("captures each app port to the inbound listener the sidecar gives it (same ports, same order)", () => {
+    const spec = parse(injectYaml(read("deployment.yaml"), native).text).spec.template.spec;
+    const [init, proxy] = spec.initContainers;
+    const appPorts = proxy.env.find((e: JsonObject) => e.name === "REMORA_APP_PORTS").value;
+    expect(appPorts).toBe("8080,9100");
+    const at = init.args.indexOf("--inbound-ports");
+    expect(init.args[at + 1]).toBe(appPorts);
   });
 
   it("refuses a bad annotation, naming the object and the annotation", () => {

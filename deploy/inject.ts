@@ -119,7 +119,7 @@ export function injectPod(
     ? rewriteAppProbes(apps)
     : { containers: apps, probers: {}, warnings: [] as string[] };
   const proxy = proxyContainer(options, annotations, apps, probes.probers, where);
-  const init = initContainer(options, annotations, where);
+  const init = initContainer(options, annotations, tcpPorts(apps), where);
   const oldInit = (spec.initContainers as JsonObject[] | undefined) ?? [];
 
   // initContainers goes just before containers when the pod had none, so it reads in start order.
@@ -248,9 +248,13 @@ function proxyContainer(
 function initContainer(
   options: InjectOptions,
   annotations: Record<string, string>,
+  appPorts: readonly number[],
   where: string,
 ): JsonObject {
   const args = ["iptables", "--proxy-uid", String(PROXY_UID)];
+  // The same ports in the same order as the proxy's REMORA_APP_PORTS: app port i is redirected
+  // to inbound listener i (15006, 15007, ...; deploy/interception.ts), which forwards to it.
+  if (appPorts.length > 0) args.push("--inbound-ports", appPorts.join(","));
   const flags = [
     [ANNOTATIONS.excludeInboundPorts, "--exclude-inbound-ports", PORT_LIST],
     [ANNOTATIONS.excludeOutboundPorts, "--exclude-outbound-ports", PORT_LIST],

@@ -8,23 +8,17 @@
  * here), so an Istio operator can guess them.
  */
 
-/** Istio's ports (docs/runtime.md). */
-export const PORTS = {
-  outbound: 15001,
-  inbound: 15006,
-  admin: 15000,
-  probes: 15021,
-  metrics: 15090,
-} as const;
+// Istio's ports and the proxy's user, shared with `remora iptables` and `remora sidecar`: the
+// injected pod and the capture rules must agree on them.
+import { PORTS, PROXY_UID } from "./interception.js";
 
-/** The proxy's user and group: `remora iptables --proxy-uid` leaves its traffic alone. */
-export const PROXY_UID = 1337;
+export { PORTS, PROXY_UID };
 
 export const INIT_CONTAINER = "remora-init";
 export const PROXY_CONTAINER = "remora-proxy";
 export const IDENTITY_VOLUME = "remora-identity";
-/** Where the sidecar reads tls.crt, tls.key and ca.crt. */
-export const IDENTITY_MOUNT = "/etc/remora/certs";
+/** Where the sidecar reads tls.crt, tls.key and ca.crt (`remora sidecar --cert-dir`'s default). */
+export { DEFAULT_CERT_DIR as IDENTITY_MOUNT } from "./sidecar.js";
 
 /**
  * The identity Secret of a pod running as service account SA: `remora-identity-SA`, in the pod's

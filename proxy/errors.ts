@@ -45,6 +45,12 @@ export const ERRORS = {
   REMORA_ERR_NOT_IMPLEMENTED: { status: 501, flag: "DPE", body: "not implemented" },
   REMORA_ERR_VERSION: { status: 505, flag: "DPE", body: "HTTP version not supported" },
   REMORA_ERR_METHOD: { status: 405, flag: "DPE", body: "method not supported by this listener" },
+  /**
+   * Overload protection (overload/): the heap is past `overload.maxHeapMb`. Envoy's overload
+   * manager answers the same 503 with flag OM (stop_accepting_requests); the connection closes.
+   * Envoy's body says "envoy overloaded"; the flag is what dashboards match, so the body names us.
+   */
+  REMORA_ERR_OVERLOADED: { status: 503, flag: "OM", body: "proxy overloaded" },
   /** Envoy's RBAC filter: same body and flag, so Istio users' scripts and dashboards still work. */
   REMORA_ERR_RBAC_DENIED: { status: 403, flag: "RBAC", body: "RBAC: access denied" },
   /** Istio's BlackHoleCluster: outboundTrafficPolicy REGISTRY_ONLY and the host is no mesh service. */

@@ -11,6 +11,7 @@ import { type AttemptResult, ResultKind } from "../health/health.js";
 import { isIdempotent, type RetryAttempt, RetryVerdict } from "../health/retry-policy.js";
 import { type Balancer, QUEUE_FULL, QUEUED, type SlotWaiter } from "../lb/balancer.js";
 import { cookieHash, NO_KEY } from "../lb/hash-key.js";
+import type { OverloadSignals } from "../overload/overload.js";
 import type { VerifiedPeer } from "../tls/inbound.js";
 import { CONNECT_FAILED, ExchangeAttempts, RESET, TIMEOUT } from "./attempts.js";
 import type { Cluster } from "./cluster.js";
@@ -70,6 +71,8 @@ export interface SessionContext {
   readonly detail: RecordDetail;
   /** Set while the listener drains: every exchange ends with Connection: close. */
   readonly draining: boolean;
+  /** Overload protection's request actions (overload/overload.ts): two booleans a timer flips. */
+  readonly overload: OverloadSignals;
   /**
    * Inbound listeners: the authorization policies in effect, read per request (a reload swaps
    * them); undefined when there are none (or on outbound listeners): no work at all then.
@@ -469,7 +472,7 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
     this.#upstreamSentAt = 0;
     record.cluster = "";
     record.endpoint = "";
-    this.#closeAfter = head.close || this.#ctx.draining;
+    this.#closeAfter = head.close || this.#ctx.draining || this.#ctx.overload.disableKeepAlive;
     if (head.chunked) {
       this.#bodyMode = BODY_CHUNKED;
       this.#requestDone = false;
@@ -486,6 +489,7 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
 
     const route = this.#route;
     routeRequest(head, this.#ctx, route);
+    if (this.#ctx.overload.rejectRequests) route.error = "REMORA_ERR_OVERLOADED";
     const authorizer = this.#ctx.authorizer;
     if (authorizer !== undefined && route.error === undefined) {
       authorizeRequest(head, authorizer, this.#facts ?? this.#connectionFacts(), this.#ctx, route);
@@ -1106,6 +1110,7 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
     // so both connections close after this response.
     if (!this.#requestDone || framing === FRAMING_CLOSE || this.#ctx.draining)
       this.#closeAfter = true;
+    else if (this.#ctx.overload.disableKeepAlive) this.#closeAfter = true;
     this.#resMode = mode;
     const record = this.#record;
     record.status = head.status;

@@ -16,6 +16,8 @@ import type { SessionContext } from "./http-session.js";
  *                 local app), then
  *                 the cluster's VirtualService routes (first match wins; weighted split) → the
  *                 host set: the whole service or one subset (Cluster#hostsFor, proxy/routing/)
+ *      While the heap is past `overload.maxHeapMb`, every request stops here with 503 `OM` (one
+ *      branch on a boolean overload/ flips every second, in HttpSession#startExchange)
  *   3. authorize — inbound listeners with `authorizationPolicies`: Istio's AuthorizationPolicy
  *                 over the peer's identity (the mTLS client certificate), addresses, port, method,
  *                 host, normalised path and headers (authorizeRequest, authz/); a denial is a

@@ -3,7 +3,8 @@
  * the order in which it is applied (applyReload).
  *
  * Live: `services` (endpoints and traffic policy), `discovery`, `listeners`, `accessLog`,
- * `authorizationPolicies` (the next request is decided by the new policies). Every
+ * `authorizationPolicies` (the next request is decided by the new policies), `overload` (the
+ * cap at the next connection, the heap threshold at the next 1 s sample). Every
  * other top-level key (admin, probes, metrics, workload, and whatever is added later) needs a
  * restart: a change there is logged and the running value kept, so the applied config is always
  * the config in effect.
@@ -22,6 +23,7 @@ export const LIVE_KEYS: ReadonlySet<string> = new Set([
   "discovery",
   "accessLog",
   "authorizationPolicies",
+  "overload",
 ]);
 
 /** A value that differs in the new config but only takes effect after a restart. */

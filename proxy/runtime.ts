@@ -12,6 +12,7 @@ import { StaticSource } from "../discovery/static-source.js";
 import { DEFAULT_RETRY_SETTINGS } from "../health/retry-policy.js";
 import type { LoadBalancerSettings } from "../lb/balancer.js";
 import { balancerModule, loadBalancerModule } from "../lb/module.js";
+import { OverloadProtection } from "../overload/overload-protection.js";
 import type { DevIdentity } from "../tls/dev-identity.js";
 import { WorkloadIdentity } from "../tls/workload-identity.js";
 import { AccessLog } from "./access-log/access-log.js";
@@ -220,6 +221,8 @@ export class Runtime {
   #devIdentity: DevIdentity | undefined;
   /** `authorizationPolicies`, compiled; shared by inbound listeners, swapped by a reload. */
   readonly policies: PolicySlot;
+  /** `overload`: the global connection cap and the heap actions, shared by every listener. */
+  readonly overload: OverloadProtection;
   #logger: Logger;
   #options: RuntimeOptions;
   #defaults: ClusterSettings;
@@ -268,6 +271,7 @@ export class Runtime {
     this.#options = options;
     this.policies = { current: compilePolicies(config.authorizationPolicies) };
     this.#logger = options.logger ?? silentLogger();
+    this.overload = new OverloadProtection(config.overload, { logger: this.#logger });
     this.upstreamTls = new UpstreamTlsConnectors(this.#logger, () => this.identity);
     this.metrics = config.metrics.enabled
       ? new RuntimeMetrics(this, { workload: config.workload, next: options.reporter })
@@ -325,6 +329,7 @@ export class Runtime {
     const config = this.config;
     // First, so a path that cannot be opened fails the start before anything binds.
     this.accessLog.configure(config.accessLog);
+    this.overload.start();
     if (config.tls !== undefined) {
       if (config.tls.dev !== undefined) {
         // Dev mode only: the dev CA needs node-forge, which a sidecar's run path never loads.
@@ -457,6 +462,7 @@ export class Runtime {
       switchDiscovery: (path, contents) => runtime.#switchDiscovery(path, contents),
       setConfig: (config) => {
         runtime.#config = config;
+        runtime.overload.configure(config.overload);
         const order = config.listeners.map((l) => l.name);
         runtime.listeners.sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name));
       },
@@ -478,6 +484,7 @@ export class Runtime {
         reporter,
         idleTimeoutMs: listener.timeouts.idle,
         observer: this.metrics?.exchanges,
+        overload: this.overload,
       });
     } else {
       let route: (authority: string) => Cluster | undefined;
@@ -528,6 +535,7 @@ export class Runtime {
         tls: this.#inboundTls(listener),
         logger: this.#logger,
         policies: listener.kind === "inbound" ? this.policies : undefined,
+        overload: this.overload,
       });
     }
     let bound: { address: string; port: number };
@@ -689,6 +697,7 @@ export class Runtime {
 
   async stop(): Promise<void> {
     this.#reloader?.stop();
+    this.overload.stop();
     for (const [timer, listener] of this.#retiring) {
       clearInterval(timer);
       listener.app?.close();

@@ -23,6 +23,7 @@ import { durationSchema } from "./duration.js";
 import { DNS_LABEL, dnsLabel, fraction, integer, MAX_UINT32, positiveDuration } from "./fields.js";
 import { kubernetesDiscoverySchema } from "./kubernetes-schema.js";
 import { outboundTrafficPolicySchema } from "./outbound-schema.js";
+import { overloadSchema } from "./overload-schema.js";
 import { healthCheckSchema, outlierDetectionSchema, retriesSchema } from "./resilience-schema.js";
 import { authorizationPoliciesSchema } from "./security-schema.js";
 import { checkIstioMutualIdentity, clientTlsSchema } from "./tls-schema.js";
@@ -468,6 +469,8 @@ export const configSchema = z
     tls: tlsSchema.optional(),
     /** Istio AuthorizationPolicy specs for inbound listeners (security-schema.ts, docs/security.md). */
     authorizationPolicies: authorizationPoliciesSchema,
+    /** Overload protection: a global connection cap and a heap threshold (overload-schema.ts). */
+    overload: overloadSchema,
     /** One JSON line per finished exchange with Envoy's default fields (docs/access-log.md). */
     accessLog: z
       .strictObject({

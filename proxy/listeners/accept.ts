@@ -17,10 +17,22 @@ import type { AddressInfo, Server } from "node:net";
 export class ListenerSockets {
   readonly #make: () => Server;
   readonly #servers: Server[] = [];
+  readonly #onAcceptError: (error: NodeJS.ErrnoException) => void;
 
-  /** `make` creates one server with the listener's connection handler. */
-  constructor(make: () => Server) {
+  /**
+   * `make` creates one server with the listener's connection handler. `onAcceptError` hears the
+   * errors a bound socket reports: Node emits accept() failures as the server's 'error', and one
+   * with no listener would throw and end the process. libuv keeps accepting after one by itself.
+   * EMFILE and ENFILE rarely arrive here: libuv closes a reserved descriptor, accepts and closes
+   * the waiting connections with it, and reports nothing (uv__emfile_trick, deps/uv/src/unix/
+   * stream.c); overload/ counts those through its connection cap and descriptor probe instead.
+   */
+  constructor(
+    make: () => Server,
+    onAcceptError: (error: NodeJS.ErrnoException) => void = () => {},
+  ) {
     this.#make = make;
+    this.#onAcceptError = onAcceptError;
   }
 
   /** How many sockets are bound (1 where SO_REUSEPORT is not available). */
@@ -32,7 +44,7 @@ export class ListenerSockets {
   async listen(host: string, port: number, wanted = LISTEN_SOCKETS): Promise<AddressInfo> {
     // Bound exclusively first: an error here is the familiar EADDRINUSE; port 0 picks a free port.
     const first = this.#make();
-    const probe = await bind(first, { host, port, backlog: BACKLOG });
+    const probe = await bind(first, { host, port, backlog: BACKLOG }, this.#onAcceptError);
     if (wanted <= 1 || !reusePortSupported()) {
       this.#servers.push(first);
       return probe;
@@ -43,7 +55,7 @@ export class ListenerSockets {
       for (let i = 0; i < wanted; i++) {
         const server = this.#make();
         const options = { host, port: probe.port, backlog: BACKLOG, reusePort: true };
-        bound = await bind(server, options);
+        bound = await bind(server, options, this.#onAcceptError);
         this.#servers.push(server);
       }
     } catch (error) {
@@ -83,11 +95,13 @@ export function reusePortSupported(
 function bind(
   server: Server,
   options: { host: string; port: number; backlog: number; reusePort?: boolean },
+  onAcceptError: (error: NodeJS.ErrnoException) => void,
 ): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(options, () => {
       server.off("error", reject);
+      server.on("error", onAcceptError);
       resolve(server.address() as AddressInfo);
     });
   });

@@ -1,6 +1,7 @@
 import { type AddressInfo, createServer, type Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { AuthorizationTally, type Authorizer, type PolicySlot } from "../../authz/policy.js";
+import { NO_OVERLOAD, type Overload, type OverloadSignals } from "../../overload/overload.js";
 import {
   acceptPermissive,
   acceptStrict,
@@ -40,6 +41,8 @@ export interface HttpListenerOptions {
   readonly tls?: { readonly mode: "STRICT" | "PERMISSIVE"; readonly identity: ServerIdentity };
   /** Inbound listeners: the authorization policies in effect (authz/), shared and swapped by reloads. */
   readonly policies?: PolicySlot;
+  /** Overload protection (overload/): the connection cap and the heap's request actions. */
+  readonly overload?: Overload;
 }
 
 /** A TCP listener speaking HTTP/1.1 (outbound and inbound kinds). */
@@ -57,6 +60,12 @@ export class HttpListener implements SessionContext {
   draining = false;
   /** Downstream connections accepted since start (metrics). */
   accepted = 0;
+  /** Connections closed at once by overload protection's connection cap (metrics). */
+  rejected = 0;
+  /** Accept errors the listening sockets reported, by code (metrics). */
+  readonly acceptErrors = new Map<string, number>();
+  readonly overload: OverloadSignals;
+  readonly #gate: Overload;
   /** TLS connections closed at the handshake (plaintext on STRICT, no or untrusted certificate). */
   tlsHandshakeErrors = 0;
   /** The bound port (the configured one may be 0), once listening. */
@@ -80,6 +89,8 @@ export class HttpListener implements SessionContext {
     this.unrouted = options.unrouted;
     this.stripClientCert = options.inbound === true;
     this.authorization = options.policies !== undefined ? new AuthorizationTally() : undefined;
+    this.#gate = options.overload ?? NO_OVERLOAD;
+    this.overload = this.#gate;
     // allowHalfOpen: a client that half-closes after its request still gets the response.
     // pauseOnConnect: the socket moves to one that reads into a ReadBuffer before reading starts.
     const serverOptions = {
@@ -88,7 +99,10 @@ export class HttpListener implements SessionContext {
       pauseOnConnect: true,
       highWaterMark: STREAM_HIGH_WATER,
     };
-    this.#sockets = new ListenerSockets(() => createServer(serverOptions, this.#onConnection));
+    this.#sockets = new ListenerSockets(
+      () => createServer(serverOptions, this.#onConnection),
+      this.#onAcceptError,
+    );
   }
 
   get connections(): number {
@@ -108,6 +122,7 @@ export class HttpListener implements SessionContext {
 
   onSessionClosed(session: HttpSession): void {
     this.#sessions.delete(session);
+    this.#gate.release();
   }
 
   /** Stop accepting; idle connections close now, busy ones after their current exchange. */
@@ -125,6 +140,12 @@ export class HttpListener implements SessionContext {
   }
 
   #onConnection = (accepted: Socket): void => {
+    // Paused (pauseOnConnect): a refused connection is closed before a byte is read.
+    if (!this.#gate.admit(this.listener)) {
+      this.rejected++;
+      accepted.destroy();
+      return;
+    }
     this.accepted++;
     const tls = this.#options.tls;
     if (tls !== undefined) {
@@ -147,21 +168,32 @@ export class HttpListener implements SessionContext {
   // a TLSSocket owns its handle, and PERMISSIVE has read the first bytes before deciding.
   #tlsHandlers: InboundTlsHandlers = {
     secure: (socket: TLSSocket, peer: VerifiedPeer) => {
-      if (this.draining || this.#closed) socket.destroy();
-      else this.#sessions.add(new HttpSession(socket, this, null, peer));
+      if (this.draining || this.#closed) {
+        socket.destroy();
+        this.#gate.release();
+      } else this.#sessions.add(new HttpSession(socket, this, null, peer));
     },
     plaintext: (socket: Socket) => {
-      if (this.draining || this.#closed) socket.destroy();
-      else {
+      if (this.draining || this.#closed) {
+        socket.destroy();
+        this.#gate.release();
+      } else {
         this.#sessions.add(new HttpSession(socket, this, null));
         // Paused to put the first bytes back; an added 'data' listener does not undo pause().
         socket.resume();
       }
     },
     failed: (reason: string) => {
+      this.#gate.release();
       this.tlsHandshakeErrors++;
       this.#options.logger?.debug({ listener: this.listener, reason }, "tls handshake failed");
     },
+  };
+
+  #onAcceptError = (error: NodeJS.ErrnoException): void => {
+    const code = error.code ?? "unknown";
+    this.acceptErrors.set(code, (this.acceptErrors.get(code) ?? 0) + 1);
+    this.#gate.acceptFailed(this.listener, code);
   };
 }
 

@@ -1,5 +1,7 @@
 import { type AddressInfo, connect, createServer, type Socket } from "node:net";
 import { EMPTY_PICK_CONTEXT } from "../../lb/balancer.js";
+import { noteUpstreamConnectError } from "../../overload/descriptor-errors.js";
+import { type ConnectionGate, NO_OVERLOAD } from "../../overload/overload.js";
 import type { Cluster } from "../cluster.js";
 import type { ExchangeReporter } from "../exchange.js";
 import { emptyRecord } from "../exchange.js";
@@ -17,6 +19,8 @@ export interface TcpListenerOptions {
   readonly idleTimeoutMs: number;
   /** Told about each connection's life, for Istio's TCP metrics (proxy/metrics/exchanges.ts). */
   readonly observer?: TcpConnectionObserver | undefined;
+  /** Overload protection's connection cap (overload/); default: none. */
+  readonly overload?: ConnectionGate;
 }
 
 /** Watches TCP connections (the listener never imports metrics: it calls this). */
@@ -41,11 +45,22 @@ export class TcpListener {
   #sockets = new Set<Socket>();
   /** Downstream connections accepted since start (metrics). */
   accepted = 0;
+  /** Connections closed at once by overload protection's connection cap (metrics). */
+  rejected = 0;
+  /** Accept errors the listening sockets reported, by code (metrics). */
+  readonly acceptErrors = new Map<string, number>();
+  readonly #gate: ConnectionGate;
 
   constructor(options: TcpListenerOptions) {
     this.#options = options;
-    this.#listening = new ListenerSockets(() =>
-      createServer({ allowHalfOpen: true, noDelay: true }, this.#onConnection),
+    this.#gate = options.overload ?? NO_OVERLOAD;
+    this.#listening = new ListenerSockets(
+      () => createServer({ allowHalfOpen: true, noDelay: true }, this.#onConnection),
+      (error) => {
+        const code = error.code ?? "unknown";
+        this.acceptErrors.set(code, (this.acceptErrors.get(code) ?? 0) + 1);
+        this.#gate.acceptFailed(options.name, code);
+      },
     );
   }
 
@@ -69,6 +84,12 @@ export class TcpListener {
 
   #onConnection = (client: Socket): void => {
     const options = this.#options;
+    // Destroyed in the connection callback: no read callback has run, nothing was handed on.
+    if (!this.#gate.admit(options.name)) {
+      this.rejected++;
+      client.destroy();
+      return;
+    }
     this.accepted++;
     const record = emptyRecord(options.name);
     record.startMs = Date.now();
@@ -89,7 +110,10 @@ export class TcpListener {
       record.responseBytes = client.bytesWritten;
       options.reporter.report(record);
     };
-    client.on("close", () => this.#sockets.delete(client));
+    client.on("close", () => {
+      this.#sockets.delete(client);
+      this.#gate.release();
+    });
     if (cluster === undefined || endpoint === undefined) {
       client.on("error", () => {});
       client.destroy();
@@ -126,7 +150,8 @@ export class TcpListener {
       client.destroy();
       end(false, connected ? "-" : "UF");
     });
-    upstream.on("error", () => {
+    upstream.on("error", (error: NodeJS.ErrnoException) => {
+      if (!connected) noteUpstreamConnectError(error);
       client.destroy();
       end(false, connected ? "UC" : "UF");
     });

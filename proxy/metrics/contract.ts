@@ -36,8 +36,10 @@ export interface ListenerCounts {
   readonly connections: number;
   /** Downstream connections accepted since start. */
   readonly accepted: number;
-  /** Downstream connections refused (overload); 0 until the overload issue adds a limit. */
+  /** Downstream connections closed at once by overload protection's connection cap. */
   readonly rejected?: number;
+  /** Accept errors the listening sockets reported, by code (EMFILE, ENOBUFS...). */
+  readonly acceptErrors?: ReadonlyMap<string, number>;
   /** TLS handshakes that failed (inbound STRICT/PERMISSIVE listeners). */
   readonly tlsHandshakeErrors?: number;
   /** Authorization decisions (inbound listeners; authz/policy.ts AuthorizationTally). */
@@ -136,8 +138,26 @@ export interface MetricsSubject {
       forEach(visit: (service: string, reason: string, count: number) => void): void;
     };
   };
+  /** Overload protection's state (overload/overload-protection.ts); absent on test doubles. */
+  readonly overload?: OverloadView;
   /** This workload's certificate (config `tls`); undefined when none is configured. */
   readonly identity?: { expirySeconds(): number; caExpirySeconds(): number } | undefined;
+}
+
+/** What metrics read from overload protection at scrape time. */
+export interface OverloadView {
+  readonly rejectRequests: boolean;
+  readonly disableKeepAlive: boolean;
+  readonly atConnectionLimit: boolean;
+  readonly maxConnections: number;
+  readonly open: number;
+  readonly rejectedConnections: number;
+  readonly heapBytes: number;
+  readonly heapThresholdBytes: number;
+  readonly heapEpisodes: number;
+  readonly descriptorsExhausted: boolean;
+  readonly descriptorEpisodes: number;
+  readonly descriptors: { readonly limit: number };
 }
 
 /** The access log's line counts (proxy/access-log/ `AccessLog.stats()`). */

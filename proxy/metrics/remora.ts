@@ -8,12 +8,14 @@
  */
 import { type ELDHistogram, monitorEventLoopDelay } from "node:perf_hooks";
 import { Counter, Gauge, type Registry } from "prom-client";
+import { upstreamDescriptorErrors } from "../../overload/descriptor-errors.js";
 import { QUEUE_WAIT_BUCKETS } from "../host-set.js";
 import type {
   ClusterView,
   HostSetView,
   ListenerCounts,
   MetricsSubject,
+  OverloadView,
   QueueCounts,
 } from "./contract.js";
 import { BucketTally, HistogramFamily, LabelSet, ValueFamily } from "./family.js";
@@ -132,6 +134,107 @@ export class RemoraMetrics {
     this.#registerBalancing(registry);
     this.#registerResilience(registry);
     this.#registerUpstreamTls(registry);
+    this.#registerOverload(registry);
+  }
+
+  /** Overload protection (overload/, docs/operations.md#overload-protection): read per scrape. */
+  #registerOverload(registry: Registry): void {
+    const subject = this.#subject;
+    const single = (
+      name: string,
+      help: string,
+      type: "gauge" | "counter",
+      read: (view: OverloadView) => number,
+    ) =>
+      new ValueFamily({
+        name,
+        help,
+        type,
+        labelNames: [],
+        collect: (visit) => {
+          if (subject.overload !== undefined) visit(LabelSet.EMPTY, read(subject.overload));
+        },
+      }).register(registry);
+    const actions = [
+      ["stop_accepting_requests", (v: OverloadView) => v.rejectRequests],
+      ["disable_http_keepalive", (v: OverloadView) => v.disableKeepAlive],
+      ["reject_incoming_connections", (v: OverloadView) => v.atConnectionLimit],
+    ] as const;
+    const actionLabels = actions.map(([action]) => new LabelSet(["action"], [action]));
+    new ValueFamily({
+      name: "remora_overload_active",
+      help: "1 while an overload action is in effect (Envoy's action names): stop_accepting_requests and disable_http_keepalive (heap past overload.maxHeapMb), reject_incoming_connections (overload.maxDownstreamConnections reached).",
+      type: "gauge",
+      labelNames: ["action"],
+      collect: (visit) => {
+        const view = subject.overload;
+        if (view === undefined) return;
+        actions.forEach(([, read], i) => {
+          visit(actionLabels[i]!, read(view) ? 1 : 0);
+        });
+      },
+    }).register(registry);
+    single(
+      "remora_overload_max_downstream_connections",
+      "The global downstream connection cap in effect (overload.maxDownstreamConnections, or derived from the descriptor limit).",
+      "gauge",
+      (v) => v.maxConnections,
+    );
+    single(
+      "remora_overload_downstream_connections",
+      "Downstream connections counted against the cap now, across listeners (TLS handshakes included).",
+      "gauge",
+      (v) => v.open,
+    );
+    single(
+      "remora_overload_heap_bytes",
+      "The last heap sample (V8 used heap plus external memory), taken every second while overload.maxHeapMb is set.",
+      "gauge",
+      (v) => v.heapBytes,
+    );
+    single(
+      "remora_overload_heap_threshold_bytes",
+      "overload.maxHeapMb in bytes; 0 = no heap action.",
+      "gauge",
+      (v) => v.heapThresholdBytes,
+    );
+    single(
+      "remora_overload_heap_entered_total",
+      "Times the heap went past overload.maxHeapMb (each starts a 503 OM episode).",
+      "counter",
+      (v) => v.heapEpisodes,
+    );
+    single(
+      "remora_descriptor_limit",
+      "The soft limit on open file descriptors remora read at start (/proc/self/limits; 1024 assumed elsewhere).",
+      "gauge",
+      (v) => v.descriptors.limit,
+    );
+    single(
+      "remora_descriptors_exhausted",
+      "1 while the once-a-second probe cannot open a file descriptor (EMFILE/ENFILE): new connections are being closed by the runtime, unseen.",
+      "gauge",
+      (v) => (v.descriptorsExhausted ? 1 : 0),
+    );
+    single(
+      "remora_descriptors_exhausted_total",
+      "Times the descriptor probe found no file descriptor left.",
+      "counter",
+      (v) => v.descriptorEpisodes,
+    );
+    const codes = ["EMFILE", "ENFILE"] as const;
+    const codeLabels = codes.map((code) => new LabelSet(["code"], [code]));
+    new ValueFamily({
+      name: "remora_upstream_connect_descriptor_errors_total",
+      help: "Upstream connects that failed for lack of a file descriptor, by code (EMFILE: this process, ENFILE: the system).",
+      type: "counter",
+      labelNames: ["code"],
+      collect: (visit) => {
+        codes.forEach((code, i) => {
+          visit(codeLabels[i]!, upstreamDescriptorErrors[code]);
+        });
+      },
+    }).register(registry);
   }
 
   /** Upstream TLS failures by service and reason (tls/outbound-failures.ts); cold: built per scrape. */
@@ -387,10 +490,23 @@ export class RemoraMetrics {
     }).register(registry);
     perListener(
       "remora_downstream_connections_rejected_total",
-      "Downstream connections refused by an overload limit, by listener.",
+      "Downstream connections closed at once because overload.maxDownstreamConnections was reached (Envoy's downstream_global_cx_overflow), by listener.",
       "counter",
       (c) => c.rejected ?? 0,
     );
+    new ValueFamily({
+      name: "remora_downstream_accept_errors_total",
+      help: "Accept errors a listening socket reported, by listener and code (EMFILE and ENFILE seldom: the runtime sheds those itself; see remora_descriptors_exhausted).",
+      type: "counter",
+      labelNames: ["listener", "code"],
+      collect: (visit) => {
+        for (const [name, listener] of this.#listeners) {
+          for (const [code, count] of listener.counts.acceptErrors ?? []) {
+            visit(new LabelSet(["listener", "code"], [name, code]), count);
+          }
+        }
+      },
+    }).register(registry);
   }
 
   #registerUpstream(registry: Registry): void {

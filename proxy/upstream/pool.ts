@@ -1,4 +1,5 @@
 import type { LookupFunction, NetConnectOpts } from "node:net";
+import { noteUpstreamConnectError } from "../../overload/descriptor-errors.js";
 import { RemoraError } from "../errors.js";
 import { connectReading, ReadBuffer } from "../read-buffer.js";
 import { type ConnectionHome, UpstreamConnection } from "./connection.js";
@@ -139,6 +140,7 @@ export class UpstreamPool implements ConnectionHome, ConnectTarget {
       fail(new RemoraError("REMORA_ERR_UPSTREAM_CONNECT", `connect timeout after ${timeoutMs} ms`));
     });
     socket.once("error", (error) => {
+      noteUpstreamConnectError(error);
       fail(new RemoraError("REMORA_ERR_UPSTREAM_CONNECT", error.message, { cause: error }));
     });
     socket.once("connect", () => {

@@ -258,7 +258,7 @@ function request(r: Random, opts: CaseOptions, limits: CaseLimits, tags: string[
     tags.push(name);
     FIELD_MUTATIONS[name]!(r, d, limits);
   }
-  let wire = Buffer.from(render(d), "latin1");
+  let wire: Buffer = Buffer.from(render(d), "latin1");
   if (opts.mutations === "bytes" && r() < 0.5) {
     for (let i = int(r, 1, 2); i > 0; i--) wire = mutateBytes(r, wire, tags);
   }

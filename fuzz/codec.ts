@@ -53,7 +53,7 @@ class Collect implements ChunkSink {
 /** Reads one connection's input, delivered as `reads`, the way the session does. */
 export function readConnection(reads: readonly Buffer[], limits: HeadLimits): ConnectionVerdict {
   const requests: ParsedRequest[] = [];
-  let pending = Buffer.alloc(0);
+  let pending: Buffer = Buffer.alloc(0);
   let current: ParsedRequest | null = null;
   let remaining = 0;
   const decoder = new ChunkedDecoder();

@@ -20,6 +20,7 @@ export const GARBAGE_HELP = `Usage: npm run bench -- --scenario garbage [options
   --requests N      malformed requests per round, one connection each (default 20000)
   --concurrency N   connections open at once (default 200)
   --seed S          seed of the inputs (default 14)
+  --node-flags F    extra Node.js flags for remora, to try V8 settings (e.g. "--max-semi-space-size=2")
 `;
 
 /** The goal of issue 14: peak RSS during the run. */
@@ -119,10 +120,12 @@ export async function runGarbage(options: {
   requests: number;
   concurrency: number;
   seed: number;
+  nodeFlags: string[];
   log: (line: string) => void;
 }): Promise<GarbageReport> {
   const backend = await RecordingBackend.start();
-  const launch = remoraLaunch();
+  const cli = remoraLaunch();
+  const launch = { env: cli.env, flags: [...cli.flags, ...options.nodeFlags] };
   const remora = await RemoraProcess.start(backend.address, launch);
   const pid = remora.child.pid!;
   try {
@@ -218,6 +221,7 @@ export async function garbageMain(argv: string[]): Promise<number> {
       requests: { type: "string", default: "20000" },
       concurrency: { type: "string", default: "200" },
       seed: { type: "string", default: "14" },
+      "node-flags": { type: "string", default: "" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -236,6 +240,7 @@ export async function garbageMain(argv: string[]): Promise<number> {
     requests: whole("requests", values.requests),
     concurrency: whole("concurrency", values.concurrency),
     seed: whole("seed", values.seed),
+    nodeFlags: values["node-flags"].split(/\s+/).filter((f) => f !== ""),
     log: (line) => process.stderr.write(`${line}\n`),
   });
   process.stdout.write(garbageMarkdown(report));

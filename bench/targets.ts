@@ -464,7 +464,7 @@ export function remoraResilience(r: Resilience): {
  * shebang line (`#!/usr/bin/env -S [NAME=VALUE ...] node [FLAGS ...]`), so the benchmark
  * measures remora as users run it.
  */
-function remoraLaunch(): { env: Record<string, string>; flags: string[] } {
+export function remoraLaunch(): { env: Record<string, string>; flags: string[] } {
   const first = readFileSync(REMORA_CLI, "latin1").split("\n", 1)[0] ?? "";
   const words = /^#!\/usr\/bin\/env -S (.*)$/.exec(first)?.[1]?.trim().split(/\s+/) ?? [];
   const env: Record<string, string> = {};

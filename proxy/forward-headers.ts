@@ -59,6 +59,30 @@ function classifyField(name: string): number {
   }
 }
 
+/**
+ * The transfer codings a message applied before its final chunked, normalised for re-declaring
+ * (`gzip, ` for `Transfer-Encoding:<HTAB>gzip<HTAB>,chunked`), or "" when chunked is the only
+ * one, as it almost always is. The received Transfer-Encoding lines are never copied: their
+ * whitespace and case stay here (RFC 9110 §5.6.3 OWS, trimmed; codings are case-insensitive,
+ * RFC 9112 §7), and only codings the parser accepted as tokens can be in them. Every chunked
+ * element is dropped: the caller appends the one chunked it frames the message with.
+ */
+export function codingsBeforeChunked(headers: string[]): string {
+  let out = "";
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!;
+    if (name.length !== 17 || name.toLowerCase() !== "transfer-encoding") continue;
+    const value = headers[i + 1]!;
+    if (value.length === 7 && value.toLowerCase() === "chunked") continue;
+    for (const element of value.split(",")) {
+      // trim() removes more than OWS, but the parser let only tchar and OWS into these values.
+      const coding = element.trim().toLowerCase();
+      if (coding !== "" && coding !== "chunked") out += `${coding}, `;
+    }
+  }
+  return out;
+}
+
 /** Fields named by Connection are hop-by-hop too (RFC 9110 §7.6.1). */
 function namedByConnection(tokens: string[], name: string): boolean {
   const lower = name.toLowerCase();
@@ -109,6 +133,9 @@ export function serializeRequestHead(
   let requestId = "";
   let userAgent = "";
   if (opts.host !== undefined) text += `host: ${opts.host}\r\n`;
+  // An HTTP/1.0 request may come without Host; it goes out as HTTP/1.1, which requires one:
+  // empty, as RFC 9112 §3.2 says for a target without an authority (the fuzzer found it).
+  else if (head.host === undefined) text += "host: \r\n";
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i]!;
     const value = headers[i + 1]!;
@@ -139,7 +166,7 @@ export function serializeRequestHead(
     if (tokens.length > 0 && namedByConnection(tokens, name)) continue;
     text += `${name}: ${value}\r\n`;
   }
-  if (head.chunked) text += "transfer-encoding: chunked\r\n";
+  if (head.chunked) text += `transfer-encoding: ${codingsBeforeChunked(headers)}chunked\r\n`;
   else if (head.contentLength >= 0) text += `content-length: ${head.contentLength}\r\n`;
   if (opts.upgrade !== undefined) text += `connection: upgrade\r\nupgrade: ${opts.upgrade}\r\n`;
   text +=
@@ -216,10 +243,12 @@ export function serializeResponseHead(
     if (kind !== UPGRADE && tokens.length > 0 && namedByConnection(tokens, name)) continue;
     text += `${name}: ${headers[i + 1]}\r\n`;
   }
-  if (framing === FRAMING_CHUNKED) text += "transfer-encoding: chunked\r\n";
+  if (framing === FRAMING_CHUNKED) {
+    text += `transfer-encoding: ${codingsBeforeChunked(headers)}chunked\r\n`;
+  }
   // A HEAD response describes the GET response's framing without a body (RFC 9110 §9.3.2).
   else if (framing === FRAMING_NONE && head.chunked && head.status >= 200 && head.status !== 204) {
-    text += "transfer-encoding: chunked\r\n";
+    text += `transfer-encoding: ${codingsBeforeChunked(headers)}chunked\r\n`;
   } else if (head.contentLength >= 0 && (framing === FRAMING_LENGTH || framing === FRAMING_NONE)) {
     // HEAD and 304 responses keep the length of the body they describe (RFC 9110 §8.6).
     if (head.status !== 204 && head.status >= 200) {

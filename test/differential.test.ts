@@ -16,7 +16,6 @@ import { parseRequestHead } from "../proxy/http/request-parser.js";
 /** remora rejects, Node accepts: each class (remora's reason) with why rejecting is right. */
 const STRICTER: Record<string, string> = {
   REQUEST_LINE_WHITESPACE: "Node splits the request-line on SP runs; RFC 9112 §3 is one SP each",
-  HTAB_IN_FRAMING_FIELD: "HTAB around CL/TE values is a TE-obfuscation shape; llhttp half-trims it",
   BARE_LF: "LF without CR before the request-line is skipped by Node; RFC 9112 §2.2 lets us reject",
   MULTIPLE_HOST: "Node keeps the first Host; RFC 9112 §3.2 says 400 and we route by Host",
   EMPTY_HOST: "an empty Host cannot be routed; only legal for authority-less targets",
@@ -37,6 +36,9 @@ const ACCEPTED_WHERE_NODE_REJECTS: Record<string, string> = {
   "method-extension": "methods are extensible tokens (RFC 9110 §9.1); llhttp knows a fixed list",
   "cl-list-same": "RFC 9110 §8.6 allows `5, 5` as 5; unambiguous (the engine re-emits one value)",
   "cl-dup-same": "RFC 9110 §8.6 allows identical repeated Content-Length fields",
+  "framing-htab":
+    "HTAB is OWS (RFC 9110 §5.6.3); llhttp keeps a trailing one in `chunked<HTAB>`, but remora " +
+    "re-declares framing (`transfer-encoding: chunked`), so no backend sees it (issue 14)",
 };
 
 const SENTINEL_TARGET = "/__sentinel";

@@ -24,7 +24,6 @@ export const PARSE_REASONS = {
   WHITESPACE_BEFORE_COLON: "whitespace between field name and colon (RFC 9112 §5.1)",
   MISSING_COLON: "field line without a colon (RFC 9112 §5)",
   INVALID_FIELD_VALUE: "field value has a control byte (RFC 9110 §5.5)",
-  HTAB_IN_FRAMING_FIELD: "HTAB in Content-Length or Transfer-Encoding (obfuscation)",
   INVALID_CONTENT_LENGTH: "Content-Length is not 1*DIGIT (RFC 9110 §8.6)",
   CONTENT_LENGTH_TOO_LARGE: "Content-Length has more than 15 digits",
   CONFLICTING_CONTENT_LENGTH: "Content-Length values differ (RFC 9112 §6.3)",

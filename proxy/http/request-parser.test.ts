@@ -192,15 +192,36 @@ describe("parseRequestHead rejects", () => {
     ["TE parameter", post11("Transfer-Encoding: chunked;q=1"), 400, "INVALID_TRANSFER_ENCODING"],
     ["TE two words", post11("Transfer-Encoding: gzip chunked"), 400, "INVALID_TRANSFER_ENCODING"],
     ["TE quoted", post11('Transfer-Encoding: "chunked"'), 400, "INVALID_TRANSFER_ENCODING"],
-    ["TE trailing HTAB", post11("Transfer-Encoding: chunked\t"), 400, "HTAB_IN_FRAMING_FIELD"],
-    ["TE leading HTAB", post11("Transfer-Encoding:\tchunked"), 400, "HTAB_IN_FRAMING_FIELD"],
+    // HTAB is OWS around the framing fields' values, never inside an element (RFC 9110 §5.6.3).
     [
-      "TE HTAB before comma",
-      post11("Transfer-Encoding: gzip\t,chunked"),
+      "TE HTAB inside a coding",
+      post11("Transfer-Encoding: chunked\tx"),
       400,
-      "HTAB_IN_FRAMING_FIELD",
+      "INVALID_TRANSFER_ENCODING",
     ],
-    ["CL trailing HTAB", post11("Content-Length: 5\t"), 400, "HTAB_IN_FRAMING_FIELD"],
+    [
+      "TE HTAB between codings",
+      post11("Transfer-Encoding: gzip\tchunked"),
+      400,
+      "INVALID_TRANSFER_ENCODING",
+    ],
+    ["TE VT after the value", post11("Transfer-Encoding: chunked\x0b"), 400, "INVALID_FIELD_VALUE"],
+    ["CL HTAB inside the digits", post11("Content-Length: 4\t2"), 400, "INVALID_CONTENT_LENGTH"],
+    [
+      "CL HTAB before a comma-less value",
+      post11("Content-Length: 42\t42"),
+      400,
+      "INVALID_CONTENT_LENGTH",
+    ],
+    [
+      "CL HTAB list differs",
+      post11("Content-Length:\t42\t,\t43\t"),
+      400,
+      "CONFLICTING_CONTENT_LENGTH",
+    ],
+    ["CL obs-fold with HTAB", post11("Content-Length: 4", "\t2"), 400, "OBS_FOLD"],
+    ["CL HTAB before colon", post11("Content-Length\t: 42"), 400, "WHITESPACE_BEFORE_COLON"],
+    ["CL FF as whitespace", post11("Content-Length: \x0c42"), 400, "INVALID_FIELD_VALUE"],
     // Host (RFC 9112 §3.2)
     ["no Host in 1.1", req("GET / HTTP/1.1", "X: a"), 400, "MISSING_HOST"],
     ["two Hosts", get11("Host: b"), 400, "MULTIPLE_HOST"],
@@ -330,6 +351,13 @@ describe("parseRequestHead accepts", () => {
     ["TE Chunked mixed case", post11("Transfer-Encoding: ChUnKeD"), { chunked: true }],
     ["TE gzip, chunked", post11("Transfer-Encoding: gzip, chunked"), { chunked: true }],
     ["TE with OWS", post11("Transfer-Encoding:  deflate ,  CHUNKED  "), { chunked: true }],
+    // RFC 9110 §5.6.3: OWS is SP or HTAB, in the framing fields as in any other (issue 14).
+    ["CL HTAB OWS", post11("Content-Length:\t42\t"), { contentLength: 42 }],
+    ["CL mixed OWS", post11("Content-Length: \t 42 \t "), { contentLength: 42 }],
+    ["CL HTAB around list commas", post11("Content-Length: 42\t,\t42"), { contentLength: 42 }],
+    ["TE HTAB OWS", post11("Transfer-Encoding:\tchunked\t"), { chunked: true }],
+    ["TE HTAB around commas", post11("Transfer-Encoding: gzip\t,\tchunked"), { chunked: true }],
+
     [
       "TE all known codings",
       post11("Transfer-Encoding: x-gzip,compress,x-compress,deflate,gzip,chunked"),

@@ -80,6 +80,9 @@ describe("parseResponseHead accepts", () => {
     ],
     ["no framing fields", ok11(), { contentLength: -1, chunked: false, close: false }],
     ["identical CL list", ok11("Content-Length: 3, 3"), { contentLength: 3 }],
+    // The request rule (RFC 9110 §5.6.3 OWS, HTAB included) holds for responses: one scanner.
+    ["CL with HTAB OWS", ok11("Content-Length:\t42\t"), { contentLength: 42 }],
+    ["TE with HTAB OWS", ok11("Transfer-Encoding:\tchunked\t"), { chunked: true }],
     ["no Host needed, OWS trimmed", ok11("X:  v  "), { headers: ["X", "v"] }],
   ];
 
@@ -129,6 +132,8 @@ describe("parseResponseHead rejects (all with status 400)", () => {
     ["bare LF in fields", "HTTP/1.1 200 OK\r\nX: a\n\r\n", "BARE_LF"],
     ["obs-fold", ok11("X: a", " b"), "OBS_FOLD"],
     ["space before colon", ok11("Content-Length : 5"), "WHITESPACE_BEFORE_COLON"],
+    ["HTAB inside CL", ok11("Content-Length: 4\t2"), "INVALID_CONTENT_LENGTH"],
+    ["HTAB inside a TE coding", ok11("Transfer-Encoding: chunked\tx"), "INVALID_TRANSFER_ENCODING"],
     ["CTL in value", ok11("X: \x01"), "INVALID_FIELD_VALUE"],
     [
       "CL and TE",

@@ -1,0 +1,248 @@
+/**
+ * `npm run bench -- --scenario garbage`: issue 14's memory-under-garbage run. One remora process
+ * (started as the CLI starts it, V8 flags included), rounds of malformed requests on fresh
+ * connections, many at once: random bytes, mutated valid requests (the fuzzer's generator),
+ * 1 MiB header lines, huge header counts and bad chunk sizes. remora's RSS is sampled from
+ * /proc every 50 ms; the figure is the peak per round (goal: under 100 MB), not a timed test.
+ */
+
+import { readFileSync } from "node:fs";
+import { connect } from "node:net";
+import { parseArgs } from "node:util";
+import { generateCase, int, type Random, seededRandom } from "../fuzz/cases.js";
+import { REMORA_LIMITS, RecordingBackend, RemoraProcess, SERVICE } from "../fuzz/session.js";
+import { parseStatusBytes } from "./proc.js";
+import { remoraLaunch } from "./targets.js";
+
+export const GARBAGE_HELP = `Usage: npm run bench -- --scenario garbage [options]
+
+  --rounds N        rounds (default 4)
+  --requests N      malformed requests per round, one connection each (default 20000)
+  --concurrency N   connections open at once (default 200)
+  --seed S          seed of the inputs (default 14)
+  --node-flags F    extra Node.js flags for remora, to try V8 settings (e.g. "--max-semi-space-size=2")
+`;
+
+/** The goal of issue 14: peak RSS during the run. */
+export const GARBAGE_GOAL_MB = 100;
+
+const KINDS = ["random-bytes", "mutated", "huge-line", "many-fields", "bad-chunk"] as const;
+type Kind = (typeof KINDS)[number];
+
+const HUGE_LINE = Buffer.concat([
+  Buffer.from(`GET / HTTP/1.1\r\nHost: ${SERVICE}\r\nX-Big: `, "latin1"),
+  Buffer.alloc(1024 * 1024, "a"),
+]);
+const MANY_FIELDS = Buffer.from(
+  `GET / HTTP/1.1\r\nHost: ${SERVICE}\r\n${"X-N: v\r\n".repeat(20_000)}\r\n`,
+  "latin1",
+);
+const BAD_CHUNKS = [
+  "zz\r\nhello\r\n0\r\n\r\n",
+  "00000000000000005\r\nhello\r\n0\r\n\r\n",
+  "ffffffffffffffffff\r\nx\r\n",
+  "5\r\nhelloXX\r\n0\r\n\r\n",
+  "5 ;a\r\nhello\r\n0\r\n\r\n",
+  `5;${"e".repeat(20_000)}\r\nhello\r\n0\r\n\r\n`,
+];
+
+/** Input `i` of a round: the kinds in turn, each varied by the seed. */
+function garbage(r: Random, seed: number, i: number): { kind: Kind; bytes: Buffer } {
+  const kind = KINDS[i % KINDS.length]!;
+  switch (kind) {
+    case "random-bytes": {
+      const out = Buffer.allocUnsafe(int(r, 1, 8192));
+      for (let k = 0; k < out.length; k++) out[k] = int(r, 0, 255);
+      return { kind, bytes: out };
+    }
+    case "mutated":
+      return {
+        kind,
+        bytes: generateCase(seed, i, { host: SERVICE, mutations: "bytes" }, REMORA_LIMITS).wire,
+      };
+    case "huge-line":
+      return { kind, bytes: HUGE_LINE };
+    case "many-fields":
+      return { kind, bytes: MANY_FIELDS };
+    case "bad-chunk":
+      return {
+        kind,
+        bytes: Buffer.from(
+          `POST / HTTP/1.1\r\nHost: ${SERVICE}\r\nTransfer-Encoding: chunked\r\n\r\n${BAD_CHUNKS[int(r, 0, BAD_CHUNKS.length - 1)]}`,
+          "latin1",
+        ),
+      };
+  }
+}
+
+/** Sends `bytes` on a new connection; resolves once remora closes it (or after 10 s). */
+function send(port: number, bytes: Buffer): Promise<void> {
+  return new Promise((resolve) => {
+    const socket = connect(port, "127.0.0.1");
+    const timer = setTimeout(() => socket.destroy(), 10_000);
+    socket.on("connect", () => {
+      socket.end(bytes);
+    });
+    socket.on("data", () => {});
+    socket.on("error", () => {});
+    socket.on("close", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+function rssMb(pid: number): number {
+  try {
+    return (parseStatusBytes(readFileSync(`/proc/${pid}/status`, "latin1"), "VmRSS") ?? 0) / 1e6;
+  } catch {
+    return 0;
+  }
+}
+
+export interface GarbageRound {
+  readonly round: number;
+  readonly seconds: number;
+  readonly peakRssMb: number;
+  readonly endRssMb: number;
+}
+
+export interface GarbageReport {
+  readonly restRssMb: number;
+  readonly rounds: GarbageRound[];
+  readonly requestsPerRound: number;
+  readonly concurrency: number;
+  readonly flags: string[];
+}
+
+export async function runGarbage(options: {
+  rounds: number;
+  requests: number;
+  concurrency: number;
+  seed: number;
+  nodeFlags: string[];
+  log: (line: string) => void;
+}): Promise<GarbageReport> {
+  const backend = await RecordingBackend.start();
+  const cli = remoraLaunch();
+  const launch = { env: cli.env, flags: [...cli.flags, ...options.nodeFlags] };
+  const remora = await RemoraProcess.start(backend.address, launch);
+  const pid = remora.child.pid!;
+  try {
+    // At rest: started, one valid request served, settled.
+    await send(
+      remora.port,
+      Buffer.from(`GET / HTTP/1.1\r\nHost: ${SERVICE}\r\nConnection: close\r\n\r\n`),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const restRssMb = rssMb(pid);
+    options.log(`garbage: remora at rest ${restRssMb.toFixed(1)} MB RSS`);
+    const rounds: GarbageRound[] = [];
+    const r = seededRandom(options.seed);
+    for (let round = 1; round <= options.rounds; round++) {
+      let peak = rssMb(pid);
+      const sampler = setInterval(() => {
+        peak = Math.max(peak, rssMb(pid));
+      }, 50);
+      const started = performance.now();
+      let next = 0;
+      const worker = async (): Promise<void> => {
+        while (next < options.requests) {
+          const i = next++;
+          await send(remora.port, garbage(r, options.seed + round, i).bytes);
+        }
+      };
+      await Promise.all(Array.from({ length: options.concurrency }, worker));
+      clearInterval(sampler);
+      const seconds = (performance.now() - started) / 1000;
+      const endRssMb = rssMb(pid);
+      peak = Math.max(peak, endRssMb);
+      if (!remora.running) throw new Error("remora exited during the garbage run");
+      rounds.push({ round, seconds, peakRssMb: peak, endRssMb });
+      options.log(
+        `garbage: round ${round}: ${options.requests} requests in ${seconds.toFixed(1)} s, ` +
+          `peak ${peak.toFixed(1)} MB, after ${endRssMb.toFixed(1)} MB RSS`,
+      );
+    }
+    return {
+      restRssMb,
+      rounds,
+      requestsPerRound: options.requests,
+      concurrency: options.concurrency,
+      flags: launch.flags,
+    };
+  } finally {
+    await remora.stop();
+    await backend.close();
+  }
+}
+
+/** The Markdown the scenario prints. */
+export function garbageMarkdown(report: GarbageReport): string {
+  const worst = Math.max(...report.rounds.map((r) => r.peakRssMb));
+  const lines = [
+    "## garbage: memory under malformed input",
+    "",
+    `${report.requestsPerRound.toLocaleString("en-US")} malformed requests per round, ` +
+      `${report.concurrency} connections at once (${KINDS.join(", ")}); ` +
+      `remora's V8 flags: ${report.flags.length === 0 ? "none" : report.flags.join(" ")}.`,
+    "",
+    "| round | seconds | peak RSS (MB) | RSS after (MB) |",
+    "|---|---|---|---|",
+    `| at rest | | | ${report.restRssMb.toFixed(1)} |`,
+    ...report.rounds.map(
+      (r) =>
+        `| ${r.round} | ${r.seconds.toFixed(1)} | ${r.peakRssMb.toFixed(1)} | ${r.endRssMb.toFixed(1)} |`,
+    ),
+    "",
+    `Peak ${worst.toFixed(1)} MB: ${worst < GARBAGE_GOAL_MB ? "under" : "OVER"} the ${GARBAGE_GOAL_MB} MB goal.`,
+    "",
+  ];
+  return lines.join("\n");
+}
+
+/** Whether `argv` asks for the garbage scenario (run.ts hands those runs here). */
+export function wantsGarbage(argv: string[]): boolean {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "--scenario=garbage" || (a === "--scenario" && argv[i + 1] === "garbage"))
+      return true;
+  }
+  return false;
+}
+
+/** `npm run bench -- --scenario garbage [--rounds N] [--requests N] [--concurrency N]`. */
+export async function garbageMain(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      scenario: { type: "string" },
+      rounds: { type: "string", default: "4" },
+      requests: { type: "string", default: "20000" },
+      concurrency: { type: "string", default: "200" },
+      seed: { type: "string", default: "14" },
+      "node-flags": { type: "string", default: "" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(GARBAGE_HELP);
+    return 0;
+  }
+  const whole = (name: string, raw: string): number => {
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < 1)
+      throw new Error(`--${name} must be a positive integer, got "${raw}"`);
+    return n;
+  };
+  const report = await runGarbage({
+    rounds: whole("rounds", values.rounds),
+    requests: whole("requests", values.requests),
+    concurrency: whole("concurrency", values.concurrency),
+    seed: whole("seed", values.seed),
+    nodeFlags: values["node-flags"].split(/\s+/).filter((f) => f !== ""),
+    log: (line) => process.stderr.write(`${line}\n`),
+  });
+  process.stdout.write(garbageMarkdown(report));
+  return Math.max(...report.rounds.map((r) => r.peakRssMb)) < GARBAGE_GOAL_MB ? 0 : 1;
+}

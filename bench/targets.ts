@@ -222,7 +222,7 @@ async function startRemoraWith(
   const proc = launch(
     "remora",
     node.path,
-    [...how.flags, REMORA_CLI, "run", ...args(port, admin)],
+    [...how.flags, ...extraNodeFlags(), REMORA_CLI, "run", ...args(port, admin)],
     {
       core: ctx.core,
       env: { ...process.env, ...env },
@@ -464,6 +464,14 @@ export function remoraResilience(r: Resilience): {
  * shebang line (`#!/usr/bin/env -S [NAME=VALUE ...] node [FLAGS ...]`), so the benchmark
  * measures remora as users run it.
  */
+/**
+ * Extra Node.js flags for every remora the harness starts, from `REMORA_BENCH_NODE_FLAGS`
+ * (space-separated), e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile a scenario.
+ */
+function extraNodeFlags(): string[] {
+  return (process.env.REMORA_BENCH_NODE_FLAGS ?? "").split(/\s+/).filter((flag) => flag !== "");
+}
+
 function remoraLaunch(): { env: Record<string, string>; flags: string[] } {
   const first = readFileSync(REMORA_CLI, "latin1").split("\n", 1)[0] ?? "";
   const words = /^#!\/usr\/bin\/env -S (.*)$/.exec(first)?.[1]?.trim().split(/\s+/) ?? [];

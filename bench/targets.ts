@@ -222,7 +222,7 @@ async function startRemoraWith(
   const proc = launch(
     "remora",
     node.path,
-    [...how.flags, REMORA_CLI, "run", ...args(port, admin)],
+    [...how.flags, ...extraNodeFlags(), REMORA_CLI, "run", ...args(port, admin)],
     {
       core: ctx.core,
       env: { ...process.env, ...env },
@@ -457,6 +457,14 @@ export function remoraResilience(r: Resilience): {
         `unhealthyThreshold: ${hc.fall}, healthyThreshold: ${hc.rise} }`,
     ],
   };
+}
+
+/**
+ * Extra Node.js flags for every remora the harness starts, from `REMORA_BENCH_NODE_FLAGS`
+ * (space-separated), e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile a scenario.
+ */
+function extraNodeFlags(): string[] {
+  return (process.env.REMORA_BENCH_NODE_FLAGS ?? "").split(/\s+/).filter((flag) => flag !== "");
 }
 
 /**

@@ -307,3 +307,39 @@ describe("ServiceRegistry", () => {
     ]);
   });
 });
+
+describe("ServiceRegistry: what an update to one service costs", () => {
+  it("publishes a frozen array of frozen, distinct endpoints as it is, without a copy", () => {
+    const registry = new ServiceRegistry();
+    const endpoints = Object.freeze([
+      Object.freeze(ep(1, { labels: Object.freeze({}) })),
+      Object.freeze(ep(2, { labels: Object.freeze({}) })),
+    ]);
+    registry.apply("s", {
+      kind: "add",
+      services: [{ name: "a", namespace: "default", endpoints }],
+    });
+    expect(registry.get("a.default")?.endpoints).toBe(endpoints);
+  });
+
+  it("still de-duplicates a frozen array that holds one id twice", () => {
+    const registry = new ServiceRegistry();
+    const one = Object.freeze(ep(1, { labels: Object.freeze({}) }));
+    const endpoints = Object.freeze([one, one]);
+    registry.apply("s", {
+      kind: "add",
+      services: [{ name: "a", namespace: "default", endpoints }],
+    });
+    expect(registry.get("a.default")?.endpoints).toEqual([one]);
+  });
+
+  it("an update of one service leaves every other snapshot as the same object", () => {
+    const registry = new ServiceRegistry();
+    const events = record(registry);
+    registry.apply("s", { kind: "reset", services: [svc("a", [1]), svc("b", [2])] });
+    const b = registry.get("b.default");
+    registry.apply("s", { kind: "add", services: [svc("a", [1, 3])] });
+    expect(registry.get("b.default")).toBe(b);
+    expect(events).toEqual(["a.default:1", "b.default:2", "a.default:1,3"]);
+  });
+});

@@ -231,8 +231,12 @@ export class ServiceRegistry {
   }
 }
 
-/** De-duplicated by id (first wins) and deep-frozen; frozen inputs are reused, not copied. */
+/**
+ * De-duplicated by id (first wins) and deep-frozen; frozen inputs are reused, not copied (a
+ * frozen array of frozen, distinct endpoints is kept as it is).
+ */
 function freezeEndpoints(endpoints: readonly Endpoint[]): readonly Endpoint[] {
+  if (Object.isFrozen(endpoints) && frozenAndDistinct(endpoints)) return endpoints;
   const out: Endpoint[] = [];
   const seen = new Set<string>();
   for (const endpoint of endpoints) {
@@ -254,8 +258,20 @@ function freezeEndpoints(endpoints: readonly Endpoint[]): readonly Endpoint[] {
   return Object.freeze(out);
 }
 
+function frozenAndDistinct(endpoints: readonly Endpoint[]): boolean {
+  const seen = new Set<string>();
+  for (const endpoint of endpoints) {
+    if (!Object.isFrozen(endpoint) || !Object.isFrozen(endpoint.labels) || seen.has(endpoint.id)) {
+      return false;
+    }
+    seen.add(endpoint.id);
+  }
+  return true;
+}
+
 /** Same set of endpoints with the same attributes; order does not matter. */
 function sameEndpoints(a: readonly Endpoint[], b: readonly Endpoint[]): boolean {
+  if (a === b) return true;
   if (a.length !== b.length) return false;
   const byId = new Map<string, Endpoint>();
   for (const endpoint of a) byId.set(endpoint.id, endpoint);

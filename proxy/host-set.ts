@@ -29,6 +29,8 @@ export class HostSet {
   /** "" for the whole service, else the subset's name. */
   readonly subset: string;
   readonly selector: Readonly<Record<string, string>>;
+  /** The selector is `{}` (the whole service): every endpoint is this set's, no filter needed. */
+  readonly #selectsAll: boolean;
   #balancer: Balancer;
   #settings: LoadBalancerSettings;
   #sticky: StickyCookie | undefined;
@@ -47,6 +49,7 @@ export class HostSet {
   ) {
     this.subset = subset;
     this.selector = selector;
+    this.#selectsAll = Object.keys(selector).length === 0;
     this.#settings = settings;
     this.#sticky = stickyCookie(settings);
     this.#balancer = createBalancer(settings, undefined, module);
@@ -79,7 +82,9 @@ export class HostSet {
 
   /** A new snapshot (all of the service's endpoints) or a health change. */
   update(endpoints: readonly Endpoint[], isHealthy: (endpoint: Endpoint) => boolean): void {
-    const mine = endpoints.filter((endpoint) => matchesLabels(endpoint.labels, this.selector));
+    const mine = this.#selectsAll
+      ? endpoints
+      : endpoints.filter((endpoint) => matchesLabels(endpoint.labels, this.selector));
     const selection = selectHosts(mine, isHealthy, this.#settings.panicThreshold);
     this.#selected = selection.endpoints;
     this.#panic = selection.panic;

@@ -320,3 +320,76 @@ describe("ServiceTable", () => {
     expect(table.all().map((s) => s.name)).toEqual(["a:80"]);
   });
 });
+
+describe("ServiceTable under churn: what a slice rewrite leaves behind", () => {
+  const api = service("api", {
+    clusterIP: "10.96.0.20",
+    ports: [
+      { name: "http", port: 80 },
+      { name: "grpc", port: 9000 },
+    ],
+  });
+  const pods = (notReady: number) =>
+    [1, 2, 3].map((i) => ({
+      addresses: [`10.0.0.${i}`],
+      conditions: { ready: i !== notReady },
+      zone: "zone-a",
+      targetRef: { kind: "Pod", name: `api-${i}` },
+    }));
+
+  function published(changes: { upserts: { name: string; endpoints: readonly unknown[] }[] }) {
+    return new Map(changes.upserts.map((s) => [s.name, s.endpoints]));
+  }
+
+  it("keeps the endpoints that did not change as the same objects", () => {
+    const table = new ServiceTable({ namespace: "default", clusterDomain: "cluster.local" });
+    table.upsertService(api);
+    table.upsertSlice(slice("api-a", "api", pods(0)));
+    const before = published(table.flush()).get("api:80");
+    expect(before).toHaveLength(3);
+    table.upsertSlice(slice("api-a", "api", pods(2)));
+    const after = published(table.flush()).get("api:80");
+    expect(after?.map((e) => (e as { id: string }).id)).toEqual(["10.0.0.1:8080", "10.0.0.3:8080"]);
+    expect(after?.[0]).toBe(before?.[0]);
+    expect(after?.[1]).toBe(before?.[2]);
+    expect(Object.isFrozen(after)).toBe(true);
+    // Back to ready: the very Endpoint it was before (address, port and labels did not change).
+    table.upsertSlice(slice("api-a", "api", pods(0)));
+    const again = published(table.flush()).get("api:80");
+    expect(again).toHaveLength(3);
+    expect(again?.[1]).toBe(before?.[1]);
+  });
+
+  it("a label change is a new endpoint object; a rewrite that changes nothing publishes nothing", () => {
+    const table = new ServiceTable({ namespace: "default", clusterDomain: "cluster.local" });
+    table.upsertService(api);
+    table.upsertSlice(slice("api-a", "api", pods(0)));
+    const before = published(table.flush()).get("api:80");
+    // The same slice again (a new resourceVersion, an annotation): nothing to publish.
+    table.upsertSlice(slice("api-a", "api", pods(0)));
+    expect(table.flush()).toEqual({ upserts: [], removals: [] });
+    const moved = pods(0);
+    moved[0] = { ...moved[0]!, zone: "zone-b" };
+    table.upsertSlice(slice("api-a", "api", moved));
+    const after = published(table.flush()).get("api:80") as readonly { labels: object }[];
+    expect(after[0]).not.toBe(before?.[0]);
+    expect(after[0]?.labels).toMatchObject({ "topology.kubernetes.io/zone": "zone-b" });
+    expect(after[1]).toBe(before?.[1]);
+  });
+
+  it("republishes only the ports whose endpoints changed, and every port when the Service changed", () => {
+    const table = new ServiceTable({ namespace: "default", clusterDomain: "cluster.local" });
+    table.upsertService(api);
+    table.upsertSlice(slice("api-http", "api", pods(0), [{ name: "http", port: 8080 }]));
+    table.upsertSlice(slice("api-grpc", "api", pods(0), [{ name: "grpc", port: 9001 }]));
+    expect([...published(table.flush()).keys()]).toEqual(["api:80", "api:9000"]);
+    const routes = table.routesVersion;
+    table.upsertSlice(slice("api-grpc", "api", pods(1), [{ name: "grpc", port: 9001 }]));
+    expect([...published(table.flush()).keys()]).toEqual(["api:9000"]);
+    expect(table.routesVersion).toBe(routes);
+    // The Service rewritten (a label, a new resourceVersion): its keys are published again.
+    table.upsertService({ ...api, metadata: { ...api.metadata, labels: { team: "x" } } });
+    expect([...published(table.flush()).keys()]).toEqual(["api:80", "api:9000"]);
+    expect(table.route("api.default:9000")).toBe("api:9000.default");
+  });
+});

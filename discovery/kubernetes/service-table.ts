@@ -43,14 +43,57 @@ export interface TableChanges {
 
 interface ServiceState {
   service: Service | undefined;
-  /** Slices naming this service, by `namespace/name` of the slice. */
-  readonly slices: Map<string, EndpointSlice>;
+  /** The Service itself changed since the last flush (not only its slices): re-route it. */
+  serviceChanged: boolean;
+  /** What the table keeps of each slice naming this service, by `namespace/name` of the slice. */
+  readonly slices: Map<string, SliceDigest>;
+  /** One per TCP port of the Service, with the endpoints last published for it. */
+  ports: PortState[];
   /** Registry keys currently published for it, and the authorities that route to them. */
   published: readonly string[];
   authorities: readonly string[];
   /** Host names (no port) of an ExternalName Service, filed in the table's external names. */
   externalHosts: readonly string[];
 }
+
+/** One port of a Service as the table publishes it. */
+interface PortState {
+  readonly port: ServicePort;
+  /** The registry service's name, `NAME:PORT`. */
+  readonly name: string;
+  /** Published last (the same array while nothing in it changed). */
+  endpoints: readonly Endpoint[];
+}
+
+/**
+ * What the table keeps of an EndpointSlice: what eligibility reads, nothing else. The parsed watch
+ * event is dropped at once (it dies young); a slice rewritten with one endpoint changed keeps the
+ * other endpoints' digests, and with them the frozen Endpoint objects built from them, so a churn
+ * event leaves little behind for the garbage collector to promote.
+ */
+export interface SliceDigest {
+  /** The slice's ports, by name ("" when unnamed); `port` is -1 when the slice gave none. */
+  readonly ports: readonly { readonly name: string; readonly port: number }[];
+  /** Endpoints with an address (the first one: kube-proxy's), in the slice's order. */
+  readonly endpoints: readonly EndpointDigest[];
+}
+
+export interface EndpointDigest {
+  /** Lower case. */
+  readonly address: string;
+  readonly ready: boolean;
+  /** Serving and terminating: eligible when none of the port's endpoints is ready. */
+  readonly fallback: boolean;
+  /** Frozen; shared by every Endpoint built from this digest. */
+  readonly labels: Readonly<Record<string, string>>;
+  /**
+   * The Endpoint (ready, weight 1) built for each slice port number: it depends only on address,
+   * port and labels, so it is reused as long as those stay, whatever the conditions do.
+   */
+  built: Endpoint[] | undefined;
+}
+
+const EMPTY_DIGEST: SliceDigest = Object.freeze({ ports: [], endpoints: [] });
 
 /**
  * Services and EndpointSlices as the watches last reported them, turned into one registry
@@ -60,7 +103,8 @@ interface ServiceState {
  * Incremental: every change marks only the Service it belongs to (a slice's
  * `kubernetes.io/service-name`, before and after), and `flush` recomputes only the marked ones,
  * from their own slices. A churn of one endpoint in a cluster of 1,000 services rebuilds one
- * service's endpoint list and its snapshots, never the others.
+ * service's endpoint list and its snapshots, never the others; its routes are rebuilt only when
+ * the Service itself changed, and a port whose endpoints came out the same is not republished.
  */
 export class ServiceTable {
   readonly #options: ServiceTableOptions;
@@ -112,7 +156,9 @@ export class ServiceTable {
   upsertService(service: Service): void {
     const id = objectId(service);
     if (id === undefined) return;
-    this.#state(id).service = service;
+    const state = this.#state(id);
+    state.service = service;
+    state.serviceChanged = true;
     this.#dirty.add(id);
   }
 
@@ -122,6 +168,7 @@ export class ServiceTable {
     const state = this.#services.get(id);
     if (state === undefined) return;
     state.service = undefined;
+    state.serviceChanged = true;
     this.#dirty.add(id);
   }
 
@@ -140,6 +187,7 @@ export class ServiceTable {
       if (!inScope(id, namespace)) continue;
       if (!keep.has(id) && state.service !== undefined) {
         state.service = undefined;
+        state.serviceChanged = true;
         this.#dirty.add(id);
       }
     }
@@ -149,9 +197,13 @@ export class ServiceTable {
     const id = objectId(slice);
     if (id === undefined) return;
     const owner = sliceOwner(slice);
+    const filedUnder = this.#sliceOwner.get(id);
+    const previous =
+      filedUnder === undefined ? undefined : this.#services.get(filedUnder)?.slices.get(id);
+    const digest = digestSlice(slice, previous);
     this.#removeSlice(id);
     if (owner === undefined) return;
-    this.#state(owner).slices.set(id, slice);
+    this.#state(owner).slices.set(id, digest);
     this.#sliceOwner.set(id, owner);
     this.#sliceCount++;
     this.#dirty.add(owner);
@@ -187,27 +239,16 @@ export class ServiceTable {
     for (const id of this.#dirty) {
       const state = this.#services.get(id);
       if (state === undefined) continue;
-      const entries = this.#entries(state);
-      const keys = entries.map((entry) => entry.service);
-      const next = new Set(keys.map((entry) => serviceKey(entry.name, entry.namespace)));
-      for (const key of state.published) if (!next.has(key)) removals.push(key);
-      for (const authority of state.authorities) this.#routes.delete(authority);
-      const authorities: string[] = [];
-      for (const entry of entries) {
-        const key = serviceKey(entry.service.name, entry.service.namespace);
-        for (const authority of entry.authorities) {
-          this.#routes.set(authority, key);
-          authorities.push(authority);
-        }
+      const rerouted = state.serviceChanged;
+      if (rerouted) this.#reroute(state, removals);
+      const namespace = state.service?.metadata?.namespace ?? "";
+      for (const port of state.ports) {
+        const endpoints = eligibleFromDigests(state.slices.values(), port.port, port.endpoints);
+        // A slice rewrite that left this port's endpoints as they were is not an update.
+        if (endpoints === port.endpoints && !rerouted) continue;
+        port.endpoints = endpoints;
+        upserts.push({ name: port.name, namespace, endpoints });
       }
-      if (authorities.join(" ") !== state.authorities.join(" ") || removals.length > 0) {
-        this.#routesVersion++;
-      }
-      state.published = [...next];
-      state.authorities = authorities;
-      for (const host of state.externalHosts) this.#externalNames.delete(host);
-      state.externalHosts = this.#externalHosts(state);
-      upserts.push(...keys);
       if (state.service === undefined && state.slices.size === 0) this.#services.delete(id);
     }
     this.#dirty.clear();
@@ -219,9 +260,43 @@ export class ServiceTable {
     this.flush();
     const out: ServiceEndpoints[] = [];
     for (const state of this.#services.values()) {
-      for (const entry of this.#entries(state)) out.push(entry.service);
+      const namespace = state.service?.metadata?.namespace ?? "";
+      for (const port of state.ports) {
+        out.push({ name: port.name, namespace, endpoints: port.endpoints });
+      }
     }
     return out;
+  }
+
+  /** The Service changed: its ports, the registry keys and the authorities that route to them. */
+  #reroute(state: ServiceState, removals: string[]): void {
+    state.serviceChanged = false;
+    const entries = this.#entries(state);
+    const previous = new Map(state.ports.map((port) => [port.name, port]));
+    state.ports = entries.map(({ name, port }) => ({
+      port,
+      name,
+      // Same name, same port number: start from what was published, so unchanged endpoints stay
+      // the same objects.
+      endpoints: previous.get(name)?.endpoints ?? [],
+    }));
+    const next = new Set(entries.map((entry) => entry.key));
+    for (const key of state.published) if (!next.has(key)) removals.push(key);
+    for (const authority of state.authorities) this.#routes.delete(authority);
+    const authorities: string[] = [];
+    for (const entry of entries) {
+      for (const authority of entry.authorities) {
+        this.#routes.set(authority, entry.key);
+        authorities.push(authority);
+      }
+    }
+    if (authorities.join(" ") !== state.authorities.join(" ") || removals.length > 0) {
+      this.#routesVersion++;
+    }
+    state.published = [...next];
+    state.authorities = authorities;
+    for (const host of state.externalHosts) this.#externalNames.delete(host);
+    state.externalHosts = this.#externalHosts(state);
   }
 
   #state(id: string): ServiceState {
@@ -229,7 +304,9 @@ export class ServiceTable {
     if (state === undefined) {
       state = {
         service: undefined,
+        serviceChanged: false,
         slices: new Map(),
+        ports: [],
         published: [],
         authorities: [],
         externalHosts: [],
@@ -249,7 +326,9 @@ export class ServiceTable {
   }
 
   /** One registry service per TCP port of the Service, with the authorities that reach it. */
-  #entries(state: ServiceState): { service: ServiceEndpoints; authorities: string[] }[] {
+  #entries(
+    state: ServiceState,
+  ): { name: string; key: string; port: ServicePort; authorities: string[] }[] {
     const service = state.service;
     const name = service?.metadata?.name;
     const namespace = service?.metadata?.namespace;
@@ -267,7 +346,7 @@ export class ServiceTable {
       (ip) => ip !== "" && ip !== "None",
     );
     const hosts = this.#hostNames(name, namespace);
-    const out: { service: ServiceEndpoints; authorities: string[] }[] = [];
+    const out: { name: string; key: string; port: ServicePort; authorities: string[] }[] = [];
     for (const port of spec.ports ?? []) {
       if ((port.protocol ?? "TCP") !== "TCP") continue;
       const authorities: string[] = [];
@@ -277,14 +356,8 @@ export class ServiceTable {
       for (const ip of clusterIPs) {
         authorities.push((isIPv6(ip) ? `[${ip.toLowerCase()}]` : ip) + suffix);
       }
-      out.push({
-        service: {
-          name: portServiceName(name, port.port),
-          namespace,
-          endpoints: eligibleEndpoints(state.slices.values(), port),
-        },
-        authorities,
-      });
+      const registryName = portServiceName(name, port.port);
+      out.push({ name: registryName, key: serviceKey(registryName, namespace), port, authorities });
     }
     return out;
   }
@@ -313,14 +386,6 @@ export class ServiceTable {
   }
 }
 
-interface Candidate {
-  readonly endpoint: SliceEndpoint;
-  readonly address: string;
-  readonly port: number;
-  readonly ready: boolean;
-  readonly fallback: boolean;
-}
-
 /**
  * The endpoints for one Service port across all the Service's slices, de-duplicated by address
  * and port. Eligible: the ready ones; when none is ready, the serving ones that are terminating
@@ -331,57 +396,128 @@ export function eligibleEndpoints(
   slices: Iterable<EndpointSlice>,
   servicePort: ServicePort,
 ): Endpoint[] {
-  const candidates = new Map<string, Candidate>();
+  const digests: SliceDigest[] = [];
+  for (const slice of slices) digests.push(digestSlice(slice));
+  return [...eligibleFromDigests(digests, servicePort, [])];
+}
+
+/**
+ * What the table keeps of a slice (see SliceDigest). `previous`, the digest of the slice's last
+ * version: endpoints that did not change are taken from it as they are (labels, built Endpoints).
+ */
+export function digestSlice(slice: EndpointSlice, previous?: SliceDigest): SliceDigest {
+  if (slice.addressType === "FQDN") return EMPTY_DIGEST;
+  const ports = (slice.ports ?? []).map((p) => ({
+    name: p.name ?? "",
+    port: typeof p.port === "number" ? p.port : -1,
+  }));
+  const old = previous?.endpoints ?? [];
+  const endpoints: EndpointDigest[] = [];
+  for (const endpoint of slice.endpoints ?? []) {
+    // One endpoint per pod: the first address is the one kube-proxy uses.
+    const address = endpoint.addresses?.[0]?.toLowerCase();
+    if (address === undefined) continue;
+    const conditions = endpoint.conditions ?? {};
+    const ready = conditions.ready ?? true;
+    const serving = conditions.serving ?? ready;
+    const fallback = serving && (conditions.terminating ?? false);
+    // Usually at the same place as in the last version; else looked for (slices are small).
+    const at = endpoints.length;
+    const before =
+      old[at]?.address === address ? old[at] : old.find((digest) => digest.address === address);
+    const labels =
+      before !== undefined && sameLabels(before.labels, endpoint)
+        ? before.labels
+        : Object.freeze(endpointLabels(endpoint));
+    if (before === undefined || before.labels !== labels) {
+      endpoints.push({ address, ready, fallback, labels, built: undefined });
+    } else if (before.ready === ready && before.fallback === fallback) {
+      endpoints.push(before);
+    } else {
+      // Only readiness changed: the Endpoint objects (address, port, labels) carry over, so an
+      // endpoint that flaps back to ready is the very object balancers and pools already know.
+      endpoints.push({ address, ready, fallback, labels, built: before.built });
+    }
+  }
+  return { ports, endpoints };
+}
+
+/**
+ * eligibleEndpoints over digests. Returns `previous` itself when the result holds the same
+ * Endpoints in the same order, so the caller can tell "unchanged" by identity.
+ */
+function eligibleFromDigests(
+  slices: Iterable<SliceDigest>,
+  servicePort: ServicePort,
+  previous: readonly Endpoint[],
+): readonly Endpoint[] {
+  const candidates = new Map<string, { endpoint: Endpoint; digest: EndpointDigest }>();
   let anyReady = false;
   const portName = servicePort.name ?? "";
   for (const slice of slices) {
-    if (slice.addressType === "FQDN") continue;
     // The slice's port of the same name carries the targetPort as resolved for the pods in this
     // slice: pods whose named port differs land in different slices.
-    const slicePort = (slice.ports ?? []).find((p) => (p.name ?? "") === portName);
-    const port = slicePort?.port;
-    if (typeof port !== "number" || port < 1 || port > 65535) continue;
-    for (const endpoint of slice.endpoints ?? []) {
-      const conditions = endpoint.conditions ?? {};
-      const ready = conditions.ready ?? true;
-      const serving = conditions.serving ?? ready;
-      const terminating = conditions.terminating ?? false;
-      const fallback = serving && terminating;
-      // One endpoint per pod: the first address is the one kube-proxy uses.
-      const address = endpoint.addresses?.[0];
-      if (address === undefined) continue;
-      if (ready) anyReady = true;
-      const id = formatAddress(address.toLowerCase(), port);
-      const seen = candidates.get(id);
+    const port = slice.ports.find((p) => p.name === portName)?.port ?? -1;
+    if (port < 1 || port > 65535) continue;
+    for (const digest of slice.endpoints) {
+      if (digest.ready) anyReady = true;
+      const endpoint = builtEndpoint(digest, port);
+      const seen = candidates.get(endpoint.id);
       // An endpoint briefly in two slices (moving between them) counts once, at its best.
-      if (seen !== undefined && (seen.ready || !ready)) continue;
-      candidates.set(id, { endpoint, address: address.toLowerCase(), port, ready, fallback });
+      if (seen !== undefined && (seen.digest.ready || !digest.ready)) continue;
+      candidates.set(endpoint.id, { endpoint, digest });
     }
   }
   const out: Endpoint[] = [];
-  for (const [id, candidate] of candidates) {
-    if (anyReady ? !candidate.ready : !candidate.fallback) continue;
-    out.push(
-      Object.freeze({
-        id,
-        host: candidate.address,
-        port: candidate.port,
-        weight: 1,
-        labels: Object.freeze(endpointLabels(candidate.endpoint)),
-        ready: true,
-      }),
-    );
+  let same = true;
+  for (const { endpoint, digest } of candidates.values()) {
+    if (anyReady ? !digest.ready : !digest.fallback) continue;
+    if (previous[out.length] !== endpoint) same = false;
+    out.push(endpoint);
   }
-  return out;
+  return same && out.length === previous.length ? previous : Object.freeze(out);
+}
+
+/** The Endpoint a digest stands for on one port, built once. */
+function builtEndpoint(digest: EndpointDigest, port: number): Endpoint {
+  const built = digest.built;
+  if (built !== undefined) {
+    for (const endpoint of built) if (endpoint.port === port) return endpoint;
+  }
+  const endpoint: Endpoint = Object.freeze({
+    id: formatAddress(digest.address, port),
+    host: digest.address,
+    port,
+    weight: 1,
+    labels: digest.labels,
+    ready: true,
+  });
+  if (built === undefined) digest.built = [endpoint];
+  else built.push(endpoint);
+  return endpoint;
+}
+
+/** Whether `labels` are what endpointLabels would make of this slice endpoint. */
+function sameLabels(labels: Readonly<Record<string, string>>, endpoint: SliceEndpoint): boolean {
+  return (
+    labels[ZONE_LABEL] === (endpoint.zone || undefined) &&
+    labels[NODE_LABEL] === (endpoint.nodeName || undefined) &&
+    labels[POD_LABEL] === podName(endpoint)
+  );
 }
 
 function endpointLabels(endpoint: SliceEndpoint): Record<string, string> {
   const labels: Record<string, string> = {};
   if (endpoint.zone) labels[ZONE_LABEL] = endpoint.zone;
   if (endpoint.nodeName) labels[NODE_LABEL] = endpoint.nodeName;
-  const ref = endpoint.targetRef;
-  if (ref?.name && (ref.kind ?? "Pod") === "Pod") labels[POD_LABEL] = ref.name;
+  const pod = podName(endpoint);
+  if (pod !== undefined) labels[POD_LABEL] = pod;
   return labels;
+}
+
+function podName(endpoint: SliceEndpoint): string | undefined {
+  const ref = endpoint.targetRef;
+  return ref?.name && (ref.kind ?? "Pod") === "Pod" ? ref.name : undefined;
 }
 
 function objectId(object: {

@@ -74,22 +74,31 @@ describe("the soak's samples", () => {
     rssBytes: rssMiB * MiB,
     heapUsedBytes: (rssMiB / 4) * MiB,
     openFds: fds,
+    series: 500 + Math.round(atSec / 100),
     loopP99Ms: loop,
   });
   const points = [
     point(0, "before", 50, 30, null),
     point(30, "load", 90, 90),
+    // The window from minute 1 (60 s wide): median 100 MiB.
     point(60, "load", 100, 95, 4),
+    point(70, "load", 130, 95),
+    point(80, "load", 98, 95),
     point(300, "load", 104, 99),
+    // The last window: median 108 MiB; one sample alone would say +20% or −10%.
+    point(580, "load", 120, 92),
+    point(590, "load", 90, 92),
     point(600, "load", 108, 92),
     point(620, "after", 101, 30),
   ];
 
-  it("drift from the minute-1 point to the last under load; descriptors before, at most and after", () => {
+  it("drift between the medians of the minute from minute 1 and of the last minute; descriptors before, at most and after", () => {
     const s = soakSample(points, 600, 10, 120);
     expect(s.referenceSec).toBe(60);
     expect(s.endSec).toBe(600);
+    expect(s.rss).toEqual({ reference: 100 * MiB, end: 108 * MiB });
     expect(s.rssDrift).toBeCloseTo(0.08);
+    expect(s.series).toEqual({ reference: 501, end: 506 });
     expect(s.heapDrift).toBeCloseTo(0.08);
     expect(s).toMatchObject({ fdsBefore: 30, fdsPeak: 99, fdsAfter: 30, loopP99MaxMs: 4 });
     expect(s.rewrites).toBe(120);
@@ -123,7 +132,8 @@ describe("the soak's samples", () => {
     expect(md).toContain(
       "descriptors 30 before the load, 99 at most under it, 30 after it, goal back to baseline ✓",
     );
-    expect(md).toContain("  | 620 | after | 101 | 25.3 | 30 | 1.00 |");
+    expect(md).toContain("  | 620 | after | 101 | 25.3 | 30 | 506 | 1.00 |");
+    expect(md).toContain("metric series 501 → 506");
     const worse = soakSample(
       points
         .map((p) => (p.phase === "after" ? { ...p, openFds: 31 } : p))
@@ -219,6 +229,7 @@ describe("the soak scenario", () => {
       expect(before!.rssBytes).toBeGreaterThan(10 * MiB);
       expect(before!.heapUsedBytes).toBeGreaterThan(MiB);
       expect(before!.openFds).toBeGreaterThan(3);
+      expect(before!.series).toBeGreaterThan(20);
       // The loop delay between the two samples, from remora's histogram.
       expect(load!.loopP99Ms).not.toBeNull();
     } finally {

@@ -7,10 +7,12 @@
  * never seen. Per-endpoint state that is never dropped (pools, balancer entries, outlier records,
  * metric series) therefore grows with every rewrite, and shows in the samples.
  *
- * Each sample: the process tree's RSS and open descriptors (/proc), the V8 heap in use and the
- * event-loop delay p99 since the previous sample (remora's /stats/prometheus). The report gives
- * the drift from minute 1 (or a quarter of the run, if shorter) to the end of the load, and the
- * descriptors a while after the load stopped against those before it started.
+ * Each sample: remora's RSS and its process tree's open descriptors (/proc), the V8 heap in use,
+ * the number of metric series and the event-loop delay p99 since the previous sample (remora's
+ * /stats/prometheus). The report gives the drift from minute 1 (or a quarter of the run, if
+ * shorter) to the end of the load, each end the median of a window of samples (RSS moves in
+ * steps as the allocator takes and returns pages, so one sample against another says little),
+ * and the descriptors a while after the load stopped against those before it started.
  */
 import { readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import {
@@ -41,7 +43,11 @@ export function soakSampleEverySec(durationSec: number): number {
   return Math.min(10, Math.max(1, Math.floor(durationSec / 8)));
 }
 
-/** The reference point of the drift: minute 1, or a quarter of a run shorter than 4 minutes. */
+/**
+ * The reference of the drift: minute 1, or a quarter of a run shorter than 4 minutes. It is also
+ * the width of the windows whose medians are compared: [reference, 2 × reference) and the last
+ * `reference` seconds of the load.
+ */
 export function soakReferenceSec(durationSec: number): number {
   return Math.min(60, durationSec / 4);
 }
@@ -151,6 +157,8 @@ export interface SoakPoint {
   /** V8 heap in use (nodejs_heap_size_used_bytes); null when not exported. */
   readonly heapUsedBytes: number | null;
   readonly openFds: number | null;
+  /** Metric series remora exports (sample lines of /stats/prometheus); null when not scraped. */
+  readonly series: number | null;
   /** Event-loop delay p99 since the previous sample, ms (interpolated in its bucket). */
   readonly loopP99Ms: number | null;
 }
@@ -158,6 +166,8 @@ export interface SoakPoint {
 /** What the soak reads from one scrape: the heap in use and the loop-delay histogram. */
 export interface SoakScrape {
   readonly heapUsedBytes: number | null;
+  /** Sample lines: one per series (histogram buckets count one each). */
+  readonly series: number;
   readonly loopDelay: Histogram | null;
 }
 
@@ -165,8 +175,11 @@ const HEAP_USED = /^nodejs_heap_size_used_bytes(?:\{[^}]*\})? ([0-9.e+-]+)$/m;
 
 export function parseSoakScrape(text: string): SoakScrape {
   const heap = HEAP_USED.exec(text);
+  let series = 0;
+  for (const line of text.split("\n")) if (line !== "" && !line.startsWith("#")) series++;
   return {
     heapUsedBytes: heap === null ? null : Number(heap[1]),
+    series,
     loopDelay: parseRemoraScrape(text).loopDelay,
   };
 }
@@ -244,6 +257,7 @@ export class SoakSampler {
       rssBytes: processRssBytes(this.#pid),
       heapUsedBytes: scrape?.heapUsedBytes ?? null,
       openFds: treeOpenFds(this.#pid),
+      series: scrape?.series ?? null,
       loopP99Ms: p99?.estimateMs ?? null,
     });
   }
@@ -267,10 +281,14 @@ export interface SoakSample {
   readonly sampleEverySec: number;
   /** Discovery-file rewrites during the load (each removed one endpoint and added a new one). */
   readonly rewrites: number;
-  /** The load-phase point the drift is measured from (minute 1), and the last one. */
+  /** Where the drift's two windows start (minute 1) and end (the last sample under load), s. */
   readonly referenceSec: number | null;
   readonly endSec: number | null;
-  /** (end − reference) ÷ reference; null when either is missing. */
+  /** Medians of the window from minute 1 and of the last window under load. */
+  readonly rss: WindowMedians | null;
+  readonly heap: WindowMedians | null;
+  readonly series: WindowMedians | null;
+  /** (end − reference) ÷ reference of those medians; null when either is missing. */
   readonly rssDrift: number | null;
   readonly heapDrift: number | null;
   /** Open descriptors before the load, at most during it, and after it (idle again). */
@@ -281,8 +299,31 @@ export interface SoakSample {
   readonly loopP99MaxMs: number | null;
 }
 
-function drift(from: number | null | undefined, to: number | null | undefined): number | null {
-  return from == null || to == null || from <= 0 ? null : (to - from) / from;
+/** One figure's median over the reference window and over the end window. */
+export interface WindowMedians {
+  readonly reference: number;
+  readonly end: number;
+}
+
+function median(values: readonly number[]): number | null {
+  if (values.length === 0) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+function windows(
+  reference: readonly SoakPoint[],
+  end: readonly SoakPoint[],
+  pick: (p: SoakPoint) => number | null,
+): WindowMedians | null {
+  const a = median(reference.map(pick).filter((n) => n !== null));
+  const b = median(end.map(pick).filter((n) => n !== null));
+  return a === null || b === null ? null : { reference: a, end: b };
+}
+
+function drift(w: WindowMedians | null): number | null {
+  return w === null || w.reference <= 0 ? null : (w.end - w.reference) / w.reference;
 }
 
 /** The figures of a soak run from its samples. */
@@ -293,9 +334,19 @@ export function soakSample(
   rewrites: number,
 ): SoakSample {
   const load = points.filter((p) => p.phase === "load");
-  const referenceAt = soakReferenceSec(durationSec);
-  const reference = load.find((p) => p.atSec >= referenceAt - sampleEverySec / 2) ?? null;
+  const width = soakReferenceSec(durationSec);
+  // Half an interval of slack: samples land a little after their nominal second.
+  const slack = sampleEverySec / 2;
+  const reference = load.find((p) => p.atSec >= width - slack) ?? null;
   const end = load.at(-1) ?? null;
+  const first =
+    reference === null
+      ? []
+      : load.filter((p) => p.atSec >= reference.atSec && p.atSec < reference.atSec + width - slack);
+  const last =
+    end === null ? [] : load.filter((p) => p.atSec > end.atSec - width + slack && p.atSec >= width);
+  const rss = windows(first, last, (p) => p.rssBytes);
+  const heap = windows(first, last, (p) => p.heapUsedBytes);
   const fds = load.map((p) => p.openFds).filter((n) => n !== null);
   const loops = load.map((p) => p.loopP99Ms).filter((n) => n !== null);
   return {
@@ -305,8 +356,11 @@ export function soakSample(
     rewrites,
     referenceSec: reference?.atSec ?? null,
     endSec: end?.atSec ?? null,
-    rssDrift: drift(reference?.rssBytes, end?.rssBytes),
-    heapDrift: drift(reference?.heapUsedBytes, end?.heapUsedBytes),
+    rss,
+    heap,
+    series: windows(first, last, (p) => p.series),
+    rssDrift: drift(rss),
+    heapDrift: drift(heap),
     fdsBefore: points.find((p) => p.phase === "before")?.openFds ?? null,
     fdsPeak: fds.length === 0 ? null : Math.max(...fds),
     fdsAfter: points.findLast((p) => p.phase === "after")?.openFds ?? null,
@@ -337,22 +391,20 @@ export function soakNote(scenario: ScenarioOutcome): string | null {
   for (const t of scenario.targets) {
     const s = t.samples.find((r) => r.soak !== undefined)?.soak;
     if (s === undefined) continue;
-    const load = s.points.filter((p) => p.phase === "load");
-    const reference = load.find((p) => p.atSec === s.referenceSec);
-    const end = load.at(-1);
+    const window = soakReferenceSec(s.durationSec);
     const rssOk = s.rssDrift === null ? null : s.rssDrift < SOAK_GOALS.rssDrift;
     const fdsOk = s.fdsBefore === null || s.fdsAfter === null ? null : s.fdsAfter <= s.fdsBefore;
     const mark = (ok: boolean | null) => (ok === null ? "?" : ok ? "✓" : "✗");
     parts.push(
-      `- ${t.label}: RSS ${mib(reference?.rssBytes)} at ${formatNumber(s.referenceSec ?? 0)} s → ${mib(end?.rssBytes)} at ${formatNumber(s.endSec ?? 0)} s, drift ${percent(s.rssDrift)}, goal < ${SOAK_GOALS.rssDrift * 100}% ${mark(rssOk)}; ` +
-        `heap in use drift ${percent(s.heapDrift)}; descriptors ${s.fdsBefore ?? "—"} before the load, ${s.fdsPeak ?? "—"} at most under it, ${s.fdsAfter ?? "—"} after it, goal back to baseline ${mark(fdsOk)}; ` +
+      `- ${t.label}: RSS ${mib(s.rss?.reference)} from ${formatNumber(s.referenceSec ?? 0)} s → ${mib(s.rss?.end)} up to ${formatNumber(s.endSec ?? 0)} s (medians of ${formatNumber(window)} s windows), drift ${percent(s.rssDrift)}, goal < ${SOAK_GOALS.rssDrift * 100}% ${mark(rssOk)}; ` +
+        `heap in use ${mib(s.heap?.reference)} → ${mib(s.heap?.end)}, drift ${percent(s.heapDrift)}; metric series ${s.series === null ? "—" : `${s.series.reference} → ${s.series.end}`}; descriptors ${s.fdsBefore ?? "—"} before the load, ${s.fdsPeak ?? "—"} at most under it, ${s.fdsAfter ?? "—"} after it, goal back to baseline ${mark(fdsOk)}; ` +
         `worst event-loop delay p99 over ${s.sampleEverySec} s ${s.loopP99MaxMs === null ? "—" : `${formatNumber(s.loopP99MaxMs)} ms`}; ${s.rewrites} discovery rewrites.`,
       "",
-      `  | s | phase | RSS MiB | heap MiB | descriptors | loop p99 ms |`,
-      `  |---:|---|---:|---:|---:|---:|`,
+      "  | s | phase | RSS MiB | heap MiB | descriptors | series | loop p99 ms |",
+      "  |---:|---|---:|---:|---:|---:|---:|",
       ...s.points.map(
         (p) =>
-          `  | ${formatNumber(p.atSec)} | ${p.phase} | ${p.rssBytes === null ? "—" : formatNumber(p.rssBytes / MiB)} | ${p.heapUsedBytes === null ? "—" : formatNumber(p.heapUsedBytes / MiB)} | ${p.openFds ?? "—"} | ${p.loopP99Ms === null ? "—" : formatNumber(p.loopP99Ms)} |`,
+          `  | ${formatNumber(p.atSec)} | ${p.phase} | ${p.rssBytes === null ? "—" : formatNumber(p.rssBytes / MiB)} | ${p.heapUsedBytes === null ? "—" : formatNumber(p.heapUsedBytes / MiB)} | ${p.openFds ?? "—"} | ${p.series ?? "—"} | ${p.loopP99Ms === null ? "—" : formatNumber(p.loopP99Ms)} |`,
       ),
       "",
     );

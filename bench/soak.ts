@@ -412,6 +412,10 @@ export function soakNote(scenario: ScenarioOutcome): string | null {
   return parts.length === 0 ? null : ["Soak (issue 14):", "", ...parts].join("\n").trimEnd();
 }
 
+function axisLabel(v: number): string {
+  return v === 0 ? "0" : formatNumber(v);
+}
+
 /** Height the soak panel adds to the SVG chart when a run has a soak scenario. */
 export const SOAK_PANEL_HEIGHT = 230;
 
@@ -432,7 +436,7 @@ export function drawSoakPanel(
   text(
     24,
     box.y - 14,
-    `Soak: ${target?.label ?? "remora"} memory and descriptors over the run (lines: RSS, heap in use; dots: descriptors)`,
+    `Soak: ${target?.label ?? "remora"} over the run — RSS (solid) and heap in use (dashed), MiB, left; open descriptors (dots), right`,
     'font-weight="600" fill="#212529"',
   );
   const points = s?.points.filter((p) => p.phase !== "before") ?? [];
@@ -459,18 +463,20 @@ export function drawSoakPanel(
     out.push(
       `<line x1="${box.x}" x2="${box.x + box.w}" y1="${yMem(v).toFixed(1)}" y2="${yMem(v).toFixed(1)}" stroke="${v === 0 ? "#495057" : "#e9ecef"}"/>`,
     );
-    text(
-      box.x - 8,
-      yMem(v) + 4,
-      `${formatNumber(v)}`,
-      'text-anchor="end" fill="#495057" font-size="12"',
-    );
+    text(box.x - 8, yMem(v) + 4, axisLabel(v), 'text-anchor="end" fill="#495057" font-size="12"');
   }
   for (const v of fd.ticks) {
-    text(box.x + box.w + 8, yFd(v) + 4, `${formatNumber(v)}`, 'fill="#868e96" font-size="12"');
+    text(box.x + box.w + 8, yFd(v) + 4, axisLabel(v), 'fill="#868e96" font-size="12"');
   }
-  text(box.x - 8, box.y - 2, "MiB", 'text-anchor="end" fill="#495057" font-size="11"');
-  text(box.x + box.w + 8, box.y - 2, "fds", 'fill="#868e96" font-size="11"');
+  for (const v of niceScale(0, tMax, 6).ticks) {
+    if (v > tMax) continue;
+    text(
+      x(v),
+      box.y + box.h + 16,
+      axisLabel(v),
+      'text-anchor="middle" fill="#495057" font-size="12"',
+    );
+  }
   const line = (pick: (p: SoakPoint) => number | null, colour: string, dash = ""): void => {
     const d = points
       .filter((p) => pick(p) !== null)
@@ -498,7 +504,7 @@ export function drawSoakPanel(
   }
   text(
     box.x + box.w / 2,
-    box.y + box.h + 18,
+    box.y + box.h + 34,
     `seconds of load (${formatNumber(tMax)} s; drift from the dashed line: RSS ${percent(s.rssDrift)}, heap ${percent(s.heapDrift)}; descriptors ${s.fdsBefore ?? "—"} before, ${s.fdsAfter ?? "—"} after)`,
     'text-anchor="middle" fill="#495057" font-size="12"',
   );

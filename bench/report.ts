@@ -5,6 +5,7 @@
  * on a canned autocannon result.
  */
 import type { Result as AutocannonResult } from "autocannon";
+import { drawSoakPanel, SOAK_PANEL_HEIGHT, type SoakSample, soakNote } from "./soak.js";
 
 /** Latency figures of one run, in milliseconds. */
 export interface LatencySummary {
@@ -66,6 +67,8 @@ export interface RunSample {
    * Absent in other scenarios.
    */
   readonly churn?: ChurnSample;
+  /** The soak scenario: samples of the process over the run (bench/soak.ts). */
+  readonly soak?: SoakSample;
 }
 
 /** One phase of a churn run: quiet, or under endpoint churn. */
@@ -102,7 +105,14 @@ export interface ChurnSample {
 export const CHURN_GOALS = Object.freeze({ loopP99Ms: 20, throughputRatio: 0.9 });
 
 /** What a scenario's rows lead with; picks the table's columns. */
-export type ScenarioFocus = "throughput" | "latency" | "bytes" | "failover" | "handshake" | "churn";
+export type ScenarioFocus =
+  | "throughput"
+  | "latency"
+  | "bytes"
+  | "failover"
+  | "handshake"
+  | "churn"
+  | "soak";
 
 /**
  * The rows a target's ratios are taken against, where not direct and `haproxy`: a proxy that
@@ -584,6 +594,14 @@ const COLUMNS: Record<ScenarioFocus, Column[]> = {
     { head: "peak RSS MiB", cell: (t) => fmtMedian(t.peakRssMiB) },
     { head: "errors", cell: (t) => errorsCell(t) },
   ],
+  // The soak's drift and descriptors are in its note (soakNote), with the samples.
+  soak: [
+    { head: "req/s", cell: (t) => fmtMedian(t.rps) },
+    { head: "p99 ms", cell: (t) => fmtMedian(t.p99) },
+    { head: "CPU ms / 1k req", cell: (t) => fmtMedian(t.cpuMsPer1k) },
+    { head: "peak RSS MiB", cell: (t) => fmtMedian(t.peakRssMiB) },
+    { head: "errors", cell: (t) => errorsCell(t) },
+  ],
 };
 
 function fmtRatioSpread(s: Spread | null): string {
@@ -704,6 +722,7 @@ export function markdownScenario(scenario: ScenarioOutcome): string {
   const notes = [
     negotiatedNote(scenario),
     churnGoalsNote(scenario),
+    soakNote(scenario),
     disturbedNote(scenario),
   ].filter((n) => n !== null);
   return [
@@ -834,6 +853,9 @@ interface ChartTarget {
 export function svgChart(report: BenchReport): string {
   const W = 1000;
   const H = 700;
+  // A soak scenario adds its panel below the two others.
+  const soak = report.scenarios.find((s) => s.focus === "soak");
+  const total = H + (soak === undefined ? 0 : SOAK_PANEL_HEIGHT);
   const out: string[] = [];
   const text = (x: number, y: number, s: string, attrs = ""): void => {
     out.push(`<text x="${x.toFixed(1)}" y="${y.toFixed(1)}" ${attrs}>${escapeXml(s)}</text>`);
@@ -854,8 +876,8 @@ export function svgChart(report: BenchReport): string {
   }
 
   out.push(
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="system-ui, -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif" font-size="13">`,
-    `<rect width="${W}" height="${H}" fill="#ffffff"/>`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${total}" viewBox="0 0 ${W} ${total}" font-family="system-ui, -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif" font-size="13">`,
+    `<rect width="${W}" height="${total}" fill="#ffffff"/>`,
   );
   text(
     24,
@@ -925,6 +947,9 @@ export function svgChart(report: BenchReport): string {
     'font-weight="600" fill="#212529"',
   );
   drawAddedLatency(out, text, bottom, latency, targets);
+  if (soak !== undefined) {
+    drawSoakPanel(out, text, { x: 90, y: H + 40, w: W - 90 - 70, h: SOAK_PANEL_HEIGHT - 90 }, soak);
+  }
 
   out.push("</svg>");
   return `${out.join("\n")}\n`;

@@ -63,6 +63,15 @@ import {
   wrkCanDrive,
 } from "./scenarios.js";
 import {
+  SoakEndpoints,
+  SoakSampler,
+  type SoakShape,
+  soakHostsOf,
+  soakRunSample,
+  soakSample,
+  soakSampleEverySec,
+} from "./soak.js";
+import {
   type NodeRuntime,
   nodeRuntime,
   packageVersion,
@@ -563,6 +572,81 @@ function churnSummaryOf(sample: RunSample): string {
   );
 }
 
+/**
+ * The soak scenario: one backend on `soak.hosts` loopback addresses, and for each target one long
+ * run (a soak is not repeated) on a fresh process: sampled before the load, every few seconds
+ * under it while the discovery file's endpoints rotate, and once more after it has been idle for
+ * two sampling intervals (pooled upstream connections have expired by then).
+ */
+async function runSoak(
+  ctx: RunContext,
+  spec: ScenarioSpec,
+  shape: ScenarioShape,
+  targets: TargetSpec[],
+  soak: SoakShape,
+): Promise<Map<string, RunSample[] | string>> {
+  const outcome = new Map<string, RunSample[] | string>(targets.map((t) => [t.id, []]));
+  const backend = await startBackend({ ...backendOptions(spec, ctx), hosts: soakHostsOf(soak) });
+  const everySec = soakSampleEverySec(shape.durationSec);
+  try {
+    const port = backend.instances[0]?.port;
+    if (port === undefined) throw new Error("the soak backend did not start");
+    const discoveryFile = join(ctx.dir, "soak-services.yaml");
+    const endpoints = new SoakEndpoints(discoveryFile, SERVICE_NAME, soak, port);
+    for (const t of targets) {
+      const samples = outcome.get(t.id);
+      if (!Array.isArray(samples)) continue;
+      endpoints.reset();
+      let target: RunningTarget;
+      try {
+        target = await t.start({ ...targetContext(spec, ctx, backend), discoveryFile });
+      } catch (err) {
+        const reason = `did not start: ${err instanceof Error ? err.message : String(err)}`;
+        outcome.set(t.id, reason);
+        ctx.progress.note(`  ${t.label}: ${reason}`);
+        continue;
+      }
+      try {
+        if (target.pid === null) throw new Error("no process to sample");
+        const sampler = new SoakSampler(target.pid, target.admin);
+        await sampler.take("before");
+        ctx.progress.begin(`${spec.id} · ${t.label} · warm-up`, ctx.options.warmupSec);
+        await warmUp(ctx, spec, shape, target, ctx.options.warmupSec);
+        ctx.progress.end();
+        ctx.progress.begin(`${spec.id} · ${t.label} · soak`, shape.durationSec);
+        sampler.start(everySec);
+        endpoints.start();
+        let measured: RunSample;
+        let rewrites: number;
+        try {
+          measured = await measure(ctx, spec, shape, target, backend);
+        } finally {
+          rewrites = endpoints.stop();
+          await sampler.stop();
+        }
+        await sampler.take("load");
+        ctx.progress.end(summaryOf(measured, spec));
+        await sleep(Math.max(2 * everySec, 6) * 1000);
+        await sampler.take("after");
+        samples.push(
+          soakRunSample(
+            measured,
+            soakSample(sampler.points, shape.durationSec, everySec, rewrites),
+          ),
+        );
+      } catch (err) {
+        ctx.progress.end();
+        noteFailure(ctx, t.label, 1, err);
+      } finally {
+        await target.stop();
+      }
+    }
+  } finally {
+    await backend.stop();
+  }
+  return outcome;
+}
+
 /** Scenarios that break their setup (failover): fresh backends and target for every run. */
 async function runFresh(
   ctx: RunContext,
@@ -620,6 +704,12 @@ function paramsOf(
   if (spec.overallRate !== undefined) params.rate = spec.overallRate;
   if (spec.backendCount > 1) params.backends = spec.backendCount;
   if (spec.disruption !== undefined) params.disruption = spec.disruption.description;
+  if (spec.soak !== undefined) {
+    const k = spec.soak;
+    params.runs = 1;
+    params.endpoints = `${k.live} at once from a discovery file, one replaced every ${k.rotateEverySec} s`;
+    params["sampled every s"] = soakSampleEverySec(shape.durationSec);
+  }
   if (spec.churn !== undefined) {
     const c = spec.churn;
     params["warm-up s"] = warmupSec;
@@ -738,9 +828,11 @@ async function main(): Promise<number> {
       shape,
       targets,
       seconds:
-        spec.churn === undefined
-          ? targets.length * (warm + options.runs * shape.durationSec)
-          : targets.length * options.runs * (options.warmupSec + 2 * shape.durationSec),
+        spec.soak !== undefined
+          ? targets.length * (options.warmupSec + shape.durationSec)
+          : spec.churn === undefined
+            ? targets.length * (warm + options.runs * shape.durationSec)
+            : targets.length * options.runs * (options.warmupSec + 2 * shape.durationSec),
       loadGenerator: loadGeneratorOf(client, versions),
       // What drives the targets that terminate mTLS, when not the scenario's client (wrk).
       mtlsLoadGenerator: loadGeneratorOf(mtlsClientFor(client) ?? client, versions),
@@ -764,11 +856,13 @@ async function main(): Promise<number> {
   try {
     for (const { spec, shape, targets, loadGenerator, mtlsLoadGenerator } of plan) {
       const results =
-        spec.churn !== undefined
-          ? await runChurn(ctx, spec, shape, targets, spec.churn)
-          : spec.freshPerRun
-            ? await runFresh(ctx, spec, shape, targets)
-            : await runShared(ctx, spec, shape, targets);
+        spec.soak !== undefined
+          ? await runSoak(ctx, spec, shape, targets, spec.soak)
+          : spec.churn !== undefined
+            ? await runChurn(ctx, spec, shape, targets, spec.churn)
+            : spec.freshPerRun
+              ? await runFresh(ctx, spec, shape, targets)
+              : await runShared(ctx, spec, shape, targets);
       const rows: TargetOutcome[] = [];
       for (const t of options.targets) {
         if (!selected(t, options.targetIds)) continue;

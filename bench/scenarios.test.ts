@@ -31,6 +31,7 @@ describe("the failover scenarios", () => {
       "failover-hang",
       "tls-handshake",
       "churn",
+      "soak",
     ]);
     expect(SCENARIO_ALIASES["failover-all"]).toEqual(["failover", "failover-503", "failover-hang"]);
     expect(selectScenarios(["failover-hang,failover", "failover-503"]).map((s) => s.id)).toEqual([

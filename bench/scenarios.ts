@@ -7,6 +7,7 @@ import { type BackendKind, STREAM_BYTES } from "./backend.js";
 import type { ChurnShape } from "./churn.js";
 import type { LoadRequest } from "./load.js";
 import type { ScenarioFocus } from "./report.js";
+import type { SoakShape } from "./soak.js";
 
 export interface ScenarioShape {
   readonly connections: number;
@@ -61,6 +62,12 @@ export interface ScenarioSpec {
    * targets with Kubernetes discovery (TargetTraits.kubernetes).
    */
   readonly churn?: ChurnShape;
+  /**
+   * Set: the soak scenario (bench/soak.ts). One long run per target at a steady rate, endpoints
+   * from a discovery file rewritten every `rotateEverySec`, the process sampled throughout.
+   * Measures only targets that read a discovery file (TargetTraits.discoveryFile).
+   */
+  readonly soak?: SoakShape;
 }
 
 /**
@@ -342,6 +349,26 @@ export const SCENARIOS: readonly ScenarioSpec[] = [
     freshPerRun: true,
     churn: { services: 1000, endpointsPerService: 10, updatesPerSec: 500 },
   },
+  {
+    id: "soak",
+    title: "Soak: steady load while endpoints come and go",
+    focus: "soak",
+    method: "GET",
+    path: "/",
+    bodyBytes: 0,
+    client: "autocannon",
+    // Steady, not saturating: drift is read at a constant rate, and the proxy core has room.
+    overallRate: 5000,
+    timeoutSec: 10,
+    defaults: { connections: 32, durationSec: 600 },
+    backendCount: 1,
+    backend: "any",
+    needsMultiEndpoint: false,
+    // One long run per target, on a fresh process (run.ts runSoak), whatever --runs says.
+    freshPerRun: false,
+    // A new endpoint every 5 s: 120 over 10 minutes, none seen twice.
+    soak: { hosts: 200, live: 4, rotateEverySec: 5 },
+  },
 ];
 
 /** `--load`: which client drives the saturation scenarios. */
@@ -402,6 +429,8 @@ export interface TargetTraits {
   readonly clientMtls?: boolean;
   /** Can take its endpoints from the Kubernetes API (the churn scenario). */
   readonly kubernetes?: boolean;
+  /** Can take its endpoints from a watched discovery file (the soak scenario). */
+  readonly discoveryFile?: boolean;
 }
 
 /**
@@ -420,6 +449,9 @@ export function scenarioSkipReason(spec: ScenarioSpec, target: TargetTraits): st
       ? "no proxy to discover endpoints"
       : "no Kubernetes discovery to churn";
   }
+  if (spec.soak !== undefined && target.discoveryFile !== true) {
+    return target.id === "direct" ? "no proxy to soak" : "no discovery file to rotate endpoints in";
+  }
   if (spec.mtlsOnly === true && target.clientMtls !== true) {
     return "plaintext to the client: no TLS handshake to measure";
   }
@@ -433,7 +465,8 @@ export function scenarioSkipReason(spec: ScenarioSpec, target: TargetTraits): st
 export const SCENARIO_ALIASES: Readonly<Record<string, readonly string[]>> = {
   stream: ["stream-download", "stream-upload"],
   "failover-all": SCENARIOS.filter((s) => s.focus === "failover").map((s) => s.id),
-  all: SCENARIOS.map((s) => s.id),
+  // Not the soak: ten minutes per target, asked for by name.
+  all: SCENARIOS.filter((s) => s.soak === undefined).map((s) => s.id),
   quick: SCENARIOS.filter((s) => s.quick !== undefined).map((s) => s.id),
   /** Keep-alive throughput and handshakes: what the TLS targets are measured by. */
   tls: ["small-get", "tls-handshake"],

@@ -15,6 +15,7 @@ import { remoraKubernetesConfig } from "./churn.js";
 import { commandText, freePort, type Launched, launch, waitForHttp } from "./launch.js";
 import type { Comparison } from "./report.js";
 import type { Resilience } from "./scenarios.js";
+import { remoraSoakConfig } from "./soak.js";
 import { type ClientTls, clientTlsOf, type TlsMaterial } from "./tls-material.js";
 
 /** The Host every request carries; remora routes it to the backend service. */
@@ -43,6 +44,11 @@ export interface TargetContext {
    * the Kubernetes API (the load's Host, SERVICE_NAME, is one of them) instead of `backends`.
    */
   readonly kubeconfig?: string;
+  /**
+   * The soak scenario: a discovery file (bench/soak.ts writes and rewrites it). The target takes
+   * its endpoints from it instead of `backends`.
+   */
+  readonly discoveryFile?: string;
 }
 
 export interface RunningTarget {
@@ -80,6 +86,8 @@ export interface TargetSpec {
   readonly compare?: Comparison;
   /** Can take its services from the Kubernetes API (TargetContext.kubeconfig; the churn scenario). */
   readonly kubernetes?: boolean;
+  /** Can take its endpoints from a discovery file (TargetContext.discoveryFile; the soak scenario). */
+  readonly discoveryFile?: boolean;
   available(): Availability;
   /** Starts the target and resolves once a request through it succeeds; throws with a reason. */
   start(ctx: TargetContext): Promise<RunningTarget>;
@@ -266,6 +274,7 @@ function remoraTarget(variant: RemoraVariant): TargetSpec {
     label: variant.label,
     multiEndpoint: true,
     kubernetes: true,
+    discoveryFile: true,
     ...(variant.optIn === true ? { optIn: true } : {}),
     available: remoraAvailable,
     start: (ctx) => {
@@ -275,6 +284,14 @@ function remoraTarget(variant: RemoraVariant): TargetSpec {
         return startRemoraWith(ctx, node, (port, admin) => {
           const file = join(ctx.dir, `${variant.id}-${port}.yaml`);
           writeFileSync(file, remoraKubernetesConfig(port, admin, kubeconfig, accessLog));
+          return ["-c", file];
+        });
+      }
+      const discoveryFile = ctx.discoveryFile;
+      if (discoveryFile !== undefined) {
+        return startRemoraWith(ctx, node, (port, admin) => {
+          const file = join(ctx.dir, `${variant.id}-${port}.yaml`);
+          writeFileSync(file, remoraSoakConfig(port, admin, discoveryFile));
           return ["-c", file];
         });
       }

@@ -35,6 +35,8 @@ export interface ClusterSettings {
   readonly lb: LoadBalancerSettings;
   /** Per-request timeout in ms; 0 disables it (Istio's default). */
   readonly timeoutMs: number;
+  /** connectionPool.http.streamIdleTimeout in ms (proxy/stream-idle.ts); 0 disables it. */
+  readonly streamIdleTimeoutMs: number;
   readonly pool: PoolSettings;
   /** DestinationRule trafficPolicy.tls; undefined = plain TCP (mode DISABLE). */
   readonly tls?: ClientTlsSettings;

@@ -34,6 +34,10 @@ export const ERRORS = {
   REMORA_ERR_UPSTREAM_RESET: { status: 502, flag: "UC", body: "upstream connection closed" },
   REMORA_ERR_UPSTREAM_PROTOCOL: { status: 502, flag: "UPE", body: "invalid upstream response" },
   REMORA_ERR_UPSTREAM_TIMEOUT: { status: 504, flag: "UT", body: "upstream request timeout" },
+  /** streamIdleTimeout on the upstream's side (Envoy's per_try_idle_timeout answers the same). */
+  REMORA_ERR_UPSTREAM_IDLE: { status: 504, flag: "UT", body: "upstream idle timeout" },
+  /** streamIdleTimeout on the client's side: Envoy's stream_idle_timeout (408, flag SI). */
+  REMORA_ERR_STREAM_IDLE_TIMEOUT: { status: 408, flag: "SI", body: "stream idle timeout" },
   REMORA_ERR_HEADER_TIMEOUT: { status: 408, flag: "DPE", body: "request header timeout" },
   REMORA_ERR_BAD_REQUEST: { status: 400, flag: "DPE", body: "bad request" },
   REMORA_ERR_URI_TOO_LONG: { status: 414, flag: "DPE", body: "request target too long" },

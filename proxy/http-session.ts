@@ -46,6 +46,7 @@ import { localReply, localReplyBodyBytes } from "./local-reply.js";
 import { authorizeRequest, newRouteResult, type RouteResult, routeRequest } from "./pipeline.js";
 import { copyOf, type ReadBuffer } from "./read-buffer.js";
 import { BLACKHOLE_CLUSTER } from "./routing/outside-mesh.js";
+import { STALLED_CLIENT, StreamIdleTimer, stalledSide } from "./stream-idle.js";
 import type { UpstreamConnection, UpstreamOwner } from "./upstream/connection.js";
 import type { ConnectWaiter, UpstreamPool } from "./upstream/pool.js";
 
@@ -202,6 +203,8 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
   readonly #attempts = new ExchangeAttempts();
   /** The current attempt's per-try timeout (created on first use). */
   #tryDeadline: Deadline | null = null;
+  /** The current attempt's streamIdleTimeout (created on first use; see stream-idle.ts). */
+  #streamIdle: StreamIdleTimer | null = null;
   /** A retry waiting out its backoff. */
   #backoff: NodeJS.Timeout | null = null;
   /** Holding a place in the cluster's pending-request limit while a connection is made. */
@@ -313,6 +316,7 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
 
   #onDrain = (): void => {
     if (this.#upstreamPaused) {
+      this.#streamIdle?.touch();
       this.#upstreamPaused = false;
       this.#conn?.socket.resume();
     }
@@ -352,6 +356,7 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
     } else if (this.#state !== CLOSED && this.#state !== READ_HEAD) this.#abort("DC");
     this.#state = CLOSED;
     this.#deadline.stop();
+    this.#streamIdle?.stop();
     this.#ctx.onSessionClosed(this);
   };
 
@@ -632,6 +637,23 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
     } else this.#attemptFailed(TIMEOUT, "REMORA_ERR_UPSTREAM_TIMEOUT");
   };
 
+  /** No byte moved for `streamIdleTimeout`: the attempt ends on whoever stopped (stream-idle.ts). */
+  #onStreamIdle = (): void => {
+    if (this.#state !== ACTIVE || this.#endpoint === null) return;
+    const upstreamNotReading = (this.#paused & PAUSE_BACKPRESSURE) !== 0;
+    if (
+      stalledSide(this.#upstreamPaused, !this.#requestDone, upstreamNotReading) === STALLED_CLIENT
+    ) {
+      this.#endAttemptNow(undefined);
+      this.#failUpstream("REMORA_ERR_STREAM_IDLE_TIMEOUT");
+    } else if (!this.#resHeadSent) {
+      this.#attemptFailed(TIMEOUT, "REMORA_ERR_UPSTREAM_IDLE");
+    } else {
+      this.#endAttemptNow(TIMEOUT);
+      this.#failUpstream("REMORA_ERR_UPSTREAM_IDLE");
+    }
+  };
+
   /** SlotWaiter: a queued exchange got its slot (first-come). */
   onSlot(endpoint: Endpoint): void {
     if (!this.#waiting || this.#state !== CONNECTING) {
@@ -849,6 +871,7 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
    */
   #endAttempt(endpoint: Endpoint, result: AttemptResult | undefined): void {
     this.#tryDeadline?.clear();
+    this.#streamIdle?.clear();
     this.#leavePending();
     const ok = result !== undefined && result.kind === ResultKind.HTTP && result.status < 500;
     this.#balancer!.onEnd?.(endpoint, ok);
@@ -890,6 +913,11 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
       this.#queued = 0;
     }
     this.#headSent = true;
+    const idleMs = this.#cluster!.settings.streamIdleTimeoutMs;
+    if (idleMs > 0) {
+      if (this.#streamIdle === null) this.#streamIdle = new StreamIdleTimer(this.#onStreamIdle);
+      this.#streamIdle.start(idleMs);
+    }
     if (!ok) this.#pause(PAUSE_BACKPRESSURE);
     else this.#resume(PAUSE_BACKPRESSURE);
   }
@@ -921,6 +949,7 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
   #sendBody(bytes: Buffer): void {
     this.#record.requestBytes += bytes.length;
     if (this.#state === ACTIVE && this.#conn !== null) {
+      this.#streamIdle?.touch();
       this.#bodySent += bytes.length;
       this.#attempts.keep(bytes, this.#reader === null);
       this.#writeUpstream(bytes);
@@ -945,6 +974,7 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
 
   onUpstreamData(conn: UpstreamConnection, chunk: Buffer): void {
     if (conn !== this.#conn) return;
+    this.#streamIdle?.touch();
     if (this.#state === TUNNEL) {
       this.#writeClient(chunk);
       return;
@@ -1005,7 +1035,9 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
   }
 
   onUpstreamDrain(conn: UpstreamConnection): void {
-    if (conn === this.#conn) this.#resume(PAUSE_BACKPRESSURE);
+    if (conn !== this.#conn) return;
+    this.#streamIdle?.touch();
+    this.#resume(PAUSE_BACKPRESSURE);
   }
 
   onUpstreamClose(conn: UpstreamConnection, _error: Error | undefined): void {
@@ -1245,6 +1277,7 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
     if (this.#upstreamSentAt !== 0) this.#record.upstreamServiceMs = this.#upstreamTime();
     this.#upstreamReusable = false;
     this.#deadline.clear();
+    this.#streamIdle?.clear();
     const switched = serializeResponseHead(head, FRAMING_NONE, "upgrade");
     this.#record.responseHeadBytes += switched.length;
     this.#writeClientText(switched);

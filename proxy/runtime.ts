@@ -152,6 +152,7 @@ export function clusterSettings(
   return {
     lb,
     timeoutMs: service.timeout,
+    streamIdleTimeoutMs: pool.http.streamIdleTimeout,
     retry: {
       ...DEFAULT_RETRY_SETTINGS,
       attempts: retries.attempts,

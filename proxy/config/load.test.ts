@@ -108,6 +108,7 @@ describe("parseConfig", () => {
             tcp: { connectTimeout: 250, maxConnections: 1024 },
             http: {
               idleTimeout: 4000,
+              streamIdleTimeout: 300_000,
               maxRequestsPerConnection: 0,
               http1MaxPendingRequests: 2 ** 32 - 1,
               maxRetries: 2 ** 32 - 1,
@@ -131,6 +132,17 @@ describe("parseConfig", () => {
     expect(config.services).toEqual([]);
   });
 
+  it("streamIdleTimeout: a duration in ms, 0s (off) allowed", () => {
+    const http = (value: string) =>
+      parseConfig(
+        `${LISTENER}services: [{ name: a, trafficPolicy: { connectionPool: { http: { streamIdleTimeout: ${value} } } } }]`,
+        "x.yaml",
+      ).services[0]!.trafficPolicy.connectionPool.http;
+    expect(http("300ms").streamIdleTimeout).toBe(300);
+    expect(http("0s").streamIdleTimeout).toBe(0);
+    expect(http("1h").streamIdleTimeout).toBe(3_600_000);
+  });
+
   it("fills a bare service with Istio-like defaults", () => {
     const config = parseConfig(`${LISTENER}services: [{ name: a }]`, "x.yaml");
     expect(config.services[0]).toEqual({
@@ -144,6 +156,7 @@ describe("parseConfig", () => {
           tcp: { connectTimeout: 10_000, maxConnections: 1024 },
           http: {
             idleTimeout: 4000,
+            streamIdleTimeout: 300_000,
             maxRequestsPerConnection: 0,
             http1MaxPendingRequests: 2 ** 32 - 1,
             maxRetries: 2 ** 32 - 1,
@@ -357,6 +370,21 @@ describe("parseConfig", () => {
       `${LISTENER}services: [{ name: a, trafficPolicy: { connectionPool: { http: { idleTimeout: 0ms } } } }]`,
       "services[0].trafficPolicy.connectionPool.http.idleTimeout",
       /greater than 0s/,
+    ],
+    [
+      `${LISTENER}services: [{ name: a, trafficPolicy: { connectionPool: { http: { streamIdleTimeout: 300 } } } }]`,
+      "services[0].trafficPolicy.connectionPool.http.streamIdleTimeout",
+      /expected a string such as "10s"/,
+    ],
+    [
+      `${LISTENER}services: [{ name: a, trafficPolicy: { connectionPool: { http: { streamIdleTimeout: 5min } } } }]`,
+      "services[0].trafficPolicy.connectionPool.http.streamIdleTimeout",
+      /invalid duration "5min"/,
+    ],
+    [
+      `${LISTENER}services: [{ name: a, trafficPolicy: { connectionPool: { http: { streamIdleTimeout: -1s } } } }]`,
+      "services[0].trafficPolicy.connectionPool.http.streamIdleTimeout",
+      /invalid duration "-1s"/,
     ],
     [
       `${LISTENER}services: [{ name: a, trafficPolicy: { connectionPool: { http: { maxRequestsPerConnection: -1 } } } }]`,

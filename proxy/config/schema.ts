@@ -279,6 +279,13 @@ const trafficPolicySchema = z
              * reusing a socket the upstream is closing (the 503 "UC" race).
              */
             idleTimeout: positiveDuration("idle keep-alive connections must expire").prefault("4s"),
+            /**
+             * An exchange whose bytes stop moving this long ends: 504 UT when the upstream went
+             * silent, 408 SI when the client did (proxy/stream-idle.ts). Envoy's
+             * stream_idle_timeout default, so no connection waits forever; 0s disables it. Not
+             * `idleTimeout`, which is Istio's name for an idle pooled connection.
+             */
+            streamIdleTimeout: durationSchema.prefault("5m"),
             /** Requests per upstream connection before it is retired; 0 = unlimited. */
             maxRequestsPerConnection: integer(0, MAX_UINT32, "a request count").default(0),
             /** Requests waiting for an upstream connection at once; beyond it 503 UO (Istio's default: no limit). */

@@ -54,7 +54,11 @@ export function appPortsOf(inputs: SidecarInputs): number[] {
  * per app port, `inbound-<PORT>` on the port `remora iptables` redirects that app port to,
  * forwarding to 127.0.0.1:<PORT> (loopback is never captured, so the forwarded connection cannot
  * loop back into remora). Outbound: 15001 on 127.0.0.1, where iptables REDIRECT delivers the
- * app's connections.
+ * app's connections. With the identity and discovery, every discovered Service that the mounted
+ * config does not name gets ISTIO_MUTUAL (`discovery.kubernetes.trafficPolicy`): remora's
+ * stand-in for Istio's auto mTLS, which knows which destinations have a sidecar; in an
+ * injection-enabled namespace they all do, and the mounted config names the ones that do not
+ * (`tls: { mode: DISABLE }`).
  */
 export function sidecarConfig(inputs: SidecarInputs): Record<string, unknown> {
   const env = inputs.env;
@@ -97,9 +101,10 @@ export function sidecarConfig(inputs: SidecarInputs): Record<string, unknown> {
   if (Object.keys(workload).length > 0) config.workload = workload;
   if (tls !== undefined) config.tls = tls;
   if (inputs.discovery) {
-    config.discovery = {
-      kubernetes: inputs.kubeconfig === undefined ? {} : { kubeconfig: inputs.kubeconfig },
-    };
+    const kubernetes: Record<string, unknown> =
+      inputs.kubeconfig === undefined ? {} : { kubeconfig: inputs.kubeconfig };
+    if (tls !== undefined) kubernetes.trafficPolicy = { tls: { mode: "ISTIO_MUTUAL" } };
+    config.discovery = { kubernetes };
   }
   return config;
 }

@@ -8,8 +8,12 @@ import { inboundListenerPorts, PORTS, parsePortList } from "./interception.js";
 
 /** Where the injected pod mounts the identity Secret (`remora ca issue`'s three files). */
 export const DEFAULT_CERT_DIR = "/etc/remora/certs";
+/** Where the injected pod mounts the optional ConfigMap that holds the config file below. */
+export const OVERLAY_DIR = "/etc/remora/config";
+/** The config file's name in OVERLAY_DIR: the ConfigMap's key. */
+export const OVERLAY_FILE = "sidecar.yaml";
 /** An optional mounted config file merged over the generated one (a ConfigMap). */
-export const DEFAULT_OVERLAY = "/etc/remora/config/sidecar.yaml";
+export const DEFAULT_OVERLAY = `${OVERLAY_DIR}/${OVERLAY_FILE}`;
 
 export type InboundTlsMode = "STRICT" | "PERMISSIVE" | "DISABLE";
 export type OutboundMode = "ALLOW_ANY" | "REGISTRY_ONLY";

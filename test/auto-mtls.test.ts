@@ -101,6 +101,16 @@ async function ready(proxy: SpawnedRemora): Promise<void> {
   throw new Error("not ready");
 }
 
+/** The upstream TLS mode of a cluster in the admin API's /clusters. */
+async function tlsOf(proxy: SpawnedRemora, cluster: string): Promise<string | undefined> {
+  const answer = await RawClient.exchange(
+    proxy.adminPort,
+    "GET /clusters HTTP/1.1\r\nhost: localhost\r\n\r\n",
+  );
+  const clusters: { name: string; tls: string }[] = JSON.parse(answer.body.toString());
+  return clusters.find((c) => c.name === cluster)?.tls;
+}
+
 /** The app's view of the request (httpBackend echoes it as JSON). */
 function appSaw(answer: Answer): Record<string, string> {
   expect(answer.status, answer.body).toBe(200);
@@ -219,6 +229,7 @@ authorizationPolicies:
     const cert = xfcc(headers["x-forwarded-client-cert"]);
     expect(cert.URI).toBe(WEB_ID);
     expect(cert.By).toBe(HELLO_ID);
+    expect(await tlsOf(a!, "hello:80.default")).toBe("ISTIO_MUTUAL");
     // Every name of the Service port takes the same cluster and policy.
     appSaw(await get(a!, "hello.default.svc.cluster.local"));
     // A destination without a sidecar gets mTLS too, and fails: the default applies to every
@@ -252,6 +263,7 @@ authorizationPolicies:
   it("without the default (a reload removes it), B's STRICT listener refuses A's plaintext", async () => {
     writeA("");
     await reload();
+    expect(await tlsOf(a!, "hello:80.default")).toBe("DISABLE");
     const before = await handshakeErrors();
     const refused = await get(a!, "hello");
     expect(refused).toMatchObject({ status: 502, flags: "UC" });
@@ -326,5 +338,6 @@ describe("two real `remora sidecar` processes: the generated config alone talks 
     const cert = xfcc(headers["x-forwarded-client-cert"]);
     expect(cert.URI).toBe(WEB_ID);
     expect(cert.By).toBe(HELLO_ID);
+    expect(await tlsOf(web!, "greet:80.default")).toBe("ISTIO_MUTUAL");
   });
 });

@@ -12,6 +12,7 @@ import { parse, parseAllDocuments } from "yaml";
 import { validateKubernetesObject } from "../test/kubernetes-schema.js";
 import { InjectError, injectObject, type JsonObject } from "./inject.js";
 import { injectYaml } from "./inject-yaml.js";
+import { DEFAULT_OVERLAY } from "./sidecar.js";
 import { type InjectOptions, resolveNativeSidecar } from "./sidecar-template.js";
 
 const KINDS = ["pod", "deployment", "statefulset", "daemonset", "replicaset", "job", "cronjob"];
@@ -135,7 +136,16 @@ describe("what the injector adds", () => {
     expect(pod.metadata.annotations.team).toBe("payments");
     expect(pod.spec.volumes).toEqual([
       { name: "remora-identity", secret: { secretName: "remora-identity-default" } },
+      // The sidecar's config file per namespace; optional, so a namespace without it still starts.
+      { name: "remora-config", configMap: { name: "remora-sidecar-config", optional: true } },
     ]);
+    const proxy = pod.spec.initContainers[1];
+    expect(proxy.volumeMounts).toEqual([
+      { name: "remora-identity", mountPath: "/etc/remora/certs", readOnly: true },
+      // Where `remora sidecar` looks for sidecar.yaml (DEFAULT_OVERLAY).
+      { name: "remora-config", mountPath: "/etc/remora/config", readOnly: true },
+    ]);
+    expect(`${proxy.volumeMounts[1].mountPath}/sidecar.yaml`).toBe(DEFAULT_OVERLAY);
   });
 
   it("keeps probes as they are with rewriteAppHTTPProbers: false", () => {
@@ -166,7 +176,11 @@ describe("what the injector adds", () => {
       "--exclude-inbound-ports",
       "5432",
     ]);
-    expect(sts.volumes.map((v: JsonObject) => v.name)).toEqual(["data", "remora-identity"]);
+    expect(sts.volumes.map((v: JsonObject) => v.name)).toEqual([
+      "data",
+      "remora-identity",
+      "remora-config",
+    ]);
     expect(sts.volumes[1].secret.secretName).toBe("remora-identity-db");
     const ds = parse(injectYaml(read("daemonset.yaml"), native).text).spec.template.spec;
     expect(ds.initContainers[0].args.slice(3)).toEqual([

@@ -8,6 +8,8 @@ import {
   ANNOTATIONS,
   APP_PORTS_ENV,
   APP_PROBERS_ENV,
+  CONFIG_MOUNT,
+  CONFIG_VOLUME,
   DEFAULT_CONTAINER_ANNOTATION,
   DEFAULT_PROXY_RESOURCES,
   IDENTITY_MOUNT,
@@ -21,6 +23,7 @@ import {
   PROXY_CONTAINER,
   PROXY_UID,
   SCRAPE_ANNOTATIONS,
+  SIDECAR_CONFIG_MAP,
 } from "./sidecar-template.js";
 
 export type JsonObject = Record<string, unknown>;
@@ -134,12 +137,14 @@ export function injectPod(
   newSpec.volumes = [
     ...((spec.volumes as JsonObject[] | undefined) ?? []),
     { name: IDENTITY_VOLUME, secret: { secretName: identitySecretName(serviceAccount) } },
+    // Optional: a namespace without the ConfigMap runs the generated config alone.
+    { name: CONFIG_VOLUME, configMap: { name: SIDECAR_CONFIG_MAP, optional: true } },
   ];
 
   const status = {
     initContainers: options.nativeSidecar ? [INIT_CONTAINER, PROXY_CONTAINER] : [INIT_CONTAINER],
     containers: options.nativeSidecar ? [] : [PROXY_CONTAINER],
-    volumes: [IDENTITY_VOLUME],
+    volumes: [IDENTITY_VOLUME, CONFIG_VOLUME],
     nativeSidecar: options.nativeSidecar,
   };
   const newAnnotations: Record<string, string> = { ...annotations };
@@ -222,7 +227,10 @@ function proxyContainer(
       capabilities: { drop: ["ALL"] },
     },
     readinessProbe: { ...ready, periodSeconds: 2, timeoutSeconds: 3, failureThreshold: 30 },
-    volumeMounts: [{ name: IDENTITY_VOLUME, mountPath: IDENTITY_MOUNT, readOnly: true }],
+    volumeMounts: [
+      { name: IDENTITY_VOLUME, mountPath: IDENTITY_MOUNT, readOnly: true },
+      { name: CONFIG_VOLUME, mountPath: CONFIG_MOUNT, readOnly: true },
+    ],
   };
   if (options.nativeSidecar) {
     // The kubelet starts the app only once this succeeds: the proxy is ready before the app runs.

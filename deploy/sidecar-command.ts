@@ -29,7 +29,9 @@ Runs remora as a pod's sidecar, with a config generated from what the pod gives 
   - one inbound listener per app port: the first on 15006, then 15007, ... (the same mapping
     "remora iptables --inbound-ports" uses), forwarding to 127.0.0.1:PORT
   - probes 0.0.0.0:15021, metrics 0.0.0.0:15090, admin 127.0.0.1:15000
-  - identity from DIR/tls.crt, tls.key, ca.crt when present: inbound PERMISSIVE mTLS
+  - identity from DIR/tls.crt, tls.key, ca.crt when present: inbound PERMISSIVE mTLS, and
+    ISTIO_MUTUAL to every discovered Service the config file does not name
+    (discovery.kubernetes.trafficPolicy; name a Service without a sidecar with tls DISABLE)
   - Kubernetes discovery with the pod's service account
   - POD_NAMESPACE, SERVICE_ACCOUNT (and POD_NAME) name the workload in metrics
 A mounted config file is merged over it (docs/deploy.md gives the merge rules). A restart

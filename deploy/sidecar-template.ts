@@ -20,6 +20,15 @@ export const IDENTITY_VOLUME = "remora-identity";
 /** Where the sidecar reads tls.crt, tls.key and ca.crt (`remora sidecar --cert-dir`'s default). */
 export { DEFAULT_CERT_DIR as IDENTITY_MOUNT } from "./sidecar.js";
 
+export const CONFIG_VOLUME = "remora-config";
+/**
+ * The sidecar's config file, per namespace: the ConfigMap `remora-sidecar-config` in the pod's
+ * namespace, key `sidecar.yaml`, mounted where `remora sidecar` looks for it (docs/deploy.md).
+ * Optional: without it the pod starts and the sidecar runs the generated config alone.
+ */
+export const SIDECAR_CONFIG_MAP = "remora-sidecar-config";
+export { OVERLAY_DIR as CONFIG_MOUNT, OVERLAY_FILE as SIDECAR_CONFIG_KEY } from "./sidecar.js";
+
 /**
  * The identity Secret of a pod running as service account SA: `remora-identity-SA`, in the pod's
  * namespace, holding a Kubernetes TLS Secret's keys made by `remora ca issue` (docs/deploy.md).

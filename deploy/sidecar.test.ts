@@ -77,6 +77,23 @@ describe("sidecarConfig", () => {
     expect(kube.discovery?.kubernetes?.kubeconfig).toBe("/k/config");
   });
 
+  it("with the identity and discovery, discovered Services get ISTIO_MUTUAL (auto mTLS); without either, no default policy", () => {
+    const config = validated({ ...base, certsPresent: true });
+    expect(config.discovery?.kubernetes?.trafficPolicy?.tls).toMatchObject({
+      mode: "ISTIO_MUTUAL",
+      subjectAltNames: [],
+    });
+    expect(validated(base).discovery?.kubernetes?.trafficPolicy).toBeUndefined();
+    const kubeconfig = validated({ ...base, certsPresent: true, kubeconfig: "/k/config" });
+    expect(kubeconfig.discovery?.kubernetes).toMatchObject({
+      kubeconfig: "/k/config",
+      trafficPolicy: { tls: { mode: "ISTIO_MUTUAL" } },
+    });
+    // The inbound mode does not matter: origination is about the destination's sidecar.
+    const plainInbound = validated({ ...base, certsPresent: true, inboundTlsMode: "DISABLE" });
+    expect(plainInbound.discovery?.kubernetes?.trafficPolicy?.tls.mode).toBe("ISTIO_MUTUAL");
+  });
+
   it("refuses mTLS without an identity and bad ports, naming where they came from", () => {
     expect(() => sidecarConfig({ ...base, inboundTlsMode: "STRICT" })).toThrow(
       "inbound TLS mode STRICT needs this workload's identity: /etc/remora/certs/tls.crt",
@@ -118,6 +135,27 @@ describe("overlayConfig (the mounted file over the generated config)", () => {
     expect(replaced).toEqual({ a: { list: [3] } });
     // The generated document is left as it was.
     expect((generated.admin as { port: number }).port).toBe(15000);
+  });
+
+  it("the file turns the generated ISTIO_MUTUAL off, or names a destination without a sidecar", () => {
+    const withIdentity = sidecarConfig({ ...base, certsPresent: true });
+    const off = validateInput(
+      configSchema,
+      overlayConfig(withIdentity, {
+        discovery: { kubernetes: { trafficPolicy: { tls: { mode: "DISABLE" } } } },
+      }),
+      "merged",
+    );
+    expect(off.discovery?.kubernetes?.trafficPolicy?.tls.mode).toBe("DISABLE");
+    const legacy = validateInput(
+      configSchema,
+      overlayConfig(withIdentity, {
+        services: [{ name: "legacy", trafficPolicy: { tls: { mode: "DISABLE" } } }],
+      }),
+      "merged",
+    );
+    expect(legacy.discovery?.kubernetes?.trafficPolicy?.tls.mode).toBe("ISTIO_MUTUAL");
+    expect(legacy.services[0]?.trafficPolicy.tls.mode).toBe("DISABLE");
   });
 
   it("a mistake in the file is reported with its key path by the real schema", () => {

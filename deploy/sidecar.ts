@@ -8,8 +8,12 @@ import { inboundListenerPorts, PORTS, parsePortList } from "./interception.js";
 
 /** Where the injected pod mounts the identity Secret (`remora ca issue`'s three files). */
 export const DEFAULT_CERT_DIR = "/etc/remora/certs";
+/** Where the injected pod mounts the optional ConfigMap that holds the config file below. */
+export const OVERLAY_DIR = "/etc/remora/config";
+/** The config file's name in OVERLAY_DIR: the ConfigMap's key. */
+export const OVERLAY_FILE = "sidecar.yaml";
 /** An optional mounted config file merged over the generated one (a ConfigMap). */
-export const DEFAULT_OVERLAY = "/etc/remora/config/sidecar.yaml";
+export const DEFAULT_OVERLAY = `${OVERLAY_DIR}/${OVERLAY_FILE}`;
 
 export type InboundTlsMode = "STRICT" | "PERMISSIVE" | "DISABLE";
 export type OutboundMode = "ALLOW_ANY" | "REGISTRY_ONLY";
@@ -54,7 +58,11 @@ export function appPortsOf(inputs: SidecarInputs): number[] {
  * per app port, `inbound-<PORT>` on the port `remora iptables` redirects that app port to,
  * forwarding to 127.0.0.1:<PORT> (loopback is never captured, so the forwarded connection cannot
  * loop back into remora). Outbound: 15001 on 127.0.0.1, where iptables REDIRECT delivers the
- * app's connections.
+ * app's connections. With the identity and discovery, every discovered Service that the mounted
+ * config does not name gets ISTIO_MUTUAL (`discovery.kubernetes.trafficPolicy`): remora's
+ * stand-in for Istio's auto mTLS, which knows which destinations have a sidecar; in an
+ * injection-enabled namespace they all do, and the mounted config names the ones that do not
+ * (`tls: { mode: DISABLE }`).
  */
 export function sidecarConfig(inputs: SidecarInputs): Record<string, unknown> {
   const env = inputs.env;
@@ -97,9 +105,10 @@ export function sidecarConfig(inputs: SidecarInputs): Record<string, unknown> {
   if (Object.keys(workload).length > 0) config.workload = workload;
   if (tls !== undefined) config.tls = tls;
   if (inputs.discovery) {
-    config.discovery = {
-      kubernetes: inputs.kubeconfig === undefined ? {} : { kubeconfig: inputs.kubeconfig },
-    };
+    const kubernetes: Record<string, unknown> =
+      inputs.kubeconfig === undefined ? {} : { kubeconfig: inputs.kubeconfig };
+    if (tls !== undefined) kubernetes.trafficPolicy = { tls: { mode: "ISTIO_MUTUAL" } };
+    config.discovery = { kubernetes };
   }
   return config;
 }

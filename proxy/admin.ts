@@ -219,6 +219,8 @@ export function describe(cluster: Cluster) {
   return {
     name: cluster.key,
     policy: cluster.settings.lb.policy,
+    /** Upstream TLS origination (trafficPolicy.tls.mode), as `istioctl proxy-config cluster` shows it. */
+    tls: cluster.settings.tls?.mode ?? "DISABLE",
     activeRequests: cluster.stats.active,
     requests: cluster.stats.requests,
     /** Retries started, and retries refused by the retry budget or maxRetries (flag UO). */

@@ -87,7 +87,13 @@ export type CheckerFactory = (
 /** Builds the connector for upstream TLS settings (Runtime: tls/outbound.ts with the identity). */
 export type ConnectorFactory = (
   tls: ClientTlsSettings,
-  service: { readonly name: string; readonly namespace: string; readonly key: string },
+  service: {
+    readonly name: string;
+    readonly namespace: string;
+    readonly key: string;
+    /** A Kubernetes Service port's cluster (`NAME:PORT`): the port; `name` is then NAME. */
+    readonly port?: number;
+  },
 ) => UpstreamConnector;
 
 /** What every cluster of a runtime shares. */
@@ -369,7 +375,18 @@ export class Cluster {
     if (tls === undefined) return undefined;
     const factory = this.#options.connectors;
     if (factory === undefined) throw new Error(`${this.key}: upstream TLS connectors not given`);
-    return factory(tls, { name: this.name, namespace: this.namespace, key: this.key });
+    // A Kubernetes Service port (`NAME:PORT`): the connector names the Service and its port
+    // (Istio's SNI `outbound_.PORT_._.NAME.NS.svc...`), never the cluster name.
+    const colon = this.name.indexOf(":");
+    if (colon === -1) {
+      return factory(tls, { name: this.name, namespace: this.namespace, key: this.key });
+    }
+    return factory(tls, {
+      name: this.name.slice(0, colon),
+      namespace: this.namespace,
+      key: this.key,
+      port: Number(this.name.slice(colon + 1)),
+    });
   }
 
   #closePools(): void {
@@ -475,12 +492,15 @@ function sameJson(a: unknown, b: unknown): boolean {
 
 /**
  * Every cluster, created from configured services and from whatever discovery publishes. A
- * service known only to discovery gets `defaults`.
+ * service known only to discovery gets `defaults`, a Kubernetes Service port the discovered
+ * Services' policy (`discovery.kubernetes.trafficPolicy`) when there is one.
  */
 export class ClusterManager {
   #clusters = new Map<string, Cluster>();
   #configured = new Map<string, ClusterSettings>();
   #defaults: ClusterSettings;
+  /** `discovery.kubernetes.trafficPolicy` for ports of Services nobody configured; else #defaults. */
+  #discovered: ClusterSettings;
   #registry: ServiceRegistry;
   #unsubscribe: () => void;
   #listeners = new Set<() => void>();
@@ -490,6 +510,7 @@ export class ClusterManager {
   constructor(registry: ServiceRegistry, defaults: ClusterSettings, options: ClusterOptions = {}) {
     this.#registry = registry;
     this.#defaults = defaults;
+    this.#discovered = defaults;
     this.#options = options;
     this.#unsubscribe = registry.subscribe((snapshot, key) => this.#onSnapshot(key, snapshot));
   }
@@ -499,11 +520,16 @@ export class ClusterManager {
    * reload). A cluster whose settings are unchanged is left alone (its pools stay warm); a
    * changed one swaps settings for new requests while in-flight ones finish on their pools. A
    * service no longer configured goes back to the defaults while discovery still publishes it,
-   * and is removed otherwise (its pools close as their requests finish).
+   * and is removed otherwise (its pools close as their requests finish). `discovered`: the
+   * policy of Kubernetes Service ports whose Service is not configured (default: `defaults`).
    */
-  configure(services: ReadonlyMap<string, ClusterSettings & { name: string; namespace: string }>) {
+  configure(
+    services: ReadonlyMap<string, ClusterSettings & { name: string; namespace: string }>,
+    discovered: ClusterSettings = this.#defaults,
+  ) {
     const previous = this.#configured;
     this.#configured = new Map(services);
+    this.#discovered = discovered;
     for (const [key, settings] of services) {
       const existing = this.#clusters.get(key);
       if (existing === undefined) {
@@ -568,12 +594,13 @@ export class ClusterManager {
 
   /**
    * A discovered service's settings: a Kubernetes Service port (`NAME:PORT`) takes the traffic
-   * policy configured for NAME (at creation and on every reload), anything else the defaults.
+   * policy configured for NAME, whole, else the discovered Services' policy (at creation and on
+   * every reload); anything else the defaults.
    */
   #portSettings(name: string, namespace: string): ClusterSettings {
     const colon = name.indexOf(":");
     if (colon === -1) return this.#defaults;
-    return this.#configured.get(`${name.slice(0, colon)}.${namespace}`) ?? this.#defaults;
+    return this.#configured.get(`${name.slice(0, colon)}.${namespace}`) ?? this.#discovered;
   }
 
   #add(name: string, namespace: string, settings: ClusterSettings): Cluster {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { parseConfig } from "./config/load.js";
+import type { RemoraConfig } from "./config/schema.js";
 import { describeChanges, planReload } from "./reload.js";
 import { configHash } from "./runtime.js";
 
@@ -150,6 +151,28 @@ describe("planReload", () => {
     expect(added.config.discovery).toEqual(running.discovery);
     expect(added.restartOnly.map((c) => c.key)).toEqual(["discovery.kubernetes"]);
     expect(added.unchanged).toBe(true);
+  });
+
+  it("applies discovery.kubernetes.trafficPolicy live while the watches' keys wait for a restart", () => {
+    const kube = { clusterDomain: "cluster.local" };
+    const withKube = { ...running, discovery: { kubernetes: kube } } as RemoraConfig;
+    const policy = { tls: { mode: "ISTIO_MUTUAL" } } as never;
+    const wanted = {
+      ...running,
+      discovery: { kubernetes: { ...kube, namespaces: ["shop"], trafficPolicy: policy } },
+    } as RemoraConfig;
+    const plan = planReload(withKube, wanted);
+    expect(plan.restartOnly.map((c) => c.key)).toEqual(["discovery.kubernetes.namespaces"]);
+    expect(plan.config.discovery).toEqual({ kubernetes: { ...kube, trafficPolicy: policy } });
+    expect(plan.kubernetesTrafficPolicy).toBe(true);
+    expect(plan.unchanged).toBe(false);
+    expect(describeChanges(plan)).toMatchObject({ kubernetesTrafficPolicy: true });
+    // And removed again: the running watches stay, without a policy.
+    const back = planReload(plan.config, withKube);
+    expect(back.config.discovery).toEqual({ kubernetes: kube });
+    expect(back.restartOnly).toEqual([]);
+    expect(back.kubernetesTrafficPolicy).toBe(true);
+    expect(planReload(withKube, withKube).kubernetesTrafficPolicy).toBe(false);
   });
 
   it("treats any top-level key it does not apply live as restart-only", () => {

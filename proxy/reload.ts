@@ -2,7 +2,8 @@
  * Applying a new, already validated config to a running proxy: what changed (planReload), and
  * the order in which it is applied (applyReload).
  *
- * Live: `services` (endpoints and traffic policy), `discovery`, `listeners`, `accessLog`,
+ * Live: `services` (endpoints and traffic policy), `discovery` (of `discovery.kubernetes` only its
+ * `trafficPolicy`), `listeners`, `accessLog`,
  * `authorizationPolicies` (the next request is decided by the new policies), `overload` (the
  * cap at the next connection, the heap threshold at the next 1 s sample). Every
  * other top-level key (admin, probes, metrics, workload, and whatever is added later) needs a
@@ -25,6 +26,11 @@ export const LIVE_KEYS: ReadonlySet<string> = new Set([
   "authorizationPolicies",
   "overload",
 ]);
+
+/** `discovery.kubernetes.trafficPolicy`: discovered Services' default policy; undefined when unset. */
+export type DiscoveredTrafficPolicy = NonNullable<
+  NonNullable<RemoraConfig["discovery"]>["kubernetes"]
+>["trafficPolicy"];
 
 /** A value that differs in the new config but only takes effect after a restart. */
 export interface RestartOnlyChange {
@@ -58,6 +64,8 @@ export interface ReloadPlan {
   readonly accessLog: boolean;
   /** `authorizationPolicies` changed. */
   readonly authorizationPolicies: boolean;
+  /** `discovery.kubernetes.trafficPolicy` (discovered Services' default policy) changed. */
+  readonly kubernetesTrafficPolicy: boolean;
   readonly restartOnly: readonly RestartOnlyChange[];
 }
 
@@ -111,13 +119,19 @@ export function planReload(running: RemoraConfig, wanted: RemoraConfig): ReloadP
     discovery: from === to ? undefined : { from, to },
     accessLog: !same(running.accessLog, next.accessLog),
     authorizationPolicies: !same(running.authorizationPolicies, next.authorizationPolicies),
+    kubernetesTrafficPolicy: !same(
+      running.discovery?.kubernetes?.trafficPolicy,
+      next.discovery?.kubernetes?.trafficPolicy,
+    ),
     restartOnly,
   };
 }
 
 /**
- * `discovery.kubernetes` waits for a restart (its watches and access start once); the rest of
- * `discovery` (the file) reloads live. Keeps the running value in `config`.
+ * `discovery.kubernetes` waits for a restart (its watches and access start once), except its
+ * `trafficPolicy`, which the clusters take live while the key stays; the rest of `discovery`
+ * (the file) reloads live. Keeps the running value (with the new policy) in `config`. Adding or
+ * removing `discovery.kubernetes` as a whole waits for a restart, policy included.
  */
 function keepKubernetesDiscovery(
   running: RemoraConfig,
@@ -126,15 +140,24 @@ function keepKubernetesDiscovery(
 ): void {
   const wanted = config.discovery as RemoraConfig["discovery"];
   const before = running.discovery?.kubernetes;
-  if (same(before, wanted?.kubernetes)) return;
-  diffLeaves("discovery.kubernetes", before, wanted?.kubernetes, restartOnly);
+  const after = wanted?.kubernetes;
+  if (same(before, after)) return;
+  let kept = before;
+  if (before === undefined || after === undefined) {
+    diffLeaves("discovery.kubernetes", before, after, restartOnly);
+  } else {
+    const { trafficPolicy: _running, ...watches } = before;
+    const { trafficPolicy, ...wantedWatches } = after;
+    diffLeaves("discovery.kubernetes", watches, wantedWatches, restartOnly);
+    kept = trafficPolicy === undefined ? watches : { ...before, trafficPolicy };
+  }
   const file = wanted?.file;
   config.discovery =
-    file === undefined && before === undefined
+    file === undefined && kept === undefined
       ? undefined
       : {
           ...(file === undefined ? {} : { file }),
-          ...(before === undefined ? {} : { kubernetes: before }),
+          ...(kept === undefined ? {} : { kubernetes: kept }),
         };
   if (config.discovery === undefined) delete config.discovery;
 }
@@ -167,6 +190,7 @@ export function describeChanges(plan: ReloadPlan): Record<string, unknown> {
   if (plan.authorizationPolicies) {
     out.authorizationPolicies = plan.config.authorizationPolicies.map((p) => p.name);
   }
+  if (plan.kubernetesTrafficPolicy) out.kubernetesTrafficPolicy = true;
   put(
     "needsRestart",
     plan.restartOnly.map((c) => c.key),
@@ -217,13 +241,19 @@ export interface ReloadTarget<P> {
    * effects. True when one of them is new or changed on disk since the running config loaded
    * it, so a reload applies services even when the config text is the same.
    */
-  prepareServices(services: RemoraConfig["services"]): Promise<boolean>;
+  prepareServices(
+    services: RemoraConfig["services"],
+    discovered?: DiscoveredTrafficPolicy,
+  ): Promise<boolean>;
   /** Compile `authorizationPolicies` (authz/compile.ts); undefined = none. May throw. */
   compilePolicies(policies: RemoraConfig["authorizationPolicies"]): Authorizer | undefined;
   /** New requests on inbound listeners are decided by `authorizer` from now on. */
   applyPolicies(authorizer: Authorizer | undefined): void;
-  /** Synchronous from here on. */
-  applyServices(services: RemoraConfig["services"]): void;
+  /**
+   * Synchronous from here on. `discovered`: `discovery.kubernetes.trafficPolicy`, the policy of
+   * discovered Services that `services` does not name.
+   */
+  applyServices(services: RemoraConfig["services"], discovered?: DiscoveredTrafficPolicy): void;
   /** Stop the current discovery file source (its endpoints withdrawn) and start `path`'s. */
   switchDiscovery(path: string | undefined, contents: ServicesFileContents | undefined): void;
   /** The applied config becomes Runtime.config. */
@@ -256,7 +286,10 @@ export async function applyReload<P>(
   let plan = planReload(target.config, wanted);
   let modulesChanged: boolean;
   try {
-    modulesChanged = await target.prepareServices(plan.config.services);
+    modulesChanged = await target.prepareServices(
+      plan.config.services,
+      plan.config.discovery?.kubernetes?.trafficPolicy,
+    );
   } catch (error) {
     return reloadFailed(target, error);
   }
@@ -305,7 +338,7 @@ export async function applyReload<P>(
       return reloadFailed(target, error);
     }
   }
-  target.applyServices(plan.config.services);
+  target.applyServices(plan.config.services, plan.config.discovery?.kubernetes?.trafficPolicy);
   if (plan.authorizationPolicies) target.applyPolicies(authorizer);
   if (plan.discovery !== undefined) target.switchDiscovery(plan.discovery.to, discovery);
   for (const listener of retiring) target.retireListener(listener.name);

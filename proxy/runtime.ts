@@ -33,7 +33,12 @@ import { TcpListener } from "./listeners/tcp-listener.js";
 import { type Logger, silentLogger } from "./log.js";
 import { RuntimeMetrics } from "./metrics/runtime-metrics.js";
 import { ProbeServer } from "./probes.js";
-import { applyReload, type ReloadOutcome, type ReloadTarget } from "./reload.js";
+import {
+  applyReload,
+  type DiscoveredTrafficPolicy,
+  type ReloadOutcome,
+  type ReloadTarget,
+} from "./reload.js";
 import { HostRouter } from "./router.js";
 import { OutboundPassthrough } from "./routing/passthrough.js";
 import { TrafficWindow } from "./traffic-window.js";
@@ -227,6 +232,7 @@ export class Runtime {
   #logger: Logger;
   #options: RuntimeOptions;
   #defaults: ClusterSettings;
+  readonly #serviceDefaults: ServiceConfig;
   /** Versions of the user balancer modules the applied config names, by path. */
   #moduleVersions: Record<string, string> = {};
   /** What the last #prepareServices found; applied with the services (a reload may still fail). */
@@ -281,6 +287,7 @@ export class Runtime {
     this.accessLog = new AccessLog({ logger: this.#logger, next: this.traffic });
     this.counters = new FlagCounter(this.accessLog);
     this.#defaults = clusterSettings(serviceDefaults);
+    this.#serviceDefaults = serviceDefaults;
     this.clusters = new ClusterManager(this.registry, this.#defaults, {
       modules: balancerModule,
       logger: this.#logger,
@@ -308,7 +315,12 @@ export class Runtime {
    * balancer modules they name (re-imported when changed on disk). True when a module's version
    * differs from the running config's. Rejects with the module's error.
    */
-  async #prepareServices(services: readonly ServiceConfig[]): Promise<boolean> {
+  async #prepareServices(
+    configured: readonly ServiceConfig[],
+    discovered: DiscoveredTrafficPolicy,
+  ): Promise<boolean> {
+    // The discovered Services' policy may name modules and files too.
+    const services = [...configured, ...policyService(this.#serviceDefaults, discovered)];
     if (services.some((service) => service.trafficPolicy.healthCheck !== undefined)) {
       await loadActiveCheckers();
     }
@@ -343,11 +355,12 @@ export class Runtime {
       await identity.start();
       this.identity = identity;
     }
-    await this.#prepareServices(config.services);
+    await this.#prepareServices(config.services, config.discovery?.kubernetes?.trafficPolicy);
     this.#moduleVersions = this.#loadedVersions;
     this.#tlsVersions = this.#loadedTlsVersions;
     this.clusters.configure(
       configuredClusters(config.services, this.#moduleVersions, this.#tlsVersions),
+      this.#discoveredSettings(config.discovery?.kubernetes?.trafficPolicy),
     );
     this.#static = new StaticSource(this.registry, config.services);
     this.#static.start();
@@ -447,17 +460,18 @@ export class Runtime {
       retireListener: (name) => runtime.#retireListener(name),
       readDiscovery: (path) => readServicesFile(path, parseServicesText),
       configureAccessLog: (settings) => runtime.accessLog.configure(settings),
-      prepareServices: (services) => runtime.#prepareServices(services),
+      prepareServices: (services, discovered) => runtime.#prepareServices(services, discovered),
       compilePolicies: (policies) => compilePolicies(policies),
       applyPolicies: (authorizer) => {
         runtime.policies.current = authorizer;
       },
-      applyServices: (services) => {
+      applyServices: (services, discovered) => {
         runtime.#static?.update(services);
         runtime.#moduleVersions = runtime.#loadedVersions;
         runtime.#tlsVersions = runtime.#loadedTlsVersions;
         runtime.clusters.configure(
           configuredClusters(services, runtime.#moduleVersions, runtime.#tlsVersions),
+          runtime.#discoveredSettings(discovered),
         );
       },
       switchDiscovery: (path, contents) => runtime.#switchDiscovery(path, contents),
@@ -469,6 +483,12 @@ export class Runtime {
       },
     };
   })();
+
+  /** Cluster settings of `discovery.kubernetes.trafficPolicy`; undefined (the defaults) when unset. */
+  #discoveredSettings(policy: DiscoveredTrafficPolicy): ClusterSettings | undefined {
+    const [service] = policyService(this.#serviceDefaults, policy);
+    return service && clusterSettings(service, this.#moduleVersions, this.#tlsVersions);
+  }
 
   /** Bind a listener's sockets; it serves connections from then on. */
   async #bindListener(listener: ListenerConfig): Promise<RunningListener> {
@@ -735,6 +755,11 @@ function configuredClusters(
     });
   }
   return configured;
+}
+
+/** A traffic policy as a service of the schema's defaults, or none when unset. */
+function policyService(defaults: ServiceConfig, policy: DiscoveredTrafficPolicy): ServiceConfig[] {
+  return policy === undefined ? [] : [{ ...defaults, trafficPolicy: policy }];
 }
 
 function remove<T>(list: T[], item: T): void {

@@ -12,7 +12,8 @@
  *   domain (Istio's control plane would fill in the destination's service accounts; remora has
  *   none, and "same mesh" is the check that still means something). No DNS hostname check, as
  *   in Istio. ALPN `istio-http/1.1`, `istio`, `http/1.1`; SNI Istio's
- *   `outbound_.PORT_._.NAME.NAMESPACE.svc.cluster.local` unless `sni` is set.
+ *   `outbound_.PORT_._.NAME.NAMESPACE.svc.cluster.local` unless `sni` is set (PORT: the Service
+ *   port of a Kubernetes port cluster, else the endpoint's port).
  * - SIMPLE / MUTUAL: the server's chain against `caFile` (node's bundled CAs without one), then
  *   `subjectAltNames` if set (they replace the hostname check, as Envoy's SAN matchers do), else
  *   the standard hostname check against `sni`, or the service name without one. MUTUAL presents
@@ -78,8 +79,16 @@ export interface ClientTlsFiles {
 
 export interface OutboundTlsOptions {
   readonly settings: ClientTlsSettings;
-  /** The service's name and namespace (messages, SNI) and key (the metric's label). */
-  readonly service: { readonly name: string; readonly namespace: string; readonly key: string };
+  /**
+   * The service's name and namespace (messages, SNI) and key (the metric's label); `port`, the
+   * Service port of a Kubernetes port cluster, is the one Istio's SNI names (else the endpoint's).
+   */
+  readonly service: {
+    readonly name: string;
+    readonly namespace: string;
+    readonly key: string;
+    readonly port?: number;
+  };
   /** ISTIO_MUTUAL: required. */
   readonly identity?: ClientIdentity;
   /** SIMPLE/MUTUAL: the files' texts. */
@@ -154,7 +163,7 @@ export class OutboundTlsConnector implements UpstreamConnector {
     const identity = this.#identity;
     const servername =
       identity !== undefined && this.settings.sni === undefined
-        ? `outbound_.${target.port}_._.${this.#service.name}.${this.#service.namespace}.svc.cluster.local`
+        ? `outbound_.${this.#service.port ?? target.port}_._.${this.#service.name}.${this.#service.namespace}.svc.cluster.local`
         : this.#servername;
     const started = performance.now();
     const socket = connect({

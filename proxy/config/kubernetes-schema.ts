@@ -1,6 +1,7 @@
 /**
  * `discovery.kubernetes`: Services and EndpointSlices from the Kubernetes API
- * (discovery/kubernetes/, docs/kubernetes.md). A restart applies changes.
+ * (discovery/kubernetes/, docs/kubernetes.md). A restart applies changes, except to
+ * `trafficPolicy`, which a reload applies.
  */
 import * as z from "zod";
 import { dnsLabel, positiveDuration } from "./fields.js";
@@ -29,5 +30,17 @@ export const kubernetesDiscoverySchema = z.strictObject({
   /** Relist this often even when the watches are healthy (e.g. `30m`); unset: never. */
   resync: positiveDuration("a resync of 0 would relist without pause").optional(),
 });
+
+/**
+ * `discovery.kubernetes` with `trafficPolicy`: the policy of every discovered Service that
+ * `services:` does not name, like an Istio DestinationRule for `*.local`. A `services:` entry
+ * for NAME replaces it whole for NAME's ports (Istio merges nothing across DestinationRules);
+ * unset, such Services get the schema's defaults (plain TCP). `trafficPolicy` is the schema
+ * `services[].trafficPolicy` uses, passed in by schema.ts (which imports this file), without its
+ * default so that an unset key stays unset.
+ */
+export function kubernetesDiscoveryWithPolicy<P extends z.ZodType>(trafficPolicy: P) {
+  return kubernetesDiscoverySchema.extend({ trafficPolicy: trafficPolicy.optional() });
+}
 
 export type KubernetesDiscoveryConfig = z.output<typeof kubernetesDiscoverySchema>;

@@ -46,7 +46,7 @@ export function readConfigFile(
   const text = readText(path);
   const config = parseConfig(text, path, flags);
   resolveConfigPaths(config, dirname(resolve(path)));
-  const tlsIssues = checkClientTlsFiles(config.services);
+  const tlsIssues = checkClientTlsFiles(config);
   if (tlsIssues.length > 0) throw new ConfigError(path, tlsIssues);
   return { config, text };
 }
@@ -72,7 +72,8 @@ export function resolveConfigPaths(config: RemoraConfig, dir: string): void {
     resolveModule(service.trafficPolicy.loadBalancer, dir);
     for (const subset of service.subsets) resolveModule(subset.trafficPolicy?.loadBalancer, dir);
   }
-  resolveTlsFiles(config.services, dir);
+  resolveModule(kube?.trafficPolicy?.loadBalancer, dir);
+  resolveTlsFiles(config, dir);
 }
 
 /** A user balancer module's path is relative to the config file, like every path in it. */
@@ -96,6 +97,10 @@ export function moduleKeys(config: RemoraConfig): Map<string, LoadBalancerSettin
       }
     });
   });
+  const discovered = config.discovery?.kubernetes?.trafficPolicy?.loadBalancer;
+  if (discovered?.module !== undefined) {
+    keys.set("discovery.kubernetes.trafficPolicy.loadBalancer.module", discovered);
+  }
   return keys;
 }
 

@@ -72,7 +72,7 @@ export function loadOverlaid(base: Entry, path: string | undefined): RemoraConfi
       : `generated sidecar config with ${path} merged`;
   const config = validateInput(configSchema, merged, source);
   resolveConfigPaths(config, path === undefined ? process.cwd() : dirname(resolve(path)));
-  const tlsIssues = checkClientTlsFiles(config.services);
+  const tlsIssues = checkClientTlsFiles(config);
   if (tlsIssues.length > 0) throw new ConfigError(source, tlsIssues);
   return config;
 }

@@ -21,12 +21,16 @@ import {
 import { formatAddress, isBindHost, parseAddress } from "./address.js";
 import { durationSchema } from "./duration.js";
 import { DNS_LABEL, dnsLabel, fraction, integer, MAX_UINT32, positiveDuration } from "./fields.js";
-import { kubernetesDiscoverySchema } from "./kubernetes-schema.js";
+import { kubernetesDiscoveryWithPolicy } from "./kubernetes-schema.js";
 import { outboundTrafficPolicySchema } from "./outbound-schema.js";
 import { overloadSchema } from "./overload-schema.js";
 import { healthCheckSchema, outlierDetectionSchema, retriesSchema } from "./resilience-schema.js";
 import { authorizationPoliciesSchema } from "./security-schema.js";
-import { checkIstioMutualIdentity, clientTlsSchema } from "./tls-schema.js";
+import {
+  checkDiscoveryIstioMutual,
+  checkIstioMutualIdentity,
+  clientTlsSchema,
+} from "./tls-schema.js";
 import { loadBalancerSchema, routeSchema, subsetSchema } from "./traffic-schema.js";
 
 const port = integer(0, 65535, "a port (0 picks a free one)");
@@ -424,8 +428,8 @@ export const configSchema = z
     discovery: z
       .strictObject({
         file: z.string().min(1, { error: "required: a file path" }).optional(),
-        /** The Kubernetes API (kubernetes-schema.ts, docs/kubernetes.md). */
-        kubernetes: kubernetesDiscoverySchema.optional(),
+        /** The Kubernetes API (kubernetes-schema.ts, docs/kubernetes.md); `trafficPolicy` as services'. */
+        kubernetes: kubernetesDiscoveryWithPolicy(trafficPolicySchema.unwrap()).optional(),
       })
       .refine((d) => d.file !== undefined || d.kubernetes !== undefined, {
         path: ["file"],
@@ -548,6 +552,7 @@ export const configSchema = z
       });
     }
     checkIstioMutualIdentity(config.services, config.tls !== undefined, ctx);
+    checkDiscoveryIstioMutual(config.discovery?.kubernetes?.trafficPolicy, config.tls, ctx);
     checkServices(config.services, ctx);
     // With a discovery file the service may appear there later, so only a fully static config
     // can be checked here.

@@ -36,9 +36,25 @@ export function tlsSettingsOf(services: readonly ServiceFiles[]): [string, TlsFi
   return out;
 }
 
+/** A config's services and its discovered Services' default policy (`discovery.kubernetes`). */
+interface ConfigFiles {
+  readonly services: readonly ServiceFiles[];
+  readonly discovery?: {
+    readonly kubernetes?: { readonly trafficPolicy?: { readonly tls: TlsFileKeys } };
+  };
+}
+
+/** tlsSettingsOf, and `discovery.kubernetes.trafficPolicy.tls` when the config sets it. */
+export function configTlsSettings(config: ConfigFiles): [string, TlsFileKeys][] {
+  const out = tlsSettingsOf(config.services);
+  const tls = config.discovery?.kubernetes?.trafficPolicy?.tls;
+  if (tls !== undefined) out.push(["discovery.kubernetes.trafficPolicy.tls", tls]);
+  return out;
+}
+
 /** Relative file paths are relative to the config file's directory, like every path in it. */
-export function resolveTlsFiles(services: readonly ServiceFiles[], dir: string): void {
-  for (const [, tls] of tlsSettingsOf(services)) {
+export function resolveTlsFiles(config: ConfigFiles, dir: string): void {
+  for (const [, tls] of configTlsSettings(config)) {
     for (const key of ["caFile", "certFile", "keyFile"] as const) {
       const path = tls[key];
       if (path !== undefined) tls[key] = resolve(dir, path);
@@ -69,15 +85,12 @@ function certificates(path: string, text: string): X509Certificate[] | string {
 }
 
 /**
- * Checks every file the services' trafficPolicy.tls names (paths already resolved): readable,
+ * Checks every file the config's trafficPolicy.tls keys name (paths already resolved): readable,
  * PEM, the key is the certificate's, the certificate is within its dates. Returns the issues.
  */
-export function checkClientTlsFiles(
-  services: readonly ServiceFiles[],
-  now: number = Date.now(),
-): ConfigIssue[] {
+export function checkClientTlsFiles(config: ConfigFiles, now: number = Date.now()): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
-  for (const [at, tls] of tlsSettingsOf(services)) {
+  for (const [at, tls] of configTlsSettings(config)) {
     const add = (key: string, message: string) => issues.push({ path: `${at}.${key}`, message });
     if (tls.caFile !== undefined) {
       const ca = read(tls.caFile);

@@ -96,6 +96,9 @@ export const clientTlsSchema = z
 
 export type ClientTlsConfig = z.output<typeof clientTlsSchema>;
 
+const NEEDS_IDENTITY =
+  "ISTIO_MUTUAL needs this workload's identity: set the top-level tls: { certFile, keyFile, caFile }";
+
 interface ServiceTls {
   readonly trafficPolicy?: { readonly tls?: ClientTlsConfig };
   readonly subsets?: readonly { readonly trafficPolicy?: { readonly tls?: ClientTlsConfig } }[];
@@ -111,8 +114,7 @@ export function checkIstioMutualIdentity(
   ctx: z.RefinementCtx,
 ): void {
   if (hasIdentity) return;
-  const message =
-    "ISTIO_MUTUAL needs this workload's identity: set the top-level tls: { certFile, keyFile, caFile }";
+  const message = NEEDS_IDENTITY;
   services.forEach((service, index) => {
     if (service.trafficPolicy?.tls?.mode === "ISTIO_MUTUAL") {
       ctx.addIssue({
@@ -129,5 +131,22 @@ export function checkIstioMutualIdentity(
         message,
       });
     });
+  });
+}
+
+/**
+ * The same check for `discovery.kubernetes.trafficPolicy` (the discovered Services' default).
+ * Runs in configSchema's superRefine.
+ */
+export function checkDiscoveryIstioMutual(
+  policy: { readonly tls?: ClientTlsConfig } | undefined,
+  identity: unknown,
+  ctx: z.RefinementCtx,
+): void {
+  if (identity !== undefined || policy?.tls?.mode !== "ISTIO_MUTUAL") return;
+  ctx.addIssue({
+    code: "custom",
+    path: ["discovery", "kubernetes", "trafficPolicy", "tls", "mode"],
+    message: NEEDS_IDENTITY,
   });
 }

@@ -371,6 +371,25 @@ function backendOptions(spec: ScenarioSpec, ctx: RunContext): BackendOptions {
 }
 
 /** How a target starts for this scenario: its backends, its core, and the resilience asked for. */
+/**
+ * Starts `t`, or records why it did not start (the report's row says so) and returns undefined.
+ */
+async function startOrRecord(
+  t: TargetSpec,
+  context: TargetContext,
+  ctx: RunContext,
+  outcome: Map<string, RunSample[] | string>,
+): Promise<RunningTarget | undefined> {
+  try {
+    return await t.start(context);
+  } catch (err) {
+    const reason = `did not start: ${err instanceof Error ? err.message : String(err)}`;
+    outcome.set(t.id, reason);
+    ctx.progress.note(`  ${t.label}: ${reason}`);
+    return undefined;
+  }
+}
+
 function targetContext(spec: ScenarioSpec, ctx: RunContext, backend: Backend): TargetContext {
   return {
     backends: backend.instances.map((b) => b.address),
@@ -408,14 +427,10 @@ async function runShared(
   const running = new Map<string, RunningTarget>();
   try {
     for (const t of targets) {
-      try {
-        running.set(t.id, await t.start(targetContext(spec, ctx, backend)));
-        outcome.set(t.id, []);
-      } catch (err) {
-        const reason = `did not start: ${err instanceof Error ? err.message : String(err)}`;
-        outcome.set(t.id, reason);
-        ctx.progress.note(`  ${t.label}: ${reason}`);
-      }
+      const target = await startOrRecord(t, targetContext(spec, ctx, backend), ctx, outcome);
+      if (target === undefined) continue;
+      running.set(t.id, target);
+      outcome.set(t.id, []);
     }
     for (const t of targets) {
       const target = running.get(t.id);
@@ -509,15 +524,9 @@ async function runChurn(
       for (const t of targets) {
         const samples = outcome.get(t.id);
         if (!Array.isArray(samples)) continue;
-        let target: RunningTarget;
-        try {
-          target = await t.start({ ...targetContext(spec, ctx, backend), kubeconfig });
-        } catch (err) {
-          const reason = `did not start: ${err instanceof Error ? err.message : String(err)}`;
-          outcome.set(t.id, reason);
-          ctx.progress.note(`  ${t.label}: ${reason}`);
-          continue;
-        }
+        const context = { ...targetContext(spec, ctx, backend), kubeconfig };
+        const target = await startOrRecord(t, context, ctx, outcome);
+        if (target === undefined) continue;
         try {
           // Ready means every endpoint listed and routed: the memory of holding them, before load.
           const rssAfterSync = target.pid === null ? null : treeRssBytes(target.pid);
@@ -597,15 +606,9 @@ async function runSoak(
       const samples = outcome.get(t.id);
       if (!Array.isArray(samples)) continue;
       endpoints.reset();
-      let target: RunningTarget;
-      try {
-        target = await t.start({ ...targetContext(spec, ctx, backend), discoveryFile });
-      } catch (err) {
-        const reason = `did not start: ${err instanceof Error ? err.message : String(err)}`;
-        outcome.set(t.id, reason);
-        ctx.progress.note(`  ${t.label}: ${reason}`);
-        continue;
-      }
+      const context = { ...targetContext(spec, ctx, backend), discoveryFile };
+      const target = await startOrRecord(t, context, ctx, outcome);
+      if (target === undefined) continue;
       try {
         if (target.pid === null) throw new Error("no process to sample");
         const sampler = new SoakSampler(target.pid, target.admin);
@@ -661,13 +664,8 @@ async function runFresh(
       const samples = outcome.get(t.id);
       if (!Array.isArray(samples)) continue;
       const backend = await startBackend(backendOptions(spec, ctx));
-      let target: RunningTarget | undefined;
-      try {
-        target = await t.start(targetContext(spec, ctx, backend));
-      } catch (err) {
-        const reason = `did not start: ${err instanceof Error ? err.message : String(err)}`;
-        outcome.set(t.id, reason);
-        ctx.progress.note(`  ${t.label}: ${reason}`);
+      const target = await startOrRecord(t, targetContext(spec, ctx, backend), ctx, outcome);
+      if (target === undefined) {
         await backend.stop();
         continue;
       }

@@ -19,7 +19,9 @@ describe("garbage scenario plumbing", () => {
       requestsPerRound: 20000,
       concurrency: 200,
       flags: [],
+      kinds: ["random-bytes", "huge-line"],
     });
+    expect(text).toContain("200 connections at once (random-bytes, huge-line)");
     expect(text).toContain("| 1 | 10.0 | 151.2 | 140.0 |");
     expect(text).toContain("Peak 151.2 MB: OVER the 100 MB goal.");
   });

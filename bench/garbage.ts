@@ -20,6 +20,8 @@ export const GARBAGE_HELP = `Usage: npm run bench -- --scenario garbage [options
   --requests N      malformed requests per round, one connection each (default 20000)
   --concurrency N   connections open at once (default 200)
   --seed S          seed of the inputs (default 14)
+  --kinds K,K       only these kinds of input (default: all of random-bytes, mutated,
+                    huge-line, many-fields, bad-chunk)
   --node-flags F    extra Node.js flags for remora, to try V8 settings (e.g. "--max-semi-space-size=2")
 `;
 
@@ -47,8 +49,13 @@ const BAD_CHUNKS = [
 ];
 
 /** Input `i` of a round: the kinds in turn, each varied by the seed. */
-function garbage(r: Random, seed: number, i: number): { kind: Kind; bytes: Buffer } {
-  const kind = KINDS[i % KINDS.length]!;
+function garbage(
+  r: Random,
+  seed: number,
+  i: number,
+  kinds: readonly Kind[],
+): { kind: Kind; bytes: Buffer } {
+  const kind = kinds[i % kinds.length]!;
   switch (kind) {
     case "random-bytes": {
       const out = Buffer.allocUnsafe(int(r, 1, 8192));
@@ -113,6 +120,7 @@ export interface GarbageReport {
   readonly requestsPerRound: number;
   readonly concurrency: number;
   readonly flags: string[];
+  readonly kinds: readonly Kind[];
 }
 
 export async function runGarbage(options: {
@@ -120,6 +128,7 @@ export async function runGarbage(options: {
   requests: number;
   concurrency: number;
   seed: number;
+  kinds: readonly Kind[];
   nodeFlags: string[];
   log: (line: string) => void;
 }): Promise<GarbageReport> {
@@ -149,7 +158,7 @@ export async function runGarbage(options: {
       const worker = async (): Promise<void> => {
         while (next < options.requests) {
           const i = next++;
-          await send(remora.port, garbage(r, options.seed + round, i).bytes);
+          await send(remora.port, garbage(r, options.seed + round, i, options.kinds).bytes);
         }
       };
       await Promise.all(Array.from({ length: options.concurrency }, worker));
@@ -170,6 +179,7 @@ export async function runGarbage(options: {
       requestsPerRound: options.requests,
       concurrency: options.concurrency,
       flags: launch.flags,
+      kinds: options.kinds,
     };
   } finally {
     await remora.stop();
@@ -184,7 +194,7 @@ export function garbageMarkdown(report: GarbageReport): string {
     "## garbage: memory under malformed input",
     "",
     `${report.requestsPerRound.toLocaleString("en-US")} malformed requests per round, ` +
-      `${report.concurrency} connections at once (${KINDS.join(", ")}); ` +
+      `${report.concurrency} connections at once (${report.kinds.join(", ")}); ` +
       `remora's V8 flags: ${report.flags.length === 0 ? "none" : report.flags.join(" ")}.`,
     "",
     "| round | seconds | peak RSS (MB) | RSS after (MB) |",
@@ -221,6 +231,7 @@ export async function garbageMain(argv: string[]): Promise<number> {
       requests: { type: "string", default: "20000" },
       concurrency: { type: "string", default: "200" },
       seed: { type: "string", default: "14" },
+      kinds: { type: "string", default: KINDS.join(",") },
       "node-flags": { type: "string", default: "" },
       help: { type: "boolean", short: "h" },
     },
@@ -235,7 +246,13 @@ export async function garbageMain(argv: string[]): Promise<number> {
       throw new Error(`--${name} must be a positive integer, got "${raw}"`);
     return n;
   };
+  const kinds = values.kinds.split(",").map((k) => k.trim());
+  for (const k of kinds) {
+    if (!(KINDS as readonly string[]).includes(k))
+      throw new Error(`--kinds: unknown kind "${k}" (known: ${KINDS.join(", ")})`);
+  }
   const report = await runGarbage({
+    kinds: kinds as Kind[],
     rounds: whole("rounds", values.rounds),
     requests: whole("requests", values.requests),
     concurrency: whole("concurrency", values.concurrency),

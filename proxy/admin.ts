@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { Endpoint } from "../discovery/endpoint.js";
 import type { Cluster } from "./cluster.js";
 import { redact } from "./config/redact.js";
@@ -7,6 +7,7 @@ import { dashboardSnapshot } from "./dashboard.js";
 import { sendDashboardPage } from "./dashboard-page.js";
 import type { Logger } from "./log.js";
 import { servePrometheus } from "./metrics/server.js";
+import { http } from "./node-http.js";
 import { readinessReply } from "./probes.js";
 import type { Runtime } from "./runtime.js";
 
@@ -24,7 +25,7 @@ export class AdminServer {
     this.#runtime = runtime;
     this.#logger = logger;
     this.#onQuit = onQuit;
-    this.#server = createServer(this.#handle);
+    this.#server = http.createServer(this.#handle);
   }
 
   listen(address: string, port: number): Promise<number> {

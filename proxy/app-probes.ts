@@ -1,5 +1,5 @@
-import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
+import { http } from "./node-http.js";
 
 /**
  * The app's own HTTP probes, moved behind the probe port by the injector (deploy/probe-rewrite.ts),
@@ -78,7 +78,7 @@ export function parseAppProbers(text: string | undefined, source: string): AppPr
  */
 export function probeApp(prober: AppProber): Promise<number | undefined> {
   const { httpGet } = prober;
-  const request = httpGet.scheme === "HTTPS" ? httpsRequest : httpRequest;
+  const request = httpGet.scheme === "HTTPS" ? httpsRequest : http.request;
   const headers: Record<string, string> = { "user-agent": "remora-probe", connection: "close" };
   for (const { name, value } of httpGet.httpHeaders ?? []) headers[name.toLowerCase()] = value;
   return new Promise((resolve) => {

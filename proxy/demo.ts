@@ -1,9 +1,10 @@
 import { mkdir, writeFile } from "node:fs/promises";
-import { createServer, type Server } from "node:http";
+import type { Server } from "node:http";
 import { type AddressInfo, createServer as createTcpServer } from "node:net";
 import { join } from "node:path";
 import { devIdentityPaths } from "../tls/dev-state.js";
 import { type LoadedConfig, loadConfig } from "./config/isolated.js";
+import { http } from "./node-http.js";
 
 export interface DemoBackends {
   readonly addresses: string[];
@@ -24,7 +25,7 @@ export async function startDemoBackends(count: number, flaky = false): Promise<D
     const name = `hello-v${i + 1}`;
     const fails = flaky && i === count;
     let served = 0;
-    const server = createServer((req, res) => {
+    const server = http.createServer((req, res) => {
       served++;
       const body = `${JSON.stringify(
         {

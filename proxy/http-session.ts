@@ -35,6 +35,7 @@ import {
   serializeRequestHead,
   serializeResponseHead,
 } from "./forward-headers.js";
+import { HEAD_STORE_FROM, recycleHeadStore, takeHeadStore } from "./head-store.js";
 import type { HostSet, StickyCookie } from "./host-set.js";
 import { ChunkedDecoder, type ChunkSink } from "./http/chunked.js";
 import { HttpParseError } from "./http/errors.js";
@@ -44,7 +45,7 @@ import { parseRequestHead } from "./http/request-parser.js";
 import { parseResponseHead } from "./http/response-parser.js";
 import { localReply, localReplyBodyBytes } from "./local-reply.js";
 import { authorizeRequest, newRouteResult, type RouteResult, routeRequest } from "./pipeline.js";
-import { copyOf, type ReadBuffer } from "./read-buffer.js";
+import { copyOf, READ_CHUNK_BYTES, type ReadBuffer } from "./read-buffer.js";
 import { BLACKHOLE_CLUSTER } from "./routing/outside-mesh.js";
 import { STALLED_CLIENT, StreamIdleTimer, stalledSide } from "./stream-idle.js";
 import type { UpstreamConnection, UpstreamOwner } from "./upstream/connection.js";
@@ -152,6 +153,11 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
   #pending: Buffer | null = null;
   /** `#pending` is a view of the current read chunk and must be copied before it returns. */
   #pendingBorrowed = false;
+  /**
+   * A head store from proxy/head-store.ts while `#pending` (an unparsed head past
+   * HEAD_STORE_FROM bytes) is its start; null otherwise.
+   */
+  #store: Buffer | null = null;
   #paused = 0;
   #driving = false;
   /** Bytes of `#pending` already parsed without finding a complete head. */
@@ -236,6 +242,8 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
   #started = 0;
   /** When the request head went upstream, while upstream timing is on; else 0. */
   #upstreamSentAt = 0;
+  /** Destroys the socket if the client has not closed LINGER_MS after our FIN. */
+  #lingering: NodeJS.Timeout | undefined = undefined;
 
   /** `peer`: the verified client certificate's identity, for an mTLS connection. */
   constructor(socket: Socket, ctx: SessionContext, reader: ReadBuffer | null, peer?: VerifiedPeer) {
@@ -256,8 +264,10 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
     this.#record = emptyRecord(ctx.listener);
     this.#deadline = new Deadline(this.#onDeadline);
     this.#awaitRequest(performance.now());
-    if (reader !== null) reader.sink = this.#onData;
-    else socket.on("data", this.#onData);
+    if (reader !== null) {
+      reader.sink = this.#onData;
+      reader.mayStream = this.#mayStream;
+    } else socket.on("data", this.#onData);
     socket.on("drain", this.#onDrain);
     socket.on("end", this.#onEnd);
     socket.on("error", this.#onError);
@@ -275,6 +285,11 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
   }
 
   // ---------------------------------------------------------------- client socket events
+
+  /** A request body or a tunnel may be streaming in; heads and discarded bytes never need to. */
+  #mayStream = (): boolean =>
+    this.#state === TUNNEL ||
+    (!this.#requestDone && (this.#state === CONNECTING || this.#state === ACTIVE));
 
   #onData = (chunk: Buffer): void => {
     this.#dispatch(chunk);
@@ -355,8 +370,12 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
       this.#report(performance.now());
     } else if (this.#state !== CLOSED && this.#state !== READ_HEAD) this.#abort("DC");
     this.#state = CLOSED;
+    this.#pending = null;
+    this.#recycleStore();
     this.#deadline.stop();
     this.#streamIdle?.stop();
+    // A pending timer would keep the closed socket (and its buffers) for LINGER_MS.
+    clearTimeout(this.#lingering);
     this.#ctx.onSessionClosed(this);
   };
 
@@ -391,13 +410,37 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
 
   /** Hold client bytes not yet used; a chunk being read is only borrowed until #onData returns. */
   #append(chunk: Buffer): void {
-    if (this.#pending === null) {
+    const pending = this.#pending;
+    if (pending === null) {
       this.#pending = chunk;
       this.#pendingBorrowed = this.#reader !== null;
-    } else {
-      this.#pending = Buffer.concat([this.#pending, chunk]);
-      this.#pendingBorrowed = false;
+      return;
     }
+    this.#pendingBorrowed = false;
+    const length = pending.length + chunk.length;
+    let store = this.#store;
+    if (store === null && this.#state === READ_HEAD && length > HEAD_STORE_FROM) {
+      const size = this.#ctx.limits.maxHeadBytes + READ_CHUNK_BYTES;
+      if (length <= size) {
+        store = this.#store = takeHeadStore(size);
+        pending.copy(store, 0);
+      }
+    }
+    if (store !== null && length <= store.length) {
+      chunk.copy(store, pending.length);
+      this.#pending = store.subarray(0, length);
+      return;
+    }
+    this.#pending = Buffer.concat([pending, chunk]);
+    this.#recycleStore();
+  }
+
+  /** The head store (if any) holds nothing needed any more. */
+  #recycleStore(): void {
+    const store = this.#store;
+    if (store === null) return;
+    this.#store = null;
+    recycleHeadStore(store);
   }
 
   /** Parse and start every complete request head in the buffer, one exchange at a time. */
@@ -431,6 +474,8 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
         break;
       }
       this.#scanned = 0;
+      // The head may point into its store: leave that one to the garbage collector.
+      this.#store = null;
       this.#pending = head.headLength < buf.length ? buf.subarray(head.headLength) : null;
       this.#startExchange(head);
     }
@@ -440,6 +485,7 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
   /** A request that cannot be parsed: answer, forward nothing, and close (RFC 9112 §2.2). */
   #reject(code: ErrorCode): void {
     this.#pending = null;
+    this.#recycleStore();
     this.#scanned = 0;
     this.#started = performance.now();
     const record = this.#record;
@@ -1433,6 +1479,7 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
   #close(): void {
     this.#state = CLOSED;
     this.#pending = null;
+    this.#recycleStore();
     this.#socket.end();
     this.#linger();
   }
@@ -1444,8 +1491,10 @@ export class HttpSession implements UpstreamOwner, ConnectWaiter, ChunkSink, Slo
    */
   #linger(): void {
     this.#paused = 0;
+    this.#reader?.discard();
     this.#socket.resume();
-    setTimeout(destroySocket, LINGER_MS, this.#socket).unref();
+    clearTimeout(this.#lingering);
+    this.#lingering = setTimeout(destroySocket, LINGER_MS, this.#socket).unref();
   }
 
   #pause(reason: number): void {

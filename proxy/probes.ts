@@ -1,6 +1,7 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import { APP_HEALTH_PREFIX, type AppProbers, probeApp } from "./app-probes.js";
 import { closeServer, listenOn, sendText } from "./control-http.js";
+import { http } from "./node-http.js";
 
 /** What the probe answers from: the runtime's readiness, read per request. */
 export interface Readiness {
@@ -23,7 +24,7 @@ export class ProbeServer {
   constructor(readiness: Readiness, appProbers: AppProbers = new Map()) {
     this.#readiness = readiness;
     this.#appProbers = appProbers;
-    this.#server = createServer(this.#handle);
+    this.#server = http.createServer(this.#handle);
     // Probes open a connection per check; keep none of them around.
     this.#server.keepAliveTimeout = 1000;
   }

@@ -114,6 +114,72 @@ describe("ReadBuffer", () => {
     expect(reader.shared).toBe(true);
   });
 
+  it("stays on the shared buffer through full reads while its owner expects no body", async () => {
+    const { port, accepted } = await adoptingServer();
+    const client = connect(port, "127.0.0.1");
+    sockets.push(client);
+    const { reader } = await accepted;
+    let asked = 0;
+    reader.mayStream = () => {
+      asked++;
+      return false;
+    };
+    const sizes = new Set<number>();
+    let total = 0;
+    reader.sink = (c) => {
+      sizes.add(c.buffer.byteLength);
+      total += c.length;
+    };
+    client.write(Buffer.alloc(1024 * 1024, 1));
+    await until(() => total === 1024 * 1024);
+    expect([...sizes]).toEqual([16384]);
+    expect(asked).toBeGreaterThan(0);
+    expect(reader.shared).toBe(true);
+  });
+
+  it("discard() releases its own buffer: later reads land in one buffer all discarders share", async () => {
+    const first = await adoptingServer();
+    const a = connect(first.port, "127.0.0.1");
+    sockets.push(a);
+    const one = await first.accepted;
+    const buffers: ArrayBufferLike[] = [];
+    let total = 0;
+    one.reader.sink = (c) => {
+      buffers.push(c.buffer);
+      total += c.length;
+    };
+    a.write(Buffer.alloc(1024 * 1024, 1));
+    await until(() => total === 1024 * 1024);
+    expect(one.reader.shared).toBe(false); // streaming: a 64 KiB buffer of its own
+    const own = buffers.at(-1)!;
+    one.reader.discard();
+    expect(one.reader.shared).toBe(true);
+    buffers.length = 0;
+    a.write(Buffer.alloc(512 * 1024, 2));
+    await until(() => total === 1536 * 1024);
+    // The read already queued into its own buffer comes first; after it, the discard buffer.
+    const discardBuffer = buffers.at(-1)!;
+    expect(discardBuffer.byteLength).toBe(65536);
+    expect(discardBuffer).not.toBe(own);
+    expect(buffers.filter((b) => b !== own && b !== discardBuffer)).toEqual([]);
+
+    const second = await adoptingServer();
+    const b = connect(second.port, "127.0.0.1");
+    sockets.push(b);
+    const two = await second.accepted;
+    two.reader.discard();
+    const seen = new Set<ArrayBufferLike>();
+    let got = 0;
+    two.reader.sink = (c) => {
+      seen.add(c.buffer);
+      got += c.length;
+    };
+    b.write(Buffer.alloc(256 * 1024, 3));
+    await until(() => got === 256 * 1024);
+    // Its first read went to the shared 16 KiB buffer (set before discard()); then the same one.
+    expect([...seen].filter((x) => x.byteLength === 65536)).toEqual([discardBuffer]);
+  });
+
   it("write() copies a chunk of the shared buffer, so a pending write keeps its bytes", async () => {
     const { port, accepted } = await adoptingServer();
     const client = connect(port, "127.0.0.1");

@@ -9,7 +9,9 @@ import { connect, type NetConnectOpts, type OnReadOpts, Socket } from "node:net"
  * Quiet sockets (request heads, small bodies, idle keep-alive connections) all read into one
  * buffer shared by the whole process, so an idle connection holds no read memory at all. A read
  * that fills it means a body is streaming: that socket moves to a 64 KiB buffer of its own, and
- * back to the shared one after a short read.
+ * back to the shared one after a short read. Only while its owner expects a body
+ * (`mayStream`): bytes of a request head are copied anyway, and a connection that floods a head,
+ * or is being drained after an error, must not hold 64 KiB for it.
  *
  * The contract for code handed a chunk:
  * - it is valid only until the callback returns: bytes kept for later are copied (`copyOf`);
@@ -20,10 +22,16 @@ import { connect, type NetConnectOpts, type OnReadOpts, Socket } from "node:net"
 export class ReadBuffer {
   /** Receives each chunk; set by the socket's owner before reading starts. */
   sink: (chunk: Buffer) => void = discard;
+  /**
+   * Whether a body may be streaming now, so that a full read is worth a buffer of this socket's
+   * own; asked only after a read that filled a buffer. Set by the owner; default yes.
+   */
+  mayStream: () => boolean = always;
   /** This socket's own buffer while a body streams; null while it reads into the shared one. */
   #own: Buffer | null = null;
   #lastRead = 0;
   #lent = false;
+  #discarding = false;
 
   /** `onread` options for a socket that reads through this buffer. */
   get onread(): OnReadOpts {
@@ -33,6 +41,16 @@ export class ReadBuffer {
   /** Whether chunks currently land in the shared buffer. */
   get shared(): boolean {
     return this.#own === null;
+  }
+
+  /**
+   * The owner drops every further byte (a connection closing after an error reads until the
+   * client closes): reads go to one large buffer shared by all such sockets, and this socket's
+   * own is released.
+   */
+  discard(): void {
+    this.#discarding = true;
+    this.#own = null;
   }
 
   /** Write (part of) the current chunk to `socket`, keeping the bytes safe until it is sent. */
@@ -52,11 +70,12 @@ export class ReadBuffer {
 
   /** Called by Node after every callback for where the next read goes. */
   #next = (): Buffer => {
+    if (this.#discarding) return discardBuffer();
     const own = this.#own;
     const read = this.#lastRead;
     if (own === null) {
-      if (read < SHARED.length) return SHARED;
-    } else if (read <= SHARED_READ_LIMIT) {
+      if (read < SHARED.length || !this.mayStream()) return SHARED;
+    } else if (read <= SHARED_READ_LIMIT || !this.mayStream()) {
       this.#own = null;
       return SHARED;
     } else if (!this.#lent) return own;
@@ -71,12 +90,25 @@ export class ReadBuffer {
  * keeps a view of it past the read callback.
  */
 const SHARED = Buffer.allocUnsafeSlow(16 * 1024);
+/** The most one read of a quiet socket (a request head) hands over. */
+export const READ_CHUNK_BYTES = SHARED.length;
 /** A read this short ends a streaming phase. */
 const SHARED_READ_LIMIT = 4 * 1024;
 /** Node's own read size: one read per 64 KiB of a streaming body. */
 const OWN_READ = 64 * 1024;
+/** Where discarded bytes land, shared by every discarding socket: made on first use. */
+let DISCARD: Buffer | null = null;
+
+function discardBuffer(): Buffer {
+  if (DISCARD === null) DISCARD = Buffer.allocUnsafeSlow(OWN_READ);
+  return DISCARD;
+}
 
 function discard(): void {}
+
+function always(): boolean {
+  return true;
+}
 
 /** A copy of bytes that must outlive the read callback they came from. */
 export function copyOf(bytes: Buffer): Buffer {

@@ -9,7 +9,12 @@ export class HttpParseError extends Error {
   readonly reason: string;
 
   constructor(status: HttpParseError["status"], reason: string, message: string) {
+    // Malformed input is the sender's fault, not a fault in the code: no stack trace. Capturing
+    // one is most of the cost of rejecting garbage (time and a few hundred bytes a request).
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(message);
+    Error.stackTraceLimit = limit;
     this.status = status;
     this.reason = reason;
   }

@@ -1,5 +1,6 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import { closeServer, listenOn, sendText } from "../control-http.js";
+import { http } from "../node-http.js";
 import { CONTENT_TYPE } from "./contract.js";
 
 /** What the scrape endpoints read: RuntimeMetrics, or undefined when metrics are disabled. */
@@ -41,7 +42,7 @@ export class MetricsServer {
   readonly #server: Server;
 
   constructor(metrics: Exposition) {
-    this.#server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    this.#server = http.createServer((req: IncomingMessage, res: ServerResponse) => {
       const path = (req.url ?? "/").split("?")[0];
       if (path !== PROMETHEUS_PATH) {
         sendText(res, 404, `not found; scrape GET ${PROMETHEUS_PATH}\n`);

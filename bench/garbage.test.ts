@@ -20,7 +20,9 @@ describe("garbage scenario plumbing", () => {
       concurrency: 200,
       flags: [],
       kinds: ["random-bytes", "huge-line"],
+      env: { MALLOC_ARENA_MAX: "2" },
     });
+    expect(text).toContain("environment: MALLOC_ARENA_MAX=2.");
     expect(text).toContain("200 connections at once (random-bytes, huge-line)");
     expect(text).toContain("| 1 | 10.0 | 151.2 | 140.0 |");
     expect(text).toContain("Peak 151.2 MB: OVER the 100 MB goal.");

@@ -120,6 +120,8 @@ export interface GarbageReport {
   readonly requestsPerRound: number;
   readonly concurrency: number;
   readonly flags: string[];
+  /** Environment the CLI's first line sets (MALLOC_ARENA_MAX). */
+  readonly env: Record<string, string>;
   readonly kinds: readonly Kind[];
 }
 
@@ -179,6 +181,7 @@ export async function runGarbage(options: {
       requestsPerRound: options.requests,
       concurrency: options.concurrency,
       flags: launch.flags,
+      env: launch.env,
       kinds: options.kinds,
     };
   } finally {
@@ -195,7 +198,12 @@ export function garbageMarkdown(report: GarbageReport): string {
     "",
     `${report.requestsPerRound.toLocaleString("en-US")} malformed requests per round, ` +
       `${report.concurrency} connections at once (${report.kinds.join(", ")}); ` +
-      `remora's V8 flags: ${report.flags.length === 0 ? "none" : report.flags.join(" ")}.`,
+      `remora's V8 flags: ${report.flags.length === 0 ? "none" : report.flags.join(" ")}; ` +
+      `environment: ${
+        Object.entries(report.env)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(" ") || "none"
+      }.`,
     "",
     "| round | seconds | peak RSS (MB) | RSS after (MB) |",
     "|---|---|---|---|",

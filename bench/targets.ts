@@ -21,7 +21,10 @@ import { type ClientTls, clientTlsOf, type TlsMaterial } from "./tls-material.js
 /** The Host every request carries; remora routes it to the backend service. */
 export const SERVICE_NAME = "bench";
 
-const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
+// From dist/bench when built, from bench/ when a test imports the source.
+const REPO_ROOT = fileURLToPath(
+  new URL(import.meta.url.includes("/dist/bench/") ? "../../" : "../", import.meta.url),
+);
 const DIST_BENCH = fileURLToPath(new URL("./", import.meta.url));
 const REMORA_CLI = join(REPO_ROOT, "dist", "proxy", "cli.js");
 

@@ -1,8 +1,14 @@
-#!/usr/bin/env node
-// V8 flags were measured here (bench conn-1000, small-get, latency): --optimize-for-size keeps
-// peak RSS at 1,000 busy connections near 77 MB but costs ~40% more CPU per request; smaller
-// semi-spaces promote short-lived request objects and raise peak RSS. So: none for now.
-// bench/targets.ts launches remora with whatever flags this line carries (`env -S node ...`).
+#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=2 --heap-growing-percent=10
+// Memory settings, measured with the benchmark (2026-12-02, docs/operations.md "Memory"): a
+// sidecar shares its pod's memory limit, so remora trades V8's default headroom for a smaller
+// footprint. --max-semi-space-size=2 caps the young generation (V8 grows it to 16 MB per
+// semi-space under allocation pressure); --heap-growing-percent=10 collects the old generation
+// when it has grown 10% past what survived the last collection; MALLOC_ARENA_MAX=2 keeps V8's
+// worker threads from each growing a malloc arena of their own. Together: peak RSS under the
+// garbage scenario ~160 → ~93 MB, 1,000 busy connections 204 → 96 MiB, at the same requests/s
+// and CPU per request. (--optimize-for-size alone reached similar memory at ~40% more CPU.)
+// bench/targets.ts launches remora with whatever this line carries (`env -S VAR=x node ...`);
+// deploy/Dockerfile's ENV and ENTRYPOINT repeat it (test/memory-settings.test.ts checks).
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";

@@ -5,8 +5,9 @@
 // semi-space under allocation pressure); --heap-growing-percent=10 collects the old generation
 // when it has grown 10% past what survived the last collection; MALLOC_ARENA_MAX=2 keeps V8's
 // worker threads from each growing a malloc arena of their own. Together: peak RSS under the
-// garbage scenario ~160 → ~93 MB, 1,000 busy connections 204 → 96 MiB, at the same requests/s
-// and CPU per request. (--optimize-for-size alone reached similar memory at ~40% more CPU.)
+// garbage scenario ~160 → ~95 MB, 1,000 busy connections ~210 → 96 MiB, small GET at the same
+// requests/s; the price is at 1,000 busy connections, 10–20% fewer requests/s (more scavenges
+// with 1,000 requests in flight). (--optimize-for-size: similar memory at ~40% more CPU.)
 // bench/targets.ts launches remora with whatever this line carries (`env -S VAR=x node ...`);
 // deploy/Dockerfile's ENV and ENTRYPOINT repeat it (test/memory-settings.test.ts checks).
 import { readFileSync } from "node:fs";

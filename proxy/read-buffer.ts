@@ -23,8 +23,9 @@ export class ReadBuffer {
   /** Receives each chunk; set by the socket's owner before reading starts. */
   sink: (chunk: Buffer) => void = discard;
   /**
-   * Whether a body may be streaming now, so that a full read is worth a buffer of this socket's
-   * own; asked only after a read that filled a buffer. Set by the owner; default yes.
+   * Whether a body may be streaming now, so that large reads are worth a buffer of this
+   * socket's own; asked only after a read that filled the shared buffer or, on its own buffer,
+   * of more than 4 KiB. Set by the owner; default yes.
    */
   mayStream: () => boolean = always;
   /** This socket's own buffer while a body streams; null while it reads into the shared one. */

@@ -29,6 +29,7 @@ import {
   parseRemoraScrape,
   type RemoraScrape,
 } from "./churn.js";
+import { churnCostMain, wantsChurnCost } from "./churn-cost.js";
 import { garbageMain, wantsGarbage } from "./garbage.js";
 import { commandText, detectPinning, killAllLaunched, type Pinning, pinProcess } from "./launch.js";
 import { LoadGenerator, type LoadRequest } from "./load.js";
@@ -98,6 +99,7 @@ Options:
   --scenario NAME       run only these scenarios (repeatable or comma-separated):
                         ${SCENARIOS.map((s) => s.id).join(", ")},
                         garbage (memory under malformed input; --help there),
+                        churn-cost (remora's CPU per 1,000 slice updates, no traffic; --help there),
                         or: ${Object.keys(SCENARIO_ALIASES)
                           .filter((a) => a !== "quick")
                           .join(", ")}
@@ -757,6 +759,7 @@ function datedName(iso: string): string {
 async function main(): Promise<number> {
   // The garbage scenario (issue 14) measures one remora's memory, not targets: its own runner.
   if (wantsGarbage(process.argv.slice(2))) return garbageMain(process.argv.slice(2));
+  if (wantsChurnCost(process.argv.slice(2))) return churnCostMain(process.argv.slice(2));
   let options: Options | null;
   try {
     options = parseOptions(process.argv.slice(2));

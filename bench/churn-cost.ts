@@ -16,6 +16,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { ChurnCluster, remoraKubernetesConfig } from "./churn.js";
 import { detectPinning, freePort, launch, pinProcess, waitForHttp } from "./launch.js";
+import { asksForScenario, nodeFlagsOption, positiveInteger } from "./own-runner.js";
 import { parseStat, ticksPerSecond } from "./proc.js";
 import { remoraLaunch } from "./targets.js";
 
@@ -114,12 +115,7 @@ export function churnCostMarkdown(runs: readonly ChurnCostRun[], rate: number): 
 
 /** Whether `argv` asks for this scenario (run.ts hands those runs here). */
 export function wantsChurnCost(argv: string[]): boolean {
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === "--scenario=churn-cost" || (a === "--scenario" && argv[i + 1] === "churn-cost"))
-      return true;
-  }
-  return false;
+  return asksForScenario(argv, "churn-cost");
 }
 
 const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -186,16 +182,10 @@ export async function churnCostMain(argv: string[]): Promise<number> {
     process.stdout.write(CHURN_COST_HELP);
     return 0;
   }
-  const whole = (name: string, raw: string): number => {
-    const n = Number(raw);
-    if (!Number.isInteger(n) || n < 1)
-      throw new Error(`--${name} must be a positive integer, got "${raw}"`);
-    return n;
-  };
-  const rate = whole("rate", values.rate);
-  const seconds = whole("seconds", values.seconds);
-  const runs = whole("runs", values.runs);
-  const nodeFlags = values["node-flags"].split(/\s+/).filter((f) => f !== "");
+  const rate = positiveInteger("rate", values.rate);
+  const seconds = positiveInteger("seconds", values.seconds);
+  const runs = positiveInteger("runs", values.runs);
+  const nodeFlags = nodeFlagsOption(values["node-flags"]);
   pinProcess(process.pid, detectPinning().loadCore);
   const dir = await mkdtemp(join(tmpdir(), "remora-churn-cost-"));
   // The endpoints are never contacted: no traffic goes through remora.

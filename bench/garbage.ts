@@ -11,6 +11,7 @@ import { connect } from "node:net";
 import { parseArgs } from "node:util";
 import { generateCase, int, type Random, seededRandom } from "../fuzz/cases.js";
 import { REMORA_LIMITS, RecordingBackend, RemoraProcess, SERVICE } from "../fuzz/session.js";
+import { asksForScenario, nodeFlagsOption, positiveInteger } from "./own-runner.js";
 import { parseStatusBytes } from "./proc.js";
 import { remoraLaunch } from "./targets.js";
 
@@ -221,12 +222,7 @@ export function garbageMarkdown(report: GarbageReport): string {
 
 /** Whether `argv` asks for the garbage scenario (run.ts hands those runs here). */
 export function wantsGarbage(argv: string[]): boolean {
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === "--scenario=garbage" || (a === "--scenario" && argv[i + 1] === "garbage"))
-      return true;
-  }
-  return false;
+  return asksForScenario(argv, "garbage");
 }
 
 /** `npm run bench -- --scenario garbage [--rounds N] [--requests N] [--concurrency N]`. */
@@ -248,12 +244,6 @@ export async function garbageMain(argv: string[]): Promise<number> {
     process.stdout.write(GARBAGE_HELP);
     return 0;
   }
-  const whole = (name: string, raw: string): number => {
-    const n = Number(raw);
-    if (!Number.isInteger(n) || n < 1)
-      throw new Error(`--${name} must be a positive integer, got "${raw}"`);
-    return n;
-  };
   const kinds = values.kinds.split(",").map((k) => k.trim());
   for (const k of kinds) {
     if (!(KINDS as readonly string[]).includes(k))
@@ -261,11 +251,11 @@ export async function garbageMain(argv: string[]): Promise<number> {
   }
   const report = await runGarbage({
     kinds: kinds as Kind[],
-    rounds: whole("rounds", values.rounds),
-    requests: whole("requests", values.requests),
-    concurrency: whole("concurrency", values.concurrency),
-    seed: whole("seed", values.seed),
-    nodeFlags: values["node-flags"].split(/\s+/).filter((f) => f !== ""),
+    rounds: positiveInteger("rounds", values.rounds),
+    requests: positiveInteger("requests", values.requests),
+    concurrency: positiveInteger("concurrency", values.concurrency),
+    seed: positiveInteger("seed", values.seed),
+    nodeFlags: nodeFlagsOption(values["node-flags"]),
     log: (line) => process.stderr.write(`${line}\n`),
   });
   process.stdout.write(garbageMarkdown(report));

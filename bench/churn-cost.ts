@@ -18,6 +18,7 @@ import { ChurnCluster, remoraKubernetesConfig } from "./churn.js";
 import { detectPinning, freePort, launch, pinProcess, waitForHttp } from "./launch.js";
 import { asksForScenario, nodeFlagsOption, positiveInteger } from "./own-runner.js";
 import { parseStat, ticksPerSecond } from "./proc.js";
+import { spread } from "./report.js";
 import { remoraLaunch } from "./targets.js";
 
 export const CHURN_COST_HELP = `Usage: npm run bench -- --scenario churn-cost [options]
@@ -65,9 +66,9 @@ function readThreads(pid: number): Map<number, string> {
 }
 
 export interface ChurnCostRun {
-  /** Share of one core over the quiet window (main thread, other threads). */
+  /** CPU ms used over the quiet window (main thread, other threads). */
   readonly quiet: ThreadCpu;
-  /** The same over the churn window. */
+  /** The same over the churn window, `updates` slice updates written during it. */
   readonly churn: ThreadCpu;
   readonly seconds: number;
   readonly updates: number;
@@ -82,12 +83,6 @@ export function msPerThousand(run: ChurnCostRun): { main: number; other: number 
   };
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
 /** The Markdown the scenario prints. */
 export function churnCostMarkdown(runs: readonly ChurnCostRun[], rate: number): string {
   const rows = runs.map((run, i) => {
@@ -95,10 +90,13 @@ export function churnCostMarkdown(runs: readonly ChurnCostRun[], rate: number): 
     const share = (ms: number) => `${((100 * ms) / (run.seconds * 1000)).toFixed(1)}%`;
     return `| ${i + 1} | ${run.updates} | ${share(run.quiet.mainMs)} / ${share(run.quiet.otherMs)} | ${share(run.churn.mainMs)} / ${share(run.churn.otherMs)} | ${cost.main.toFixed(0)} | ${cost.other.toFixed(0)} | ${(cost.main + cost.other).toFixed(0)} |`;
   });
-  const totals = runs.map((run) => {
-    const cost = msPerThousand(run);
-    return cost.main + cost.other;
-  });
+  const median =
+    spread(
+      runs.map((run) => {
+        const cost = msPerThousand(run);
+        return cost.main + cost.other;
+      }),
+    )?.median ?? 0;
   return [
     "## churn-cost: remora's CPU for slice updates, no traffic",
     "",
@@ -108,7 +106,7 @@ export function churnCostMarkdown(runs: readonly ChurnCostRun[], rate: number): 
     "|---|---:|---|---|---:|---:|---:|",
     ...rows,
     "",
-    `Median: **${median(totals).toFixed(0)} ms of CPU per 1,000 updates** (${((median(totals) * rate) / 10_000).toFixed(1)}% of a core at ${rate}/s).`,
+    `Median: **${median.toFixed(0)} ms of CPU per 1,000 updates** (${((median * rate) / 10_000).toFixed(1)}% of a core at ${rate}/s).`,
     "",
   ].join("\n");
 }

@@ -21,11 +21,14 @@ import {
 } from "./backend.js";
 import {
   ChurnCluster,
-  type ChurnScrapes,
   type ChurnShape,
   type ChurnTally,
   churnHosts,
   churnRunSample,
+  churnSchedule,
+  DEFAULT_CHURN_WINDOWS,
+  MAX_CHURN_WINDOWS,
+  type MeasuredWindow,
   parseRemoraScrape,
   type RemoraScrape,
 } from "./churn.js";
@@ -105,10 +108,14 @@ Options:
                           .join(", ")}
   --target ID           run only these targets (repeatable or comma-separated):
                         ${TARGETS.map((t) => t.id).join(", ")}
-  --duration SECONDS    seconds per measured run (default: per scenario, 10; 3 with --quick)
+  --duration SECONDS    seconds per measured run (default: per scenario, 10; 3 with --quick);
+                        in churn, seconds per window (default 5)
   --connections N       connections for every selected scenario (default: per scenario)
   --runs N              measured runs per target and scenario; medians are reported (default 3)
   --warmup SECONDS      unmeasured load before the runs (default 3; 1 with --quick)
+  --churn-windows N     churn: churn windows per run, between quiet ones (quiet, churn, quiet,
+                        ..., quiet: 2N+1 windows of --duration each); each churn window is
+                        compared with the quiet windows beside it (default ${DEFAULT_CHURN_WINDOWS}, at most ${MAX_CHURN_WINDOWS})
   --load auto|autocannon|wrk
                         client for the saturation scenarios (${SCENARIOS.filter(wrkCanDrive)
                           .map((s) => s.id)
@@ -134,6 +141,8 @@ interface Options {
   readonly connections: number | null;
   readonly runs: number;
   readonly warmupSec: number;
+  /** The churn scenario's churn windows per run (churnSchedule). */
+  readonly churnWindows: number;
   readonly load: LoadChoice;
   readonly save: boolean;
   /** Every target this run may measure: TARGETS plus the --compare-node variants. */
@@ -161,6 +170,7 @@ function parseOptions(argv: string[]): Options | null {
       connections: { type: "string" },
       runs: { type: "string" },
       warmup: { type: "string" },
+      "churn-windows": { type: "string" },
       load: { type: "string", default: "auto" },
       "no-save": { type: "boolean", default: false },
       "compare-node": { type: "string", multiple: true },
@@ -192,6 +202,12 @@ function parseOptions(argv: string[]): Options | null {
   }
   const connections = positive("connections", values.connections);
   const runs = positive("runs", values.runs);
+  const churnWindows = positive("churn-windows", values["churn-windows"]) ?? DEFAULT_CHURN_WINDOWS;
+  if (!Number.isInteger(churnWindows) || churnWindows > MAX_CHURN_WINDOWS) {
+    throw new Error(
+      `--churn-windows must be a whole number 1..${MAX_CHURN_WINDOWS}, got "${values["churn-windows"]}"`,
+    );
+  }
   return {
     scenarios,
     targetIds,
@@ -200,6 +216,7 @@ function parseOptions(argv: string[]): Options | null {
     connections: connections === null ? null : Math.round(connections),
     runs: runs === null ? 3 : Math.round(runs),
     warmupSec: positive("warmup", values.warmup) ?? (quick ? 1 : 3),
+    churnWindows,
     load,
     save: values["no-save"] !== true,
     targets,
@@ -499,9 +516,9 @@ async function scrapeRemora(target: RunningTarget): Promise<RemoraScrape | null>
 /**
  * The churn scenario: one fake Kubernetes API server and one backend for the whole scenario, a
  * fresh target for every run (an idle one would apply the churn on the proxy core too). Each run:
- * start and sync every endpoint (RSS read then), warm up, the quiet phase, then the churn phase
- * with the API server writing `churn.updatesPerSec` slice updates a second; remora's metrics
- * scraped at each boundary.
+ * start and sync every endpoint (RSS read then), warm up, then the windows of churnSchedule
+ * (quiet, churn, quiet, ..., quiet), the API server writing `churn.updatesPerSec` slice updates a
+ * second during the churn ones only; remora's metrics scraped at every window boundary.
  */
 async function runChurn(
   ctx: RunContext,
@@ -511,6 +528,7 @@ async function runChurn(
   churn: ChurnShape,
 ): Promise<Map<string, RunSample[] | string>> {
   const outcome = new Map<string, RunSample[] | string>(targets.map((t) => [t.id, []]));
+  const schedule = churnSchedule(ctx.options.churnWindows);
   const backend = await startBackend({
     ...backendOptions(spec, ctx),
     hosts: churnHosts(churn.endpointsPerService),
@@ -536,26 +554,26 @@ async function runChurn(
           ctx.progress.begin(`${label} · warm-up`, ctx.options.warmupSec);
           await warmUp(ctx, spec, shape, target, ctx.options.warmupSec);
           ctx.progress.end();
-          ctx.progress.begin(`${label} · quiet`, shape.durationSec);
-          const start = await scrapeRemora(target);
-          const quiet = await measure(ctx, spec, shape, target, backend);
-          ctx.progress.end(summaryOf(quiet, spec));
-          const between = await scrapeRemora(target);
-          ctx.progress.begin(`${label} · churn`, shape.durationSec);
-          cluster.startChurn();
-          let churned: RunSample;
-          let tally: ChurnTally;
-          try {
-            churned = await measure(ctx, spec, shape, target, backend);
-          } finally {
-            // Stopped (and counted) as the load ends, before anything else.
-            tally = cluster.stopChurn();
+          const scrapes = [await scrapeRemora(target)];
+          const windows: MeasuredWindow[] = [];
+          for (const [i, kind] of schedule.entries()) {
+            ctx.progress.begin(`${label} · ${i + 1}/${schedule.length} ${kind}`, shape.durationSec);
+            if (kind === "churn") cluster.startChurn();
+            let sample: RunSample;
+            let tally: ChurnTally | null = null;
+            try {
+              sample = await measure(ctx, spec, shape, target, backend);
+            } finally {
+              // Stopped (and counted) as the load ends, before anything else.
+              if (kind === "churn") tally = cluster.stopChurn();
+            }
+            scrapes.push(await scrapeRemora(target));
+            windows.push({ kind, sample, tally });
+            ctx.progress.end(summaryOf(sample, spec));
           }
-          const end = await scrapeRemora(target);
-          const scrapes: ChurnScrapes = { start, between, end };
-          const sample = churnRunSample(quiet, churned, scrapes, tally, churn, rssAfterSync);
+          const sample = churnRunSample(windows, scrapes, churn, rssAfterSync);
           samples.push(sample);
-          ctx.progress.end(churnSummaryOf(sample));
+          ctx.progress.note(`  ${t.label} run ${run}: ${churnSummaryOf(sample)}`);
         } catch (err) {
           ctx.progress.end();
           noteFailure(ctx, t.label, run, err);
@@ -575,9 +593,13 @@ function churnSummaryOf(sample: RunSample): string {
   const c = sample.churn;
   if (c === undefined) return "";
   const loop = (ms: number | null) => (ms === null ? "?" : ms.toFixed(1));
+  const ratios = (c.windows ?? []).flatMap((w) =>
+    w.ratio === null ? [] : [`${w.ratio.toFixed(2)}×`],
+  );
   return (
-    `${Math.round(c.churn.requestsPerSec).toLocaleString("en-US")} req/s under churn ` +
-    `(${(c.churn.requestsPerSec / (c.quiet.requestsPerSec || 1)).toFixed(2)}× quiet), ` +
+    `${Math.round(c.churn.requestsPerSec).toLocaleString("en-US")} req/s under churn, ` +
+    `${Math.round(c.quiet.requestsPerSec).toLocaleString("en-US")} quiet; ` +
+    `${c.ratio == null ? "?" : c.ratio.toFixed(2)}× (median of ${ratios.join(", ")}), ` +
     `loop p99 ${loop(c.quiet.loopP99Ms)} → ${loop(c.churn.loopP99Ms)} ms, ` +
     `${Math.round(c.updatesPerSec)} updates/s`
   );
@@ -691,9 +713,9 @@ async function runFresh(
 function paramsOf(
   spec: ScenarioSpec,
   shape: ScenarioShape,
-  runs: number,
-  warmupSec: number,
+  options: Options,
 ): Record<string, number | string> {
+  const { runs, warmupSec } = options;
   const params: Record<string, number | string> = {
     request: `${spec.method} ${spec.path}${spec.bodyBytes > 0 ? ` with ${spec.bodyBytes.toLocaleString("en-US")} B body` : ""}`,
     connections: shape.connections,
@@ -716,7 +738,11 @@ function paramsOf(
     params.services = c.services;
     params.endpoints = c.services * c.endpointsPerService;
     params["updates/s"] = c.updatesPerSec;
-    params.phases = `quiet, then churn, ${shape.durationSec} s each, a fresh target per run`;
+    const schedule = churnSchedule(options.churnWindows);
+    delete params["seconds per run"];
+    params.windows = `${schedule.map((k) => (k === "quiet" ? "Q" : "C")).join(" ")} per run (Q quiet, C churn), ${shape.durationSec} s each, a fresh target per run`;
+    params["churn ÷ quiet"] =
+      "each churn window's req/s over the mean of the two quiet windows beside it, the median of those per run";
   }
   return params;
 }
@@ -833,7 +859,9 @@ async function main(): Promise<number> {
           ? targets.length * (options.warmupSec + shape.durationSec)
           : spec.churn === undefined
             ? targets.length * (warm + options.runs * shape.durationSec)
-            : targets.length * options.runs * (options.warmupSec + 2 * shape.durationSec),
+            : targets.length *
+              options.runs *
+              (options.warmupSec + churnSchedule(options.churnWindows).length * shape.durationSec),
       loadGenerator: loadGeneratorOf(client, versions),
       // What drives the targets that terminate mTLS, when not the scenario's client (wrk).
       mtlsLoadGenerator: loadGeneratorOf(mtlsClientFor(client) ?? client, versions),
@@ -898,7 +926,7 @@ async function main(): Promise<number> {
         title: spec.title,
         focus: spec.focus,
         params: {
-          ...paramsOf(spec, shape, options.runs, options.warmupSec),
+          ...paramsOf(spec, shape, options),
           ...(tls !== undefined && targets.some((t) => t.needsTls === true)
             ? { "TLS keys": tlsKeysOf(tls) }
             : {}),

@@ -340,8 +340,9 @@ export const SCENARIOS: readonly ScenarioSpec[] = [
     bodyBytes: 0,
     client: "autocannon",
     timeoutSec: 10,
-    // Per phase: 10 s quiet, then 10 s under churn, in every measured run.
-    defaults: { connections: 32, durationSec: 10 },
+    // Per window: every measured run is Q C Q C Q (run.ts --churn-windows), 25 s of load in 5 s
+    // windows; short windows let the quiet ones beside a churn window track the machine's drift.
+    defaults: { connections: 32, durationSec: 5 },
     backendCount: 1,
     backend: "any",
     needsMultiEndpoint: false,

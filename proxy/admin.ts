@@ -118,6 +118,8 @@ export class AdminServer {
   }
 
   #clusters(): object[] {
+    // Endpoints of Services nobody routed to yet may be held back (discovery/kubernetes/held-slices.ts).
+    this.#runtime.kubernetes?.catchUp();
     const out: object[] = [];
     for (const cluster of this.#runtime.clusters.all()) out.push(describe(cluster));
     for (const cluster of this.#runtime.appClusters) out.push(describe(cluster));

@@ -53,6 +53,7 @@ export function dashboardSnapshot(
   const traffic = runtime.traffic;
   const reloads = runtime.reloads;
   const services: ServiceView[] = [];
+  runtime.kubernetes?.catchUp();
   for (const cluster of [...runtime.clusters.all(), ...runtime.appClusters]) {
     const view = describeCluster(cluster);
     services.push({

@@ -605,6 +605,7 @@ export class Runtime {
       namespaces: settings.namespaces,
       clusterDomain: settings.clusterDomain,
       resyncMs: settings.resync,
+      idleRefreshMs: settings.idleRefresh,
       namespace: this.#options.namespace ?? process.env.POD_NAMESPACE,
       logger: this.#logger,
     });

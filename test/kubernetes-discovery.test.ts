@@ -205,4 +205,48 @@ describe("Kubernetes discovery through a real remora process", { timeout: 60_000
     expect(api.requests.at(-1)?.authorization).toBe(`Bearer ${fresh}`);
     expect(failures).toEqual([]);
   });
+
+  it("holds the slice updates of Services not routed to, and applies them at the first request and for /clusters", async () => {
+    const metric = async (pattern: RegExp): Promise<number> => {
+      const match = (await adminGet("/stats/prometheus")).body.match(pattern);
+      return Number(match?.[1] ?? Number.NaN);
+    };
+    const held = () => metric(/^remora_kubernetes_held_updates (\d+)$/m);
+    const applied = () =>
+      metric(/^remora_kubernetes_events_applied_total\{resource="endpointslices[^"]*"\} (\d+)$/m);
+    const own = (service: string, backend: string) =>
+      sliceObject(
+        `${service}-1`,
+        "default",
+        service,
+        [{ ip: "127.0.0.1", pod: `${service}-${backend}` }],
+        { name: "http", port: backends[backend]?.port ?? 0 },
+      );
+    for (const name of ["api", "ops"]) {
+      api.put("services", serviceObject(name, "default", [{ name: "http", port: 80 }]));
+      api.put("endpointslices", own(name, "a"));
+    }
+    const services = () => metric(/^remora_kubernetes_objects\{resource="services"\} (\d+)$/m);
+    // The watches may still be backing off from the token rotation.
+    for (let i = 0; i < 400 && ((await held()) !== 2 || (await services()) !== 3); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    expect(await held()).toBe(2);
+    const before = await applied();
+    api.put("endpointslices", own("api", "b"));
+    api.put("endpointslices", own("ops", "c"));
+    for (let i = 0; i < 200 && (await applied()) < before + 2; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    // Each slice's latest version replaced the one held: still two, none applied yet.
+    expect(await held()).toBe(2);
+    // The first request applies api's before it picks an endpoint.
+    expect(await call("api")).toBe("b");
+    expect(await held()).toBe(1);
+    const clusters = (await adminGet("/clusters")).body;
+    expect(clusters).toContain("ops-c");
+    expect(clusters).not.toContain("ops-a");
+    expect(await held()).toBe(0);
+    expect(failures).toEqual([]);
+  });
 });

@@ -1,4 +1,4 @@
-import { Agent, request } from "undici";
+import { Agent, type Dispatcher, request } from "undici";
 import type { ApiAccess } from "./access.js";
 import { KubeApiError, KubeProtocolError, parseRetryAfter } from "./api-error.js";
 import type { ListQuery, ResourceApi, WatchQuery } from "./reflector.js";
@@ -75,14 +75,29 @@ export class KubeClient {
           );
         }
       },
-      watch: async (query: WatchQuery, signal: AbortSignal) => {
+      watch: async (query: WatchQuery, signal: AbortSignal, onChunk: (chunk: Buffer) => void) => {
         const params = new URLSearchParams({
           watch: "true",
           resourceVersion: query.resourceVersion,
           allowWatchBookmarks: "true",
           timeoutSeconds: String(query.timeoutSeconds),
         });
-        return this.#get(`${url}?${params}`, signal);
+        const target = new URL(`${this.#access.server}${url}?${params}`);
+        const headers = await this.#headers();
+        await new Promise<void>((resolve, reject) => {
+          const handler = new WatchHandler(signal, onChunk, resolve, reject, () =>
+            this.#access.tokenRejected(),
+          );
+          this.#agent.dispatch(
+            {
+              origin: target.origin,
+              path: `${target.pathname}${target.search}`,
+              method: "GET",
+              headers,
+            },
+            handler,
+          );
+        });
       },
     };
   }
@@ -91,14 +106,18 @@ export class KubeClient {
     return this.#agent.close();
   }
 
-  async #get(pathAndQuery: string, signal: AbortSignal) {
+  async #headers(): Promise<Record<string, string>> {
     const token = await this.#access.token();
     const headers: Record<string, string> = { accept: "application/json" };
     if (token) headers.authorization = `Bearer ${token}`;
+    return headers;
+  }
+
+  async #get(pathAndQuery: string, signal: AbortSignal) {
     const answer = await request(`${this.#access.server}${pathAndQuery}`, {
       dispatcher: this.#agent,
       method: "GET",
-      headers,
+      headers: await this.#headers(),
       signal,
     });
     if (answer.statusCode === 200) return answer.body;
@@ -114,5 +133,111 @@ export class KubeClient {
       status,
       parseRetryAfter(answer.headers["retry-after"]),
     );
+  }
+}
+
+/** At most this much of an error answer's body is read for its Status. */
+const MAX_ERROR_BODY = 64 * 1024;
+
+/**
+ * One watch request as an undici dispatch handler: a 200's body goes to `onChunk` chunk by
+ * chunk, synchronously, as it is read (no stream or async iterator between the socket and the
+ * reflector: a busy cluster sends hundreds of events a second, each in its own chunk). Settles
+ * once: resolved when the body ends; rejected with what `onChunk` threw (the request is
+ * aborted), with KubeApiError for any other status (its Status body read), or with the
+ * network error or the signal's reason.
+ */
+class WatchHandler implements Dispatcher.DispatchHandler {
+  readonly #signal: AbortSignal;
+  readonly #onChunk: (chunk: Buffer) => void;
+  readonly #resolve: () => void;
+  readonly #reject: (error: unknown) => void;
+  readonly #unauthorized: () => void;
+  readonly #onAbort = () => this.#abort(this.#signal.reason);
+  #controller: Dispatcher.DispatchController | undefined;
+  #status = 0;
+  #retryAfter: string | string[] | undefined;
+  #errorBody: Buffer[] = [];
+  #errorBytes = 0;
+  #settled = false;
+
+  constructor(
+    signal: AbortSignal,
+    onChunk: (chunk: Buffer) => void,
+    resolve: () => void,
+    reject: (error: unknown) => void,
+    unauthorized: () => void,
+  ) {
+    this.#signal = signal;
+    this.#onChunk = onChunk;
+    this.#resolve = resolve;
+    this.#reject = reject;
+    this.#unauthorized = unauthorized;
+    signal.addEventListener("abort", this.#onAbort, { once: true });
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller;
+    if (this.#signal.aborted) this.#abort(this.#signal.reason);
+  }
+
+  onResponseStart(
+    _controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: Record<string, string | string[] | undefined>,
+  ): void {
+    this.#status = statusCode;
+    this.#retryAfter = headers["retry-after"];
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.#settled) return;
+    if (this.#status !== 200) {
+      if (this.#errorBytes < MAX_ERROR_BODY) {
+        this.#errorBody.push(chunk);
+        this.#errorBytes += chunk.length;
+      }
+      return;
+    }
+    try {
+      this.#onChunk(chunk);
+    } catch (error) {
+      this.#settle(error);
+      controller.abort(error as Error);
+    }
+  }
+
+  onResponseEnd(): void {
+    if (this.#status === 200) {
+      this.#settle(undefined);
+      return;
+    }
+    let status: KubeStatus | undefined;
+    try {
+      status = JSON.parse(Buffer.concat(this.#errorBody).toString("utf8")) as KubeStatus;
+    } catch {
+      status = undefined;
+    }
+    if (this.#status === 401) this.#unauthorized();
+    this.#settle(new KubeApiError(this.#status, status, parseRetryAfter(this.#retryAfter)));
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    this.#settle(error);
+  }
+
+  #abort(reason: unknown): void {
+    this.#settle(reason ?? new Error("watch aborted"));
+    this.#controller?.abort(reason as Error);
+  }
+
+  /** undefined = the body ended. */
+  #settle(error: unknown): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.#signal.removeEventListener("abort", this.#onAbort);
+    this.#errorBody = [];
+    if (error === undefined) this.#resolve();
+    else this.#reject(error);
   }
 }

@@ -57,24 +57,28 @@ class ScriptedApi implements ResourceApi<KubeObject> {
     return answer;
   }
 
-  async watch(query: WatchQuery, signal: AbortSignal): Promise<AsyncIterable<Uint8Array>> {
+  async watch(
+    query: WatchQuery,
+    signal: AbortSignal,
+    onChunk: (chunk: Uint8Array) => void,
+  ): Promise<void> {
     this.calls.push(["watch", query]);
     const answer = this.watches.shift();
     if (answer === undefined) {
       // Hangs like a quiet watch until aborted.
-      return (async function* () {
-        await new Promise((_, reject) =>
-          signal.addEventListener("abort", () => reject(new Error("aborted"))),
-        );
-      })() as AsyncIterable<Uint8Array>;
+      await new Promise((_, reject) =>
+        signal.addEventListener("abort", () => reject(new Error("aborted"))),
+      );
+      return;
     }
     if (answer instanceof Error) throw answer;
-    return (async function* () {
-      for (const part of answer) {
-        if (part instanceof Error) throw part;
-        yield Buffer.from(part);
-      }
-    })();
+    for (const part of answer) {
+      // A turn of the event loop between chunks, as between reads of a socket.
+      await new Promise((resolve) => setImmediate(resolve));
+      if (signal.aborted) throw new Error("aborted");
+      if (part instanceof Error) throw part;
+      onChunk(Buffer.from(part));
+    }
   }
 }
 
@@ -193,12 +197,10 @@ describe("Reflector", () => {
     // Strings can't hold half a character, so the first watch yields raw single bytes.
     const scripted = run.api.watch.bind(run.api);
     let first = true;
-    run.api.watch = async (query, signal) => {
-      if (!first) return scripted(query, signal);
+    run.api.watch = async (query, signal, onChunk) => {
+      if (!first) return scripted(query, signal, onChunk);
       first = false;
-      return (async function* () {
-        for (const byte of bytes) yield Uint8Array.of(byte);
-      })();
+      for (const byte of bytes) onChunk(Uint8Array.of(byte));
     };
     run.reflector.start();
     await settle();

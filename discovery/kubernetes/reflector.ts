@@ -11,8 +11,16 @@ export interface ResourceApi<T extends KubeObject> {
   readonly namespace: string | undefined;
   /** One page of a list; rejects with KubeApiError for error statuses. */
   list(query: ListQuery, signal: AbortSignal): Promise<KubeList<T>>;
-  /** Opens a watch; resolves once the answer's status is 200, with its body as raw bytes. */
-  watch(query: WatchQuery, signal: AbortSignal): Promise<AsyncIterable<Uint8Array>>;
+  /**
+   * One watch: each chunk of its body, raw bytes, goes to `onChunk` as it is read. Resolves
+   * when the server ends the body; rejects with KubeApiError for an error status, with what
+   * `onChunk` threw (the watch is then closed), or with the network error or abort.
+   */
+  watch(
+    query: WatchQuery,
+    signal: AbortSignal,
+    onChunk: (chunk: Uint8Array) => void,
+  ): Promise<void>;
 }
 
 export interface ListQuery {
@@ -32,6 +40,14 @@ export interface ReflectorHandler<T> {
   replace(items: readonly T[]): void;
   /** One watch event, in the order the server sent them. */
   apply(type: "ADDED" | "MODIFIED" | "DELETED", object: T): void;
+  /**
+   * Optional: offered each watch line before it is parsed. A handler that keeps the event to
+   * apply later itself (in order for its object, before any later event of it) returns the
+   * event's resourceVersion ("" when it has none); undefined = parse and `apply` it now. A line
+   * it keeps counts as an applied event. It must not keep a line that is not valid JSON or not
+   * an ADDED, MODIFIED or DELETED event: those are the reflector's to fail on.
+   */
+  hold?(line: string): string | undefined;
 }
 
 /** Why a list or watch started again, the `reason` label of the restarts metric. */
@@ -292,16 +308,17 @@ export class Reflector<T extends KubeObject> {
     let events = false;
     const splitter = new LineSplitter();
     try {
-      const body = await this.#api.watch(
+      await this.#api.watch(
         { resourceVersion: from, timeoutSeconds, allowWatchBookmarks: true },
         controller.signal,
+        (chunk) => {
+          for (const line of splitter.push(chunk)) {
+            if (this.#stopped) return;
+            if (this.#event(line)) events = true;
+          }
+        },
       );
-      for await (const chunk of body) {
-        for (const line of splitter.push(chunk)) {
-          if (this.#stopped) return { events, elapsedMs: this.#now() - started };
-          if (this.#event(line)) events = true;
-        }
-      }
+      if (this.#stopped) return { events, elapsedMs: this.#now() - started };
       if (splitter.pendingBytes > 0) {
         throw new WatchCutError(
           `watch stream ended inside an event (${splitter.pendingBytes} bytes)`,
@@ -319,6 +336,11 @@ export class Reflector<T extends KubeObject> {
 
   /** Apply one line; true when it was an object event (progress). */
   #event(line: string): boolean {
+    const held = this.#handler.hold?.(line);
+    if (held !== undefined) {
+      this.#applied(held);
+      return true;
+    }
     let event: WatchEvent;
     try {
       event = JSON.parse(line) as WatchEvent;
@@ -342,10 +364,7 @@ export class Reflector<T extends KubeObject> {
       case "MODIFIED":
       case "DELETED":
         this.#handler.apply(event.type, event.object as T);
-        this.#advance(event.object.metadata?.resourceVersion);
-        this.#backoff.reset();
-        this.#expiredStreak = 0;
-        this.#options.onEvent?.();
+        this.#applied(event.object.metadata?.resourceVersion);
         return true;
       case "BOOKMARK":
         this.#advance(event.object.metadata?.resourceVersion);
@@ -359,6 +378,14 @@ export class Reflector<T extends KubeObject> {
           `${this.#api.resource}: unknown watch event type ${String(event.type)}`,
         );
     }
+  }
+
+  /** An object event was applied (or held): progress. */
+  #applied(resourceVersion: string | undefined): void {
+    this.#advance(resourceVersion);
+    this.#backoff.reset();
+    this.#expiredStreak = 0;
+    this.#options.onEvent?.();
   }
 
   #advance(resourceVersion: string | undefined): void {

@@ -115,6 +115,8 @@ export class ServiceTable {
   readonly #dirty = new Set<string>();
   /** Authority (lower case, no trailing dot) → registry key. */
   readonly #routes = new Map<string, string>();
+  /** Registry key → the `namespace/name` of the Service it is a port of. */
+  readonly #keyService = new Map<string, string>();
   readonly #externalNamesSeen = new Set<string>();
   /** Host (lower case) of an ExternalName Service → its `spec.externalName`. */
   readonly #externalNames = new Map<string, string>();
@@ -151,6 +153,21 @@ export class ServiceTable {
         ? normalized.slice(0, colon)
         : normalized;
     return this.#externalNames.get(host);
+  }
+
+  /** The Service (`namespace/name`) whose port a registry key is. */
+  serviceOf(key: string): string | undefined {
+    return this.#keyService.get(key);
+  }
+
+  /** The slices (`namespace/name`) filed under a Service now. */
+  slicesOf(service: string): Iterable<string> {
+    return this.#services.get(service)?.slices.keys() ?? [];
+  }
+
+  /** The Service a slice is filed under now. */
+  ownerOf(slice: string): string | undefined {
+    return this.#sliceOwner.get(slice);
   }
 
   upsertService(service: Service): void {
@@ -240,7 +257,7 @@ export class ServiceTable {
       const state = this.#services.get(id);
       if (state === undefined) continue;
       const rerouted = state.serviceChanged;
-      if (rerouted) this.#reroute(state, removals);
+      if (rerouted) this.#reroute(id, state, removals);
       const namespace = state.service?.metadata?.namespace ?? "";
       for (const port of state.ports) {
         const endpoints = eligibleFromDigests(state.slices.values(), port.port, port.endpoints);
@@ -269,7 +286,7 @@ export class ServiceTable {
   }
 
   /** The Service changed: its ports, the registry keys and the authorities that route to them. */
-  #reroute(state: ServiceState, removals: string[]): void {
+  #reroute(id: string, state: ServiceState, removals: string[]): void {
     state.serviceChanged = false;
     const entries = this.#entries(state);
     const previous = new Map(state.ports.map((port) => [port.name, port]));
@@ -281,7 +298,12 @@ export class ServiceTable {
       endpoints: previous.get(name)?.endpoints ?? [],
     }));
     const next = new Set(entries.map((entry) => entry.key));
-    for (const key of state.published) if (!next.has(key)) removals.push(key);
+    for (const key of state.published) {
+      if (next.has(key)) continue;
+      removals.push(key);
+      this.#keyService.delete(key);
+    }
+    for (const key of next) this.#keyService.set(key, id);
     for (const authority of state.authorities) this.#routes.delete(authority);
     const authorities: string[] = [];
     for (const entry of entries) {

@@ -1,10 +1,25 @@
 import type { ServiceRegistry } from "../registry.js";
 import { type ApiAccess, resolveAccess } from "./access.js";
-import type { Timers } from "./backoff.js";
+import { realTimers, type Timers } from "./backoff.js";
 import { ENDPOINT_SLICES, KubeClient, type ResourcePath, SERVICES } from "./client.js";
+import { scanWatchEvent } from "./event-scan.js";
+import { type HeldEvent, HeldSlices } from "./held-slices.js";
 import { Reflector, type ReflectorLogger, type RestartReason } from "./reflector.js";
 import { ServiceTable } from "./service-table.js";
-import type { EndpointSlice, KubeObject, Service } from "./wire.js";
+import {
+  type EndpointSlice,
+  type KubeObject,
+  SERVICE_NAME_LABEL,
+  type Service,
+  type WatchEvent,
+} from "./wire.js";
+
+/** `discovery.kubernetes.idleRefresh`'s default: Istio's bound on batching a push (PILOT_DEBOUNCE_MAX). */
+export const IDLE_REFRESH_MS = 10_000;
+/** Held updates applied per turn of the event loop: ~5 ms of work, so a backlog never stalls traffic. */
+const REFRESH_BATCH = 50;
+/** How often, at most, the timer wakes for held updates: those due this soon are applied with them. */
+const REFRESH_SLACK_MS = 250;
 
 export interface KubernetesSourceOptions {
   /** A kubeconfig path; undefined = in-cluster, then $KUBECONFIG, then ~/.kube/config. */
@@ -14,6 +29,13 @@ export interface KubernetesSourceOptions {
   readonly clusterDomain: string;
   /** Relist every this many ms (0 = never). */
   readonly resyncMs?: number;
+  /**
+   * Slice updates of Services this proxy has not routed to are held, as raw lines, for at most
+   * this many ms (default IDLE_REFRESH_MS; 0 = apply every update as it comes). A Service's
+   * updates are applied at once from the moment it is first routed to, and `catchUp` applies
+   * every held one (held-slices.ts).
+   */
+  readonly idleRefreshMs?: number;
   /**
    * The sidecar's own namespace (a bare `NAME` resolves there); default: the service account's
    * or the kubeconfig context's namespace, else `default`.
@@ -25,6 +47,7 @@ export interface KubernetesSourceOptions {
   readonly env?: Readonly<Record<string, string | undefined>>;
   readonly timers?: Timers;
   readonly random?: () => number;
+  readonly now?: () => number;
 }
 
 /** Numbers for `remora_kubernetes_*` (proxy/metrics/kubernetes.ts reads them at scrape time). */
@@ -60,6 +83,13 @@ export class KubernetesSource {
   readonly #logger: ReflectorLogger;
   readonly #reflectors: Reflector<KubeObject>[] = [];
   readonly #routeListeners = new Set<() => void>();
+  readonly #held = new HeldSlices();
+  /** Services (`namespace/name`) routed to: their slice updates are applied as they come. */
+  readonly #routed = new Set<string>();
+  readonly #idleRefreshMs: number;
+  readonly #timers: Timers;
+  readonly #now: () => number;
+  #refreshTimer: unknown;
   #table: ServiceTable | undefined;
   #client: KubeClient | undefined;
   #flushQueued = false;
@@ -70,12 +100,20 @@ export class KubernetesSource {
     this.#registry = registry;
     this.#options = options;
     this.#logger = options.logger ?? noopLogger;
+    this.#idleRefreshMs = options.idleRefreshMs ?? IDLE_REFRESH_MS;
+    this.#timers = options.timers ?? realTimers;
+    this.#now = options.now ?? Date.now;
     registry.registerSource(this.id);
   }
 
   /** Services and slices held now. */
   get objects(): { services: number; endpointslices: number } {
     return this.#table?.counts ?? { services: 0, endpointslices: 0 };
+  }
+
+  /** Slice updates held for Services not routed to yet (the `held updates` metric). */
+  get heldUpdates(): number {
+    return this.#held.size;
   }
 
   /**
@@ -115,18 +153,48 @@ export class KubernetesSource {
         remove: (item) => table.deleteService(item),
       });
       this.#watch<EndpointSlice>(client, ENDPOINT_SLICES, scope, {
-        replace: (items) => table.replaceSlices(items, scope),
-        upsert: (item) => table.upsertSlice(item),
-        remove: (item) => table.deleteSlice(item),
+        replace: (items) => {
+          // The list is newer than anything held from the watch before it.
+          this.#held.dropScope(scope);
+          table.replaceSlices(items, scope);
+        },
+        upsert: (item) => {
+          this.#dropHeld(item);
+          table.upsertSlice(item);
+        },
+        remove: (item) => {
+          this.#dropHeld(item);
+          table.deleteSlice(item);
+        },
+        hold: (line) => this.#hold(table, line),
       });
     }
     if (this.#stopped) return;
     for (const reflector of this.#reflectors) reflector.start();
   }
 
-  /** The registry key an authority routes to (NAME[:PORT], NAME.NS.svc..., ClusterIP:PORT). */
+  /**
+   * The registry key an authority routes to (NAME[:PORT], NAME.NS.svc..., ClusterIP:PORT). The
+   * first route to a Service applies what is held for it before it answers, so the cluster the
+   * caller looks up next is up to date, and from then on its updates are applied as they come.
+   */
   route(authority: string): string | undefined {
-    return this.#table?.route(authority);
+    const table = this.#table;
+    if (table === undefined) return undefined;
+    const key = table.route(authority);
+    if (key !== undefined) {
+      const service = table.serviceOf(key);
+      if (service !== undefined && !this.#routed.has(service)) this.#firstRoute(table, service);
+    }
+    return key;
+  }
+
+  /** Apply every held slice update now (for readers of every cluster: the admin API). */
+  catchUp(): void {
+    const table = this.#table;
+    if (table === undefined || this.#held.size === 0) return;
+    this.#applyHeld(table, this.#held.takeAll());
+    this.#flush();
   }
 
   /** The external name of the ExternalName Service an authority names, or undefined. */
@@ -143,6 +211,7 @@ export class KubernetesSource {
   /** Stop the watches. What the source published stays published (ServiceRegistry.removeSource). */
   async stop(): Promise<void> {
     this.#stopped = true;
+    if (this.#refreshTimer !== undefined) this.#timers.clearTimeout(this.#refreshTimer);
     await Promise.all(this.#reflectors.map((reflector) => reflector.stop()));
     await this.#client?.close();
   }
@@ -151,7 +220,12 @@ export class KubernetesSource {
     client: KubeClient,
     path: ResourcePath,
     scope: string | undefined,
-    into: { replace(items: readonly T[]): void; upsert(item: T): void; remove(item: T): void },
+    into: {
+      replace(items: readonly T[]): void;
+      upsert(item: T): void;
+      remove(item: T): void;
+      hold?(line: string): string | undefined;
+    },
   ): void {
     const resource = path.resource;
     const reflector: Reflector<T> = new Reflector<T>(
@@ -167,6 +241,7 @@ export class KubernetesSource {
           else into.upsert(object);
           this.#queueFlush();
         },
+        hold: into.hold,
       },
       {
         logger: this.#logger,
@@ -189,6 +264,7 @@ export class KubernetesSource {
   #reset(): void {
     const table = this.#table;
     if (table === undefined || this.#stopped) return;
+    this.#applyHeld(table, this.#held.takeAll());
     this.#safely(() => this.#registry.apply(this.id, { kind: "reset", services: table.all() }));
     this.stats.lastFullSyncMs = Date.now();
     this.#registry.markSynced(this.id);
@@ -201,19 +277,103 @@ export class KubernetesSource {
     // One registry update for all the events of a chunk, and only for the Services they touched.
     queueMicrotask(() => {
       this.#flushQueued = false;
-      const table = this.#table;
-      if (table === undefined || this.#stopped) return;
-      // Before the first complete sync, events wait in the table for the reset.
-      if (!this.#reflectors.every((r) => r.synced)) return;
-      const { upserts, removals } = table.flush();
-      if (removals.length > 0) {
-        this.#safely(() => this.#registry.apply(this.id, { kind: "remove", keys: removals }));
-      }
-      if (upserts.length > 0) {
-        this.#safely(() => this.#registry.apply(this.id, { kind: "add", services: upserts }));
-      }
-      this.#routesMaybeChanged();
+      this.#flush();
     });
+  }
+
+  /** Publish the Services changed in the table since the last flush. */
+  #flush(): void {
+    const table = this.#table;
+    if (table === undefined || this.#stopped) return;
+    // Before the first complete sync, events wait in the table for the reset.
+    if (!this.#reflectors.every((r) => r.synced)) return;
+    const { upserts, removals } = table.flush();
+    if (removals.length > 0) {
+      this.#safely(() => this.#registry.apply(this.id, { kind: "remove", keys: removals }));
+    }
+    if (upserts.length > 0) {
+      this.#safely(() => this.#registry.apply(this.id, { kind: "add", services: upserts }));
+    }
+    this.#routesMaybeChanged();
+  }
+
+  /**
+   * A slice watch line, before it is parsed: held when it is an update of a slice of a Service
+   * not routed to (and not filed under one that is); its resourceVersion, or undefined to have
+   * it applied now. Anything the scan is not sure of is left to the reflector.
+   */
+  #hold(table: ServiceTable, line: string): string | undefined {
+    if (this.#idleRefreshMs === 0) return undefined;
+    const event = scanWatchEvent(line, SERVICE_NAME_LABEL);
+    if (event === undefined || event.name === undefined || event.namespace === undefined) {
+      return undefined;
+    }
+    const type = event.type;
+    if (type !== "ADDED" && type !== "MODIFIED" && type !== "DELETED") return undefined;
+    const slice = `${event.namespace}/${event.name}`;
+    const owner = event.label ? `${event.namespace}/${event.label}` : "";
+    if (this.#routed.has(owner)) return undefined;
+    const filed = table.ownerOf(slice);
+    if (filed !== undefined && this.#routed.has(filed)) return undefined;
+    this.#held.hold(type, slice, owner, line, this.#now());
+    this.#scheduleRefresh();
+    return event.resourceVersion ?? "";
+  }
+
+  /** A slice event applied now: what was held for the slice is older, so it goes. */
+  #dropHeld(slice: EndpointSlice): void {
+    if (this.#held.size === 0) return;
+    const meta = slice.metadata;
+    if (meta?.name !== undefined && meta.namespace !== undefined) {
+      this.#held.drop(`${meta.namespace}/${meta.name}`);
+    }
+  }
+
+  #firstRoute(table: ServiceTable, service: string): void {
+    this.#routed.add(service);
+    if (this.#held.size === 0) return;
+    const events = this.#held.takeFor(service, table.slicesOf(service));
+    if (events.length === 0) return;
+    this.#applyHeld(table, events);
+    this.#flush();
+  }
+
+  /** Into the table, in the order given (one event per slice). */
+  #applyHeld(table: ServiceTable, events: readonly HeldEvent[]): void {
+    for (const held of events) {
+      // The scan validated the line: it parses.
+      const slice = (JSON.parse(held.line) as WatchEvent).object as EndpointSlice;
+      if (held.type === "DELETED") table.deleteSlice(slice);
+      else table.upsertSlice(slice);
+    }
+  }
+
+  /** Wake when the oldest held update is due (at most every REFRESH_SLACK_MS). */
+  #scheduleRefresh(): void {
+    if (this.#refreshTimer !== undefined || this.#stopped) return;
+    const oldest = this.#held.oldestSince;
+    if (oldest === undefined) return;
+    const delay = Math.max(0, oldest + this.#idleRefreshMs - this.#now() - this.#slackMs());
+    this.#refreshTimer = this.#timers.setTimeout(() => this.#refreshIdle(), delay);
+  }
+
+  /** Apply the held updates that are due, a batch per turn of the event loop. */
+  #refreshIdle(): void {
+    this.#refreshTimer = undefined;
+    const table = this.#table;
+    if (table === undefined || this.#stopped) return;
+    const dueBefore = this.#now() - this.#idleRefreshMs + this.#slackMs();
+    this.#applyHeld(table, this.#held.takeDue(dueBefore, REFRESH_BATCH));
+    this.#flush();
+    const oldest = this.#held.oldestSince;
+    if (oldest !== undefined && oldest <= dueBefore) {
+      // More are due: the next batch after the I/O that waits.
+      this.#refreshTimer = this.#timers.setTimeout(() => this.#refreshIdle(), 0);
+    } else this.#scheduleRefresh();
+  }
+
+  #slackMs(): number {
+    return Math.min(REFRESH_SLACK_MS, this.#idleRefreshMs / 4);
   }
 
   #routesMaybeChanged(): void {

@@ -18,14 +18,16 @@ function issuesOf(text: string): [string, string][] {
 }
 
 describe("discovery.kubernetes config", () => {
-  it("defaults clusterDomain to cluster.local; namespaces, kubeconfig and resync are optional", () => {
+  it("defaults clusterDomain to cluster.local and idleRefresh to 10s; namespaces, kubeconfig and resync are optional", () => {
     const config = parseConfig(`${LISTENER}discovery: { kubernetes: {} }`, "x.yaml");
-    expect(config.discovery).toEqual({ kubernetes: { clusterDomain: "cluster.local" } });
+    expect(config.discovery).toEqual({
+      kubernetes: { clusterDomain: "cluster.local", idleRefresh: 10_000 },
+    });
   });
 
   it("takes every key, with resync as a duration, next to a discovery file", () => {
     const config = parseConfig(
-      `${LISTENER}discovery:\n  file: services.yaml\n  kubernetes: { kubeconfig: k.yaml, namespaces: [shop, payments], clusterDomain: corp.example, resync: 30m }`,
+      `${LISTENER}discovery:\n  file: services.yaml\n  kubernetes: { kubeconfig: k.yaml, namespaces: [shop, payments], clusterDomain: corp.example, resync: 30m, idleRefresh: 0s }`,
       "x.yaml",
     );
     expect(config.discovery?.kubernetes).toEqual({
@@ -33,6 +35,7 @@ describe("discovery.kubernetes config", () => {
       namespaces: ["shop", "payments"],
       clusterDomain: "corp.example",
       resync: 1_800_000,
+      idleRefresh: 0,
     });
     expect(config.discovery?.file).toBe("services.yaml");
   });
@@ -55,6 +58,9 @@ describe("discovery.kubernetes config", () => {
     ]);
     expect(issuesOf(`${LISTENER}discovery: { kubernetes: { resync: 0s } }`)[0]?.[0]).toBe(
       "discovery.kubernetes.resync",
+    );
+    expect(issuesOf(`${LISTENER}discovery: { kubernetes: { idleRefresh: soon } }`)[0]?.[0]).toBe(
+      "discovery.kubernetes.idleRefresh",
     );
     expect(issuesOf(`${LISTENER}discovery: { kubernetes: { watch: true } }`)[0]?.[0]).toMatch(
       /^discovery.kubernetes/,

@@ -4,6 +4,7 @@
  * `trafficPolicy`, which a reload applies.
  */
 import * as z from "zod";
+import { durationSchema } from "./duration.js";
 import { dnsLabel, positiveDuration } from "./fields.js";
 
 /** A DNS subdomain such as `cluster.local` (RFC 1123), without a trailing dot. */
@@ -29,6 +30,11 @@ export const kubernetesDiscoverySchema = z.strictObject({
     .default("cluster.local"),
   /** Relist this often even when the watches are healthy (e.g. `30m`); unset: never. */
   resync: positiveDuration("a resync of 0 would relist without pause").optional(),
+  /**
+   * How long slice updates of Services this proxy has not routed to may wait, held unparsed, before
+   * they are applied (`0s`: apply every update as it comes). Routed Services are always current.
+   */
+  idleRefresh: durationSchema.prefault("10s"),
 });
 
 /**

@@ -10,6 +10,7 @@ import type { KubernetesStats } from "../../discovery/kubernetes/source.js";
 export interface KubernetesMetricsSubject {
   readonly stats: KubernetesStats;
   readonly objects: { readonly services: number; readonly endpointslices: number };
+  readonly heldUpdates: number;
 }
 
 export function registerKubernetesMetrics(
@@ -48,6 +49,14 @@ export function registerKubernetesMetrics(
       const objects = source.objects;
       this.set({ resource: "services" }, objects.services);
       this.set({ resource: "endpointslices.discovery.k8s.io" }, objects.endpointslices);
+    },
+  });
+  new Gauge({
+    name: "remora_kubernetes_held_updates",
+    help: "EndpointSlice updates held, unparsed, for Services this proxy has not routed to; each is applied within discovery.kubernetes.idleRefresh.",
+    registers: [registry],
+    collect() {
+      this.set(source.heldUpdates);
     },
   });
   new Gauge({

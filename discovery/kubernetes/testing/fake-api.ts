@@ -241,6 +241,19 @@ export class FakeKubeApi {
     }
   }
 
+  /**
+   * Write `line` (and a newline) as it is to every open watch of `resource`: a server sending a
+   * broken event. It does not enter the history.
+   */
+  sendRawLine(resource: Resource, line: string): void {
+    for (const watcher of this.#watchers) {
+      if (watcher.resource !== resource) continue;
+      watcher.queue = watcher.queue.then(() => {
+        if (!watcher.res.destroyed && !watcher.res.writableEnded) watcher.res.write(`${line}\n`);
+      });
+    }
+  }
+
   /** Cut every open watch after writing the first half of an event (a connection lost mid-event). */
   async cutWatches(): Promise<void> {
     const cuts: Promise<void>[] = [];

@@ -66,3 +66,54 @@ describe("the fake API server's event history", () => {
     expect((await firstWatchEvent(api, first)).object.metadata.name).toBe("s-1");
   });
 });
+
+/** The body chunks of a watch of endpointslices from `rv`, until `lines` lines have come. */
+function watchChunks(server: FakeKubeApi, rv: string, lines: number): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: "127.0.0.1",
+        port: server.port,
+        path: `/apis/discovery.k8s.io/v1/endpointslices?watch=true&resourceVersion=${rv}`,
+        headers: { authorization: `Bearer ${server.token}` },
+        ca: server.ca.certPem,
+      },
+      (res) => {
+        const chunks: string[] = [];
+        res.on("data", (chunk) => {
+          chunks.push(String(chunk));
+          if (chunks.join("").split("\n").length > lines) {
+            res.destroy();
+            resolve(chunks);
+          }
+        });
+        res.on("error", () => {});
+      },
+    );
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+describe("the fake API server's watch writes", () => {
+  it("without cuts, writes the events of one turn as one chunk, in order, as kube-apiserver flushes", async () => {
+    api = new FakeKubeApi({ cutEvents: false });
+    await api.start();
+    const rv = api.put("endpointslices", slice("s-0")).metadata.resourceVersion;
+    const server = api;
+    const chunks = watchChunks(server, rv, 4);
+    // Once the watch is open, four events in one turn, then one in the next.
+    for (let i = 0; i < 100 && server.watchCount === 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    for (let i = 1; i <= 4; i++) server.put("endpointslices", slice(`s-${i}`));
+    const got = await chunks;
+    const names = got
+      .join("")
+      .split("\n")
+      .filter((line) => line !== "")
+      .map((line) => JSON.parse(line).object.metadata.name);
+    expect(names).toEqual(["s-1", "s-2", "s-3", "s-4"]);
+    expect(got.length).toBe(1);
+  });
+});

@@ -56,6 +56,8 @@ interface Watcher {
   readonly res: ServerResponse;
   /** Writes in order, each event cut in pieces. */
   queue: Promise<void>;
+  /** Without cuts: the lines of this turn of the event loop, written together when it ends. */
+  batch: string;
 }
 
 export interface Fault {
@@ -117,8 +119,10 @@ export class FakeKubeApi {
 
   /**
    * Each watch event written in one to three pieces cut at random bytes (the default, for the
-   * tests), or whole, as the real server flushes each (the churn benchmark: remora's cost of an
-   * event, not of the fake's cuts).
+   * tests), or whole (the churn benchmark: remora's cost of an event, not of the fake's cuts).
+   * Whole events are written as kube-apiserver writes them: it flushes a watch only when no more
+   * events are queued for it (handlers/watch.go, `if len(ch) == 0 { flusher.Flush() }`), so the
+   * events written in one turn of the event loop go out as one chunk.
    */
   readonly cutEvents: boolean;
 
@@ -324,11 +328,29 @@ export class FakeKubeApi {
     }
   }
 
-  /** One event line, written in one to three pieces cut at random bytes, a tick apart. */
+  /** One event line, written in one to three pieces cut at random bytes, a tick apart; or batched. */
   #send(watcher: Watcher, event: object): void {
+    if (!this.cutEvents) {
+      if (watcher.batch === "") {
+        watcher.queue = watcher.queue.then(
+          () =>
+            new Promise<void>((resolve) =>
+              setImmediate(() => {
+                if (!watcher.res.destroyed && !watcher.res.writableEnded) {
+                  watcher.res.write(watcher.batch);
+                }
+                watcher.batch = "";
+                resolve();
+              }),
+            ),
+        );
+      }
+      watcher.batch += `${JSON.stringify(event)}\n`;
+      return;
+    }
     const bytes = Buffer.from(`${JSON.stringify(event)}\n`);
     const cuts = [0];
-    const pieces = this.cutEvents ? 1 + Math.floor(this.#random() * 3) : 1;
+    const pieces = 1 + Math.floor(this.#random() * 3);
     for (let i = 1; i < pieces; i++) cuts.push(1 + Math.floor(this.#random() * (bytes.length - 1)));
     cuts.sort((a, b) => a - b);
     cuts.push(bytes.length);
@@ -482,6 +504,7 @@ export class FakeKubeApi {
       bookmarks: query.allowWatchBookmarks === "true",
       res,
       queue: Promise.resolve(),
+      batch: "",
     };
     if (expired) {
       this.#send(watcher, {

@@ -9,9 +9,15 @@ afterEach(async () => {
   api = undefined;
 });
 
-/** The first event line of a watch of endpointslices from `rv`, then the stream is closed. */
-// biome-ignore lint/suspicious/noExplicitAny: watch events are open-ended JSON.
-function firstWatchEvent(server: FakeKubeApi, rv: string): Promise<{ type: string; object: any }> {
+/**
+ * A watch of endpointslices from `rv`; `onData` gets the body's text so far with each chunk and
+ * says when it has what it wanted (the stream is then closed).
+ */
+function watchBody(
+  server: FakeKubeApi,
+  rv: string,
+  onData: (text: string, chunk: string) => boolean,
+): Promise<void> {
   return new Promise((resolve, reject) => {
     const req = request(
       {
@@ -25,10 +31,9 @@ function firstWatchEvent(server: FakeKubeApi, rv: string): Promise<{ type: strin
         let text = "";
         res.on("data", (chunk) => {
           text += chunk;
-          const end = text.indexOf("\n");
-          if (end === -1) return;
+          if (!onData(text, String(chunk))) return;
           res.destroy();
-          resolve(JSON.parse(text.slice(0, end)));
+          resolve();
         });
         res.on("error", () => {});
       },
@@ -36,6 +41,21 @@ function firstWatchEvent(server: FakeKubeApi, rv: string): Promise<{ type: strin
     req.on("error", reject);
     req.end();
   });
+}
+
+/** The first event line of a watch of endpointslices from `rv`. */
+async function firstWatchEvent(
+  server: FakeKubeApi,
+  rv: string,
+  // biome-ignore lint/suspicious/noExplicitAny: watch events are open-ended JSON.
+): Promise<{ type: string; object: any }> {
+  let first = "";
+  await watchBody(server, rv, (text) => {
+    const end = text.indexOf("\n");
+    if (end !== -1) first = text.slice(0, end);
+    return end !== -1;
+  });
+  return JSON.parse(first);
 }
 
 const slice = (name: string) =>
@@ -68,31 +88,13 @@ describe("the fake API server's event history", () => {
 });
 
 /** The body chunks of a watch of endpointslices from `rv`, until `lines` lines have come. */
-function watchChunks(server: FakeKubeApi, rv: string, lines: number): Promise<string[]> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        host: "127.0.0.1",
-        port: server.port,
-        path: `/apis/discovery.k8s.io/v1/endpointslices?watch=true&resourceVersion=${rv}`,
-        headers: { authorization: `Bearer ${server.token}` },
-        ca: server.ca.certPem,
-      },
-      (res) => {
-        const chunks: string[] = [];
-        res.on("data", (chunk) => {
-          chunks.push(String(chunk));
-          if (chunks.join("").split("\n").length > lines) {
-            res.destroy();
-            resolve(chunks);
-          }
-        });
-        res.on("error", () => {});
-      },
-    );
-    req.on("error", reject);
-    req.end();
+async function watchChunks(server: FakeKubeApi, rv: string, lines: number): Promise<string[]> {
+  const chunks: string[] = [];
+  await watchBody(server, rv, (text, chunk) => {
+    chunks.push(chunk);
+    return text.split("\n").length > lines;
   });
+  return chunks;
 }
 
 describe("the fake API server's watch writes", () => {

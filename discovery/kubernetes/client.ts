@@ -84,6 +84,7 @@ export class KubeClient {
         });
         const target = new URL(`${this.#access.server}${url}?${params}`);
         const headers = await this.#headers();
+        signal.throwIfAborted();
         await new Promise<void>((resolve, reject) => {
           const handler = new WatchHandler(signal, onChunk, resolve, reject, () =>
             this.#access.tokenRejected(),

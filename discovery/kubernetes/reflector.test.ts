@@ -117,7 +117,7 @@ interface Run {
   unauthorized: number;
 }
 
-function setup(random = 0): Run {
+function setup(random = 0, hold?: (line: string) => string | undefined): Run {
   const api = new ScriptedApi();
   const timers = new StepTimers();
   const log: string[] = [];
@@ -126,6 +126,7 @@ function setup(random = 0): Run {
   const handler: ReflectorHandler<KubeObject> = {
     replace: (items) => log.push(`replace ${items.map((i) => i.metadata?.name).join(",")}`),
     apply: (type, object) => log.push(`${type} ${object.metadata?.name}`),
+    hold,
   };
   let clock = 0;
   run.reflector = new Reflector(api, handler, {
@@ -162,6 +163,30 @@ describe("Reflector", () => {
     ]);
     expect(run.log).toEqual(["replace a,b,c"]);
     expect(run.reflector.synced).toBe(true);
+    await run.reflector.stop();
+  });
+
+  it("leaves a line the handler holds unparsed and unapplied, and watches on from its resourceVersion", async () => {
+    const held: string[] = [];
+    const run = setup(0, (line) => {
+      if (!line.includes('"held-')) return undefined;
+      held.push(line);
+      return JSON.parse(line).object.metadata.resourceVersion;
+    });
+    run.api.lists.push(list("10", []));
+    run.api.watches.push([
+      event("ADDED", slice("a", "11")) + event("MODIFIED", slice("held-b", "12")),
+    ]);
+    run.reflector.start();
+    await settle();
+    expect(run.log).toEqual(["replace ", "ADDED a"]);
+    expect(held).toHaveLength(1);
+    expect(run.reflector.resourceVersion).toBe("12");
+    // The next watch resumes after the held event, not before it.
+    expect(run.api.calls.at(-1)).toEqual([
+      "watch",
+      expect.objectContaining({ resourceVersion: "12" }),
+    ]);
     await run.reflector.stop();
   });
 

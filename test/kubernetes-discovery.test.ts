@@ -122,6 +122,8 @@ listeners:
 discovery:
   kubernetes:
     kubeconfig: ${kubeconfig}
+    # Long, so that only a first request or a read applies what is held (the last test).
+    idleRefresh: 10m
 `,
   );
   // The first list fails, so remora starts before it has synced.

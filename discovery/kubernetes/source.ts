@@ -69,6 +69,8 @@ const noopLogger: ReflectorLogger = { info: () => {}, warn: () => {} };
  * The registry hears one `reset` after the first complete list of every watch (then the source
  * is synced, and `/ready` can pass) and after each relist; between them, watch events become
  * `add`/`remove` updates of only the Services they touched, coalesced per turn of the event loop.
+ * The slice updates of Services not routed to yet are held unparsed and published later, at the
+ * first route, a `catchUp`, or within `idleRefreshMs` (held-slices.ts).
  * While the API is unreachable nothing is withdrawn: the last known endpoints keep serving.
  */
 export class KubernetesSource {

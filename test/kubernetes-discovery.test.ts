@@ -96,6 +96,24 @@ function slice(
   );
 }
 
+/** remora's config in `dir`: an outbound listener and Kubernetes discovery (plus `extra` keys). */
+function writeConfig(dir: string, kubeconfig: string, extra = ""): string {
+  const file = join(dir, "remora.yaml");
+  writeFileSync(
+    file,
+    `admin: { port: 0 }
+probes: { port: null }
+metrics: { port: null }
+listeners:
+  - { name: outbound, kind: outbound, port: 0 }
+discovery:
+  kubernetes:
+    kubeconfig: ${kubeconfig}
+${extra}`,
+  );
+  return file;
+}
+
 beforeAll(async () => {
   for (const name of ["a", "b", "c", "d"]) backends[name] = await namedBackend(name);
   api = new FakeKubeApi();
@@ -114,19 +132,7 @@ beforeAll(async () => {
     serviceObject("web", "default", [{ name: "http", port: 80, targetPort: "http" }], "10.96.0.12"),
   );
   api.put("endpointslices", slice("web-a", "a"));
-  const configFile = join(dir, "remora.yaml");
-  writeFileSync(
-    configFile,
-    `admin: { port: 0 }
-probes: { port: null }
-metrics: { port: null }
-listeners:
-  - { name: outbound, kind: outbound, port: 0 }
-discovery:
-  kubernetes:
-    kubeconfig: ${kubeconfig}
-`,
-  );
+  const configFile = writeConfig(dir, kubeconfig);
   // The first list fails, so remora starts before it has synced.
   api.fail({ status: 500, on: "list" });
   remora = await spawnRemora(["run", "-c", configFile]);
@@ -234,21 +240,8 @@ describe("Kubernetes discovery holding the updates of Services not routed to", {
       }
       const kubeconfig = join(home, "kubeconfig");
       server.writeKubeconfig(kubeconfig);
-      const configFile = join(home, "remora.yaml");
-      writeFileSync(
-        configFile,
-        `admin: { port: 0 }
-probes: { port: null }
-metrics: { port: null }
-listeners:
-  - { name: outbound, kind: outbound, port: 0 }
-discovery:
-  kubernetes:
-    kubeconfig: ${kubeconfig}
-    # Long: only a first request or a read applies what is held here.
-    idleRefresh: 10m
-`,
-      );
+      // idleRefresh long: only a first request or a read applies what is held here.
+      const configFile = writeConfig(home, kubeconfig, "    idleRefresh: 10m\n");
       const running = await spawnRemora(["run", "-c", configFile]);
       proxy = running;
       const metric = async (pattern: RegExp): Promise<number> => {

@@ -86,8 +86,12 @@ export class KubeClient {
         const headers = await this.#headers();
         signal.throwIfAborted();
         await new Promise<void>((resolve, reject) => {
-          const handler = new WatchHandler(signal, onChunk, resolve, reject, () =>
-            this.#access.tokenRejected(),
+          const handler = new WatchHandler(
+            signal,
+            onChunk,
+            resolve,
+            reject,
+            (status, body, retryAfter) => this.#apiError(status, body, retryAfter),
           );
           this.#agent.dispatch(
             {
@@ -122,18 +126,20 @@ export class KubeClient {
       signal,
     });
     if (answer.statusCode === 200) return answer.body;
+    const body = await answer.body.text().catch(() => "");
+    throw this.#apiError(answer.statusCode, body, answer.headers["retry-after"]);
+  }
+
+  /** An error answer as KubeApiError, its Status read from the body; a 401 drops the token. */
+  #apiError(statusCode: number, body: string, retryAfter: string | string[] | undefined) {
     let status: KubeStatus | undefined;
     try {
-      status = (await answer.body.json()) as KubeStatus;
+      status = JSON.parse(body) as KubeStatus;
     } catch {
       status = undefined;
     }
-    if (answer.statusCode === 401) this.#access.tokenRejected();
-    throw new KubeApiError(
-      answer.statusCode,
-      status,
-      parseRetryAfter(answer.headers["retry-after"]),
-    );
+    if (statusCode === 401) this.#access.tokenRejected();
+    return new KubeApiError(statusCode, status, parseRetryAfter(retryAfter));
   }
 }
 
@@ -153,7 +159,11 @@ class WatchHandler implements Dispatcher.DispatchHandler {
   readonly #onChunk: (chunk: Buffer) => void;
   readonly #resolve: () => void;
   readonly #reject: (error: unknown) => void;
-  readonly #unauthorized: () => void;
+  readonly #apiError: (
+    status: number,
+    body: string,
+    retryAfter: string | string[] | undefined,
+  ) => KubeApiError;
   readonly #onAbort = () => this.#abort(this.#signal.reason);
   #controller: Dispatcher.DispatchController | undefined;
   #status = 0;
@@ -167,13 +177,17 @@ class WatchHandler implements Dispatcher.DispatchHandler {
     onChunk: (chunk: Buffer) => void,
     resolve: () => void,
     reject: (error: unknown) => void,
-    unauthorized: () => void,
+    apiError: (
+      status: number,
+      body: string,
+      retryAfter: string | string[] | undefined,
+    ) => KubeApiError,
   ) {
     this.#signal = signal;
     this.#onChunk = onChunk;
     this.#resolve = resolve;
     this.#reject = reject;
-    this.#unauthorized = unauthorized;
+    this.#apiError = apiError;
     signal.addEventListener("abort", this.#onAbort, { once: true });
   }
 
@@ -213,14 +227,8 @@ class WatchHandler implements Dispatcher.DispatchHandler {
       this.#settle(undefined);
       return;
     }
-    let status: KubeStatus | undefined;
-    try {
-      status = JSON.parse(Buffer.concat(this.#errorBody).toString("utf8")) as KubeStatus;
-    } catch {
-      status = undefined;
-    }
-    if (this.#status === 401) this.#unauthorized();
-    this.#settle(new KubeApiError(this.#status, status, parseRetryAfter(this.#retryAfter)));
+    const body = Buffer.concat(this.#errorBody).toString("utf8");
+    this.#settle(this.#apiError(this.#status, body, this.#retryAfter));
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
